@@ -1,0 +1,294 @@
+//! Code generation: a `static` site descriptor plus two calls into the runtime's
+//! hidden `__private` module. Everything that happens per call lives there.
+
+use proc_macro2::{Span, TokenStream, TokenTree};
+use quote::{ToTokens, quote, quote_spanned};
+use syn::{Ident, Path, ReturnType, Type};
+
+use crate::SpanKind;
+use crate::args::{Field, FieldFormat, Format, Options};
+use crate::item::{self, InstrumentedFn};
+use crate::name;
+
+pub(crate) fn instrument(kind: SpanKind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    let attribute = kind.attribute_name();
+    let function = match item::parse(item.clone(), attribute) {
+        Ok(function) => function,
+        // Re-emit the item untouched so the user sees this error and no cascade of
+        // "cannot find function" errors from its callers.
+        Err(error) => return with_errors(item, vec![error]),
+    };
+    let mut options = match syn::parse2::<Options>(attr) {
+        Ok(options) => options,
+        Err(error) => return with_errors(function.to_tokens_unchanged(), vec![error]),
+    };
+    let mut errors = std::mem::take(&mut options.errors);
+    let span_name = checked_name(&function, &options, &mut errors);
+    check_args(&function, &options, &mut errors);
+    let returns_opaque = contains_impl_trait(function.sig.output.to_token_stream());
+    if let (Some(_), true) = (options.ret, returns_opaque) {
+        errors.push(syn::Error::new_spanned(
+            &function.sig.output,
+            "`ret` cannot record an `impl Trait` return value; remove `ret` or return a named type",
+        ));
+    }
+    if !errors.is_empty() {
+        return with_errors(function.to_tokens_unchanged(), errors);
+    }
+    expand(kind, &function, &options, &span_name, returns_opaque)
+}
+
+fn with_errors(item: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
+    let errors = errors.into_iter().map(|error| error.to_compile_error());
+    quote!(#item #(#errors)*)
+}
+
+impl InstrumentedFn {
+    fn to_tokens_unchanged(&self) -> TokenStream {
+        let InstrumentedFn {
+            attrs,
+            vis,
+            sig,
+            body,
+        } = self;
+        quote!(#(#attrs)* #vis #sig #body)
+    }
+}
+
+fn checked_name(
+    function: &InstrumentedFn,
+    options: &Options,
+    errors: &mut Vec<syn::Error>,
+) -> String {
+    match &options.name {
+        Some(literal) => {
+            let value = literal.value();
+            if let Err(message) = name::validate(&value) {
+                errors.push(syn::Error::new_spanned(literal, message));
+            }
+            value
+        }
+        // An identifier always satisfies the character set; only its length can fail.
+        None => {
+            let value = function.sig.ident.unraw_string();
+            if let Err(message) = name::validate(&value) {
+                errors.push(syn::Error::new_spanned(&function.sig.ident, message));
+            }
+            value
+        }
+    }
+}
+
+fn check_args(function: &InstrumentedFn, options: &Options, errors: &mut Vec<syn::Error>) {
+    let available = item::argument_names(&function.sig);
+    let mut listed: Vec<String> = Vec::new();
+    for arg in &options.args {
+        let wanted = arg.unraw_string();
+        if listed.contains(&wanted) {
+            errors.push(syn::Error::new_spanned(
+                arg,
+                format!("`{wanted}` is listed twice in `args(..)`"),
+            ));
+            continue;
+        }
+        listed.push(wanted.clone());
+        if !available
+            .iter()
+            .any(|candidate| candidate.unraw_string() == wanted)
+        {
+            let names: Vec<String> = available
+                .iter()
+                .map(|name| format!("`{}`", name.unraw_string()))
+                .collect();
+            let hint = if names.is_empty() {
+                "it takes no arguments that can be recorded".to_owned()
+            } else {
+                format!("its arguments are {}", names.join(", "))
+            };
+            errors.push(syn::Error::new_spanned(
+                arg,
+                format!(
+                    "`{}` has no argument named `{wanted}`; {hint}",
+                    function.sig.ident
+                ),
+            ));
+        }
+    }
+}
+
+trait UnrawString {
+    fn unraw_string(&self) -> String;
+}
+
+impl UnrawString for Ident {
+    fn unraw_string(&self) -> String {
+        let text = self.to_string();
+        text.strip_prefix("r#").map(str::to_owned).unwrap_or(text)
+    }
+}
+
+/// Whether a return type mentions `impl Trait`: then the macro cannot name it in
+/// the generated code and lets the compiler infer it.
+fn contains_impl_trait(tokens: TokenStream) -> bool {
+    tokens.into_iter().any(|token| match token {
+        TokenTree::Ident(ident) => ident == "impl",
+        TokenTree::Group(group) => contains_impl_trait(group.stream()),
+        _ => false,
+    })
+}
+
+fn expand(
+    kind: SpanKind,
+    function: &InstrumentedFn,
+    options: &Options,
+    span_name: &str,
+    returns_opaque: bool,
+) -> TokenStream {
+    let krate: Path = options
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::workflow_otel));
+    let private = quote!(#krate::__private);
+    let InstrumentedFn {
+        attrs,
+        vis,
+        sig,
+        body,
+    } = function;
+
+    let site = Ident::new("__WFO_SITE", Span::mixed_site());
+    let span = Ident::new("__wfo_span", Span::mixed_site());
+    let kind_variant = match kind {
+        SpanKind::Workflow => quote!(Workflow),
+        SpanKind::ChildWorkflow => quote!(ChildWorkflow),
+        SpanKind::Step => quote!(Step),
+    };
+    let function_name = function.sig.ident.unraw_string();
+    // `line!()` spanned at the function's name reports the `fn` line, not the attribute's.
+    let line = quote_spanned!(sig.ident.span()=> ::core::line!());
+    let err_debug = options.err == Some(Format::Debug);
+
+    let fields = fields_closure(&private, options);
+    let probe = probe_closure(&private, options, returns_opaque);
+    let return_type: TokenStream = match (&sig.output, returns_opaque) {
+        (_, true) => quote!(_),
+        (ReturnType::Default, false) => quote!(()),
+        (ReturnType::Type(_, ty), false) => ty.to_token_stream(),
+    };
+
+    let call = if sig.asyncness.is_some() {
+        let fake_return = fake_return_edge(&sig.output, returns_opaque);
+        quote! {
+            #private::instrument::<#return_type, _, _>(#span, async move { #fake_return #body }, #probe).await
+        }
+    } else {
+        quote! {
+            #private::run::<#return_type, _, _>(#span, move || #body, #probe)
+        }
+    };
+
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            static #site: #private::Site = #private::Site::new(
+                #private::Kind::#kind_variant,
+                #span_name,
+                ::core::concat!(::core::module_path!(), "::", #function_name),
+                ::core::file!(),
+                #line,
+                #err_debug,
+            );
+            let #span = #private::start(&#site, #fields);
+            #call
+        }
+    }
+}
+
+/// The closure that records `args(..)` and `fields(..)`; the runtime calls it only
+/// for a span that is recording, before the body runs (so before arguments move).
+fn fields_closure(private: &TokenStream, options: &Options) -> TokenStream {
+    if options.args.is_empty() && options.fields.is_empty() {
+        return quote!(#private::no_fields);
+    }
+    let recorder = Ident::new("__wfo_fields", Span::mixed_site());
+    let args = options.args.iter().map(|arg| {
+        let key = format!("arg.{}", arg.unraw_string());
+        typed_field(private, &recorder, &key, arg.to_token_stream(), arg.span())
+    });
+    let fields = options.fields.iter().map(
+        |Field {
+             key,
+             key_span,
+             format,
+             value,
+         }| match format {
+            FieldFormat::Typed => {
+                typed_field(private, &recorder, key, value.to_token_stream(), *key_span)
+            }
+            FieldFormat::Display => quote!(#recorder.display(#key, &(#value));),
+            FieldFormat::Debug => quote!(#recorder.debug(#key, &(#value));),
+        },
+    );
+    quote! {
+        |#recorder: &mut #private::Fields| { #(#args)* #(#fields)* }
+    }
+}
+
+/// Typed values (integers, floats, bools, strings) keep their type; anything else
+/// is recorded with `Debug`. Chosen by the compiler through autoref specialisation.
+fn typed_field(
+    private: &TokenStream,
+    recorder: &Ident,
+    key: &str,
+    value: TokenStream,
+    span: Span,
+) -> TokenStream {
+    quote_spanned! {span=>
+        {
+            #[allow(unused_imports)]
+            use #private::{TypedField as _, DebugField as _};
+            (&&#private::Probe(&(#value))).__wfo_record(#recorder, #key);
+        }
+    }
+}
+
+/// The closure that reads the outcome of a call: `Err` of any `Result` (through
+/// aliases too, since the compiler resolves the type) and, with `ret`, the value.
+fn probe_closure(private: &TokenStream, options: &Options, returns_opaque: bool) -> TokenStream {
+    if returns_opaque {
+        return quote!(#private::no_probe);
+    }
+    let output = Ident::new("__wfo_output", Span::mixed_site());
+    let finish = Ident::new("__wfo_finish", Span::mixed_site());
+    let ret = options.ret.map(|format| match format {
+        Format::Debug => quote!(#finish.return_debug(#output);),
+        Format::Display => quote!(#finish.return_display(#output);),
+    });
+    quote! {
+        |#output, #finish: &mut #private::Finish| {
+            #[allow(unused_imports)]
+            use #private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _};
+            (&&&&#private::Probe(#output)).__wfo_outcome(#finish);
+            #ret
+        }
+    }
+}
+
+/// An unreachable `return` of the declared type at the top of the async block, so
+/// the compiler knows the block's output type before it checks `?` and `.into()`
+/// in the body, and type errors keep pointing at the user's signature.
+fn fake_return_edge(output: &ReturnType, returns_opaque: bool) -> TokenStream {
+    let ty: Type = match (output, returns_opaque) {
+        (_, true) => return TokenStream::new(),
+        (ReturnType::Default, false) => syn::parse_quote!(()),
+        (ReturnType::Type(_, ty), false) => (**ty).clone(),
+    };
+    let fake = Ident::new("__wfo_declared_return", Span::mixed_site());
+    quote! {
+        #[allow(unreachable_code, clippy::diverging_sub_expression, clippy::let_unit_value, clippy::empty_loop, clippy::needless_return)]
+        if false {
+            let #fake: #ty = loop {};
+            return #fake;
+        }
+    }
+}

@@ -1,0 +1,48 @@
+//! Procedural macros behind `workflow-otel`.
+//!
+//! Depend on the `workflow-otel` crate, not on this one: it re-exports these
+//! attributes together with the runtime that the generated code calls into.
+//! The documentation of each attribute lives on its re-export there.
+
+mod args;
+mod expand;
+mod item;
+mod name;
+
+use proc_macro::TokenStream;
+
+/// What kind of span an attribute opens; the runtime's `Kind` has the same variants.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum SpanKind {
+    Workflow,
+    ChildWorkflow,
+    Step,
+}
+
+impl SpanKind {
+    fn attribute_name(self) -> &'static str {
+        match self {
+            SpanKind::Workflow => "workflow",
+            SpanKind::ChildWorkflow => "child_workflow",
+            SpanKind::Step => "step",
+        }
+    }
+}
+
+/// Opens a workflow span around each call. See `workflow_otel::workflow`.
+#[proc_macro_attribute]
+pub fn workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::instrument(SpanKind::Workflow, attr.into(), item.into()).into()
+}
+
+/// Opens a child-workflow span around each call. See `workflow_otel::child_workflow`.
+#[proc_macro_attribute]
+pub fn child_workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::instrument(SpanKind::ChildWorkflow, attr.into(), item.into()).into()
+}
+
+/// Opens a step span around each call. See `workflow_otel::step`.
+#[proc_macro_attribute]
+pub fn step(attr: TokenStream, item: TokenStream) -> TokenStream {
+    expand::instrument(SpanKind::Step, attr.into(), item.into()).into()
+}

@@ -1,0 +1,281 @@
+//! The workflow a piece of code runs in, carried inside the OpenTelemetry [`Context`].
+//!
+//! Keeping the workflow in the same `Context` as the span means one mechanism
+//! carries both across `.await`, threads and spawned tasks: whatever propagates
+//! an OpenTelemetry context (ours, the SDK's `FutureExt`, tracing-opentelemetry)
+//! propagates the workflow too.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::{Instant, SystemTime};
+
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt};
+use opentelemetry::{Context, KeyValue};
+use uuid::Uuid;
+
+use crate::attributes;
+
+/// Identity and lineage of one workflow run.
+///
+/// Created by `#[workflow]` and `#[child_workflow]` when the function is called,
+/// visible to everything that runs inside it through [`current_workflow`].
+///
+/// ```
+/// use workflow_otel::{current_workflow, workflow, child_workflow};
+///
+/// #[workflow]
+/// fn nightly_import() -> (u32, String) {
+///     load_customers()
+/// }
+///
+/// #[child_workflow]
+/// fn load_customers() -> (u32, String) {
+///     let workflow = current_workflow().expect("inside a workflow");
+///     (workflow.depth(), workflow.hierarchy_path().to_owned())
+/// }
+///
+/// assert_eq!(nightly_import(), (1, "nightly_import/load_customers".to_owned()));
+/// ```
+pub struct WorkflowContext {
+    id: Uuid,
+    name: Cow<'static, str>,
+    depth: u32,
+    hierarchy_path: String,
+    parent: Option<ParentWorkflow>,
+    correlation_id: String,
+    causation_id: Option<String>,
+    started_at: SystemTime,
+    started: Instant,
+    span_context: SpanContext,
+    root_span_id: SpanId,
+    attributes: Mutex<Vec<KeyValue>>,
+}
+
+/// The workflow that started a child workflow.
+#[derive(Clone, Debug)]
+pub struct ParentWorkflow {
+    name: Cow<'static, str>,
+    id: Uuid,
+    span_context: SpanContext,
+}
+
+impl ParentWorkflow {
+    /// The parent workflow's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The parent workflow's id.
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The parent workflow's span, the target of the child's span link.
+    pub fn span_context(&self) -> &SpanContext {
+        &self.span_context
+    }
+}
+
+/// The `Context` entry; private so only the macros' runtime can set it.
+#[derive(Clone)]
+pub(crate) struct CurrentWorkflow(pub(crate) Arc<WorkflowContext>);
+
+impl WorkflowContext {
+    /// Lineage for a new workflow whose span is `span_context`, nested under
+    /// `parent` if there is one.
+    pub(crate) fn start(
+        name: Cow<'static, str>,
+        parent: Option<&WorkflowContext>,
+        span_context: SpanContext,
+        started_at: SystemTime,
+        started: Instant,
+    ) -> WorkflowContext {
+        let id = Uuid::now_v7();
+        match parent {
+            None => WorkflowContext {
+                id,
+                hierarchy_path: name.clone().into_owned(),
+                name,
+                depth: 0,
+                parent: None,
+                correlation_id: id.to_string(),
+                causation_id: None,
+                started_at,
+                started,
+                root_span_id: span_context.span_id(),
+                span_context,
+                attributes: Mutex::new(Vec::new()),
+            },
+            Some(parent) => WorkflowContext {
+                id,
+                hierarchy_path: format!("{}/{}", parent.hierarchy_path, name),
+                name,
+                depth: parent.depth + 1,
+                parent: Some(ParentWorkflow {
+                    name: parent.name.clone(),
+                    id: parent.id,
+                    span_context: parent.span_context.clone(),
+                }),
+                correlation_id: parent.correlation_id.clone(),
+                causation_id: Some(parent.id.to_string()),
+                started_at,
+                started,
+                root_span_id: parent.root_span_id,
+                span_context,
+                attributes: Mutex::new(Vec::new()),
+            },
+        }
+    }
+
+    /// The workflow active in `cx`, if any.
+    pub fn from_context(cx: &Context) -> Option<Arc<WorkflowContext>> {
+        cx.get::<CurrentWorkflow>().map(|current| current.0.clone())
+    }
+
+    /// This run's id, a UUID v7 (time-ordered).
+    pub fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// The workflow's span name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// 0 for a root workflow, parent's depth + 1 for a child.
+    pub fn depth(&self) -> u32 {
+        self.depth
+    }
+
+    /// Workflow names from the root to this one, joined by `/`.
+    pub fn hierarchy_path(&self) -> &str {
+        &self.hierarchy_path
+    }
+
+    /// The workflow this one runs inside, if any.
+    pub fn parent(&self) -> Option<&ParentWorkflow> {
+        self.parent.as_ref()
+    }
+
+    /// Shared by a whole workflow tree: the root workflow's id.
+    pub fn correlation_id(&self) -> &str {
+        &self.correlation_id
+    }
+
+    /// The id of the workflow that started this one (its parent's id).
+    pub fn causation_id(&self) -> Option<&str> {
+        self.causation_id.as_deref()
+    }
+
+    /// Wall-clock start time.
+    pub fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+
+    /// Monotonic start time, for elapsed-time measurements.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// The workflow's own span.
+    pub fn span_context(&self) -> &SpanContext {
+        &self.span_context
+    }
+
+    /// The span id of the root workflow of this tree.
+    pub fn root_span_id(&self) -> SpanId {
+        self.root_span_id
+    }
+
+    /// Attributes added with [`set_workflow_attribute`] so far.
+    pub fn attributes(&self) -> Vec<KeyValue> {
+        self.attributes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
+    }
+
+    pub(crate) fn take_attributes(&self) -> Vec<KeyValue> {
+        std::mem::take(
+            &mut *self
+                .attributes
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner()),
+        )
+    }
+}
+
+impl fmt::Debug for WorkflowContext {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WorkflowContext")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("depth", &self.depth)
+            .field("hierarchy_path", &self.hierarchy_path)
+            .field("parent", &self.parent)
+            .field("correlation_id", &self.correlation_id)
+            .field("causation_id", &self.causation_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The workflow the calling code runs in, if any.
+pub fn current_workflow() -> Option<Arc<WorkflowContext>> {
+    Context::map_current(WorkflowContext::from_context)
+}
+
+/// Records a checkpoint: an event named `name` on the current span, with
+/// `checkpoint.elapsed`, the seconds since the current workflow started.
+///
+/// Outside any workflow the event carries no elapsed time; with no span active
+/// it is dropped, as OpenTelemetry drops events on a non-recording span.
+///
+/// ```
+/// # use workflow_otel::{checkpoint, workflow};
+/// #[workflow]
+/// fn import() {
+///     // ... read the file ...
+///     checkpoint("file_read");
+///     // ... write the rows ...
+/// }
+/// # import();
+/// ```
+pub fn checkpoint(name: impl Into<Cow<'static, str>>) {
+    Context::map_current(|cx| {
+        let attributes = match WorkflowContext::from_context(cx) {
+            Some(workflow) => vec![KeyValue::new(
+                attributes::CHECKPOINT_ELAPSED,
+                workflow.started.elapsed().as_secs_f64(),
+            )],
+            None => Vec::new(),
+        };
+        cx.span().add_event(name.into(), attributes);
+    });
+}
+
+/// Sets an attribute on the current span (the innermost step or workflow).
+///
+/// ```
+/// # use workflow_otel::{set_attribute, step};
+/// #[step]
+/// fn charge(cents: u64) {
+///     set_attribute(opentelemetry::KeyValue::new("payment.provider", "acme"));
+/// }
+/// # charge(100);
+/// ```
+pub fn set_attribute(attribute: KeyValue) {
+    Context::map_current(|cx| cx.span().set_attribute(attribute));
+}
+
+/// Adds an attribute to the current workflow's span, even from inside a step;
+/// it is written when the workflow span ends. Does nothing outside a workflow.
+pub fn set_workflow_attribute(attribute: KeyValue) {
+    if let Some(workflow) = current_workflow() {
+        workflow
+            .attributes
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(attribute);
+    }
+}

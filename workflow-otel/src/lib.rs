@@ -1,0 +1,176 @@
+//! OpenTelemetry spans for workflow code, from three attributes.
+//!
+//! ```
+//! use workflow_otel::{child_workflow, step, workflow};
+//!
+//! #[derive(Debug)]
+//! struct Order { id: u64, cents: u64 }
+//!
+//! #[workflow]
+//! async fn handle_order(order: Order) -> Result<u64, String> {
+//!     validate(&order).await?;
+//!     bill(&order).await
+//! }
+//!
+//! #[step(args(order))]
+//! async fn validate(order: &Order) -> Result<(), String> {
+//!     if order.cents == 0 { Err("empty order".into()) } else { Ok(()) }
+//! }
+//!
+//! #[child_workflow(fields(order.id = order.id))]
+//! async fn bill(order: &Order) -> Result<u64, String> {
+//!     Ok(order.cents)
+//! }
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! # assert_eq!(handle_order(Order { id: 7, cents: 1250 }).await, Ok(1250));
+//! # }
+//! ```
+//!
+//! Each call opens one span, named at compile time, nested under the current
+//! span, with status and duration, and the workflow's identity and lineage
+//! ([`WorkflowContext`]: id, name, depth, hierarchy path, parent) as the
+//! attributes listed in [`attributes`]. Spans go to the tracer of the
+//! [`Instrumentation`] in effect; [`setup()`] installs one that prints each trace
+//! as a tree, and [`testing::Capture`] one that keeps spans for assertions.
+//!
+//! # What the attributes expand to
+//!
+//! ```ignore
+//! #[step]
+//! fn validate(order: &Order) -> Result<(), Error> { body }
+//! // becomes
+//! fn validate(order: &Order) -> Result<(), Error> {
+//!     static SITE: __private::Site = __private::Site::new(Kind::Step, "validate", /* path, file, line */);
+//!     let span = __private::start(&SITE, __private::no_fields);
+//!     __private::run::<Result<(), Error>, _, _>(span, move || body, /* outcome probe */)
+//! }
+//! ```
+//!
+//! An `async fn` gets `__private::instrument(span, async move { body }, probe).await`
+//! instead: a future that attaches the span's context on every poll and ends the
+//! span when the body completes, panics, or is dropped unfinished.
+
+#![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod attributes;
+mod console;
+mod context;
+mod instrumentation;
+mod setup;
+mod span;
+mod spawn;
+mod time;
+mod tree;
+
+#[cfg(feature = "testing")]
+#[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
+pub mod testing;
+
+pub use console::{ConsoleExporter, DEFAULT_MAX_PENDING_SPANS};
+pub use context::{
+    ParentWorkflow, WorkflowContext, checkpoint, current_workflow, set_attribute,
+    set_workflow_attribute,
+};
+pub use instrumentation::{Instrumentation, SuccessStatus};
+pub use setup::{Setup, TelemetryGuard, setup};
+#[cfg(feature = "tokio")]
+pub use spawn::spawn;
+pub use spawn::{in_current_context, spawn_thread};
+pub use tree::{NodeKind, SpanNode, SpanTree};
+
+/// Opens a workflow span around every call of the function.
+///
+/// With no workflow active, the call is a **root workflow**: depth 0,
+/// `relationship.type = "root_workflow"`, a new workflow id that is also the
+/// correlation id of everything below. Called inside another workflow it
+/// **nests as a child** (depth + 1, hierarchy path extended, parent name and id
+/// recorded), so composing workflows never breaks the lineage; use
+/// [`child_workflow`] to say so explicitly and get a link to the parent.
+///
+/// Works on sync and `async` functions, methods (`self`, `&self`,
+/// `&mut self`), generic functions, functions returning `impl Trait`, and
+/// `async fn` in traits (on the body: a default method or an implementation).
+///
+/// # Options
+///
+/// | option | effect |
+/// |---|---|
+/// | `name = "checkout"` | span name instead of the function name; 1–128 characters from `A-Z a-z 0-9 _ - . :`, checked at compile time |
+/// | `args(order, user)` | record these arguments: integers, floats, bools and strings typed, anything else with `Debug` (as `arg.<name>`). Nothing is recorded by default, so secrets never leak by accident |
+/// | `fields(key = value, ..)` | extra attributes, evaluated before the body runs; `%value` records `Display`, `?value` `Debug`; keys may be dotted (`order.id`) or string literals |
+/// | `err`, `err(Debug)` | format error messages with `Display` (the default) or `Debug` |
+/// | `ret`, `ret(Display)` | record the return value as `return.value` (`Debug` by default) |
+/// | `crate = path` | where to find this crate if it is renamed |
+///
+/// # Outcomes
+///
+/// `Err(e)` of any `Result` type (also `io::Result<T>`, `anyhow::Result<T>`:
+/// the compiler, not the spelling, decides) sets status `Error` with the
+/// message, `error.type` = the error's type name and an `exception` event. A
+/// panic does the same (`error.type = "panic"`) and keeps unwinding. A future
+/// dropped before it completes ends its span with status `workflow_status =
+/// "cancelled"` and status `Unset`. Success leaves status `Unset` unless
+/// [`SuccessStatus::Ok`] is chosen.
+///
+/// ```
+/// use workflow_otel::workflow;
+///
+/// #[workflow(name = "nightly-import", args(day), fields(source = "s3"))]
+/// fn import(day: u32) -> std::io::Result<usize> {
+///     Ok(day as usize)
+/// }
+/// assert_eq!(import(3).unwrap(), 3);
+/// ```
+pub use workflow_otel_macros::workflow;
+
+/// Opens a child-workflow span: like [`workflow`] inside another workflow
+/// (depth + 1, hierarchy path, parent name and id), plus a span link to the
+/// parent workflow's span with `link.type = "parent_workflow"`, which matters
+/// when the parent span is a step rather than the workflow itself. Called
+/// with no workflow active it starts a root workflow. Options as for [`workflow`].
+///
+/// ```
+/// use workflow_otel::{child_workflow, workflow, current_workflow};
+///
+/// #[workflow]
+/// fn release() -> String { publish() }
+///
+/// #[child_workflow]
+/// fn publish() -> String {
+///     current_workflow().unwrap().parent().unwrap().name().to_owned()
+/// }
+/// assert_eq!(release(), "release");
+/// ```
+pub use workflow_otel_macros::child_workflow;
+
+/// Opens a step span: one unit of work inside the current workflow, carrying
+/// `step.name`, `step.status`, `step.duration` and the owning workflow's name
+/// and id. Outside any workflow a step still records its span (nested under
+/// whatever span is current, or as a root) without workflow attributes, so
+/// library code annotated with `#[step]` stays visible wherever it is called.
+/// Options as for [`workflow`].
+///
+/// ```
+/// use workflow_otel::step;
+///
+/// struct Cache { hits: u32 }
+///
+/// impl Cache {
+///     #[step(ret)]
+///     fn hit(&mut self) -> u32 { self.hits += 1; self.hits }
+/// }
+/// assert_eq!(Cache { hits: 0 }.hit(), 1);
+/// ```
+pub use workflow_otel_macros::step;
+
+/// The runtime the attribute macros expand to. Not a stable API: it changes
+/// without notice, in patch releases too.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::span::{
+        ActiveSpan, AttributeValue, DebugField, Fields, Finish, Instrumented, Kind, NotAResult,
+        Probe, ResultDebugError, ResultError, ResultOpaqueError, Site, TypedField, instrument,
+        no_fields, no_probe, run, start,
+    };
+}

@@ -1,0 +1,401 @@
+//! Finished spans arranged as trees by their parent span ids, with two
+//! renderings: a normalised one for assertions, and the console one for people.
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use opentelemetry::trace::{SpanId, Status, TraceId};
+use opentelemetry::{Key, KeyValue, Value};
+use opentelemetry_sdk::trace::SpanData;
+
+use crate::attributes as attr;
+
+/// Finished spans arranged by parent span id. A span whose parent is not among
+/// the spans given (or that has none) is a root.
+#[derive(Clone, Debug, Default)]
+pub struct SpanTree {
+    roots: Vec<SpanNode>,
+}
+
+/// One span and the spans whose parent it is, in start order.
+#[derive(Clone, Debug)]
+pub struct SpanNode {
+    /// The finished span, as exporters receive it.
+    pub span: SpanData,
+    /// Its children, ordered by start time (then name).
+    pub children: Vec<SpanNode>,
+}
+
+/// What a span is, read from the attributes the macros write.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NodeKind {
+    /// A span of `#[workflow]` or `#[child_workflow]`.
+    Workflow,
+    /// A span of `#[step]`.
+    Step,
+    /// A span some other code opened (OpenTelemetry API, tracing, ...).
+    Other,
+}
+
+impl SpanNode {
+    /// The value of attribute `key`, if set.
+    pub fn attribute(&self, key: &str) -> Option<&Value> {
+        find_attribute(&self.span.attributes, key)
+    }
+
+    /// Whether this is a workflow, step or other span.
+    pub fn kind(&self) -> NodeKind {
+        if self.attribute(attr::RELATIONSHIP_TYPE).is_some() {
+            NodeKind::Workflow
+        } else if self.attribute(attr::STEP_NAME).is_some() {
+            NodeKind::Step
+        } else {
+            NodeKind::Other
+        }
+    }
+
+    fn walk<'a>(&'a self, visit: &mut impl FnMut(&'a SpanNode)) {
+        visit(self);
+        for child in &self.children {
+            child.walk(visit);
+        }
+    }
+
+    fn duration(&self) -> Duration {
+        self.span
+            .end_time
+            .duration_since(self.span.start_time)
+            .unwrap_or_default()
+    }
+}
+
+fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value> {
+    // The last write wins, as in every OpenTelemetry backend.
+    attributes
+        .iter()
+        .rev()
+        .find(|kv| kv.key.as_str() == key)
+        .map(|kv| &kv.value)
+}
+
+impl SpanTree {
+    /// Arranges `spans` into trees.
+    pub fn from_spans(spans: impl IntoIterator<Item = SpanData>) -> SpanTree {
+        let spans: Vec<SpanData> = spans.into_iter().collect();
+        let known: std::collections::HashSet<(TraceId, SpanId)> = spans
+            .iter()
+            .map(|span| (span.span_context.trace_id(), span.span_context.span_id()))
+            .collect();
+        let mut children: HashMap<(TraceId, SpanId), Vec<SpanData>> = HashMap::new();
+        let mut roots = Vec::new();
+        for span in spans {
+            let parent = (span.span_context.trace_id(), span.parent_span_id);
+            if span.parent_span_id != SpanId::INVALID && known.contains(&parent) {
+                children.entry(parent).or_default().push(span);
+            } else {
+                roots.push(span);
+            }
+        }
+        let mut roots: Vec<SpanNode> = roots
+            .into_iter()
+            .map(|span| attach_children(span, &mut children))
+            .collect();
+        sort_by_start(&mut roots);
+        SpanTree { roots }
+    }
+
+    /// The root spans, in start order.
+    pub fn roots(&self) -> &[SpanNode] {
+        &self.roots
+    }
+
+    /// Every span, parents before children.
+    pub fn nodes(&self) -> Vec<&SpanNode> {
+        let mut nodes = Vec::new();
+        for root in &self.roots {
+            root.walk(&mut |node| nodes.push(node));
+        }
+        nodes
+    }
+
+    /// The first span named `name`, parents before children.
+    pub fn find(&self, name: &str) -> Option<&SpanNode> {
+        self.nodes().into_iter().find(|node| node.span.name == name)
+    }
+
+    /// Renders every span with all attributes except `code.*`, normalised so
+    /// that the text is the same on every run; see [`render_with`](Self::render_with).
+    pub fn render(&self) -> String {
+        self.render_with(|key| !key.starts_with("code."))
+    }
+
+    /// Renders every span with the attributes whose key `keep` accepts.
+    ///
+    /// Each span is a line `name #N [kind] status`, where `#N` numbers the spans
+    /// in the order shown; its attributes (sorted by key), events and links
+    /// follow on lines starting with `|`, and its children are indented below.
+    /// Values that differ on every run are replaced by what they refer to:
+    /// span ids by `#N` (`#?` if no captured span has that id), trace ids by
+    /// `trace#N`, workflow ids by `wf#N` in order of first appearance, times by
+    /// `<time>` and durations by `<duration>`. So the text asserts parent ids,
+    /// root span ids and which workflow a step belongs to.
+    pub fn render_with(&self, keep: impl Fn(&str) -> bool) -> String {
+        let mut normaliser = Normaliser::default();
+        for (index, node) in self.nodes().into_iter().enumerate() {
+            normaliser
+                .span_numbers
+                .insert(node.span.span_context.span_id(), index + 1);
+        }
+        let mut out = String::new();
+        let mut number = 0;
+        for root in &self.roots {
+            render_node(root, 0, &keep, &mut normaliser, &mut number, &mut out);
+        }
+        out
+    }
+
+    /// The console rendering: one tree per root with durations and status
+    /// marks (`✓` success, `✗` error with its message, `⊘` cancelled).
+    pub fn render_console(&self) -> String {
+        let mut out = String::new();
+        for root in &self.roots {
+            console_line(root, "", "", &mut out);
+        }
+        out
+    }
+}
+
+fn attach_children(
+    span: SpanData,
+    children: &mut HashMap<(TraceId, SpanId), Vec<SpanData>>,
+) -> SpanNode {
+    let key = (span.span_context.trace_id(), span.span_context.span_id());
+    let mut nodes: Vec<SpanNode> = children
+        .remove(&key)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|child| attach_children(child, children))
+        .collect();
+    sort_by_start(&mut nodes);
+    SpanNode {
+        span,
+        children: nodes,
+    }
+}
+
+fn sort_by_start(nodes: &mut [SpanNode]) {
+    nodes.sort_by(|a, b| {
+        a.span
+            .start_time
+            .cmp(&b.span.start_time)
+            .then_with(|| a.span.name.cmp(&b.span.name))
+    });
+}
+
+fn kind_label(node: &SpanNode) -> &'static str {
+    match node.kind() {
+        NodeKind::Workflow => "workflow",
+        NodeKind::Step => "step",
+        NodeKind::Other => "span",
+    }
+}
+
+#[derive(Default)]
+struct Normaliser {
+    span_numbers: HashMap<SpanId, usize>,
+    traces: Vec<String>,
+    workflows: Vec<String>,
+}
+
+impl Normaliser {
+    fn numbered(list: &mut Vec<String>, value: &str) -> usize {
+        match list.iter().position(|seen| seen == value) {
+            Some(index) => index + 1,
+            None => {
+                list.push(value.to_owned());
+                list.len()
+            }
+        }
+    }
+
+    fn span_ref(&self, span_id: SpanId) -> String {
+        match self.span_numbers.get(&span_id) {
+            Some(number) => format!("#{number}"),
+            None => "#?".to_owned(),
+        }
+    }
+
+    fn value(&mut self, key: &Key, value: &Value) -> String {
+        let key = key.as_str();
+        let text = value.as_str();
+        if key == attr::TRACE_ID {
+            return format!("trace#{}", Self::numbered(&mut self.traces, &text));
+        }
+        if attr::WORKFLOW_ID_KEYS.contains(&key) {
+            return format!("wf#{}", Self::numbered(&mut self.workflows, &text));
+        }
+        if attr::SPAN_ID_KEYS.contains(&key) {
+            return match SpanId::from_hex(&text) {
+                Ok(span_id) => self.span_ref(span_id),
+                Err(_) => format!("{text:?} (not a span id)"),
+            };
+        }
+        if attr::TIME_KEYS.contains(&key) {
+            match value {
+                Value::F64(seconds) if seconds.is_finite() && *seconds >= 0.0 => {
+                    return "<duration>".to_owned();
+                }
+                Value::String(time) if looks_like_rfc3339(time.as_str()) => {
+                    return "<time>".to_owned();
+                }
+                _ => {}
+            }
+        }
+        literal(value)
+    }
+}
+
+fn looks_like_rfc3339(text: &str) -> bool {
+    let bytes = text.as_bytes();
+    bytes.len() == 27 && bytes[4] == b'-' && bytes[10] == b'T' && bytes[26] == b'Z'
+}
+
+fn literal(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("{:?}", text.as_str()),
+        other => other.to_string(),
+    }
+}
+
+fn status_text(status: &Status) -> String {
+    match status {
+        Status::Unset => "Unset".to_owned(),
+        Status::Ok => "Ok".to_owned(),
+        Status::Error { description } => format!("Error({:?})", description.as_ref()),
+    }
+}
+
+fn attribute_list(attributes: &[KeyValue], normaliser: &mut Normaliser) -> String {
+    let mut sorted: Vec<&KeyValue> = attributes.iter().collect();
+    sorted.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    let parts: Vec<String> = sorted
+        .into_iter()
+        .map(|kv| format!("{}: {}", kv.key, normaliser.value(&kv.key, &kv.value)))
+        .collect();
+    parts.join(", ")
+}
+
+fn render_node(
+    node: &SpanNode,
+    depth: usize,
+    keep: &impl Fn(&str) -> bool,
+    normaliser: &mut Normaliser,
+    number: &mut usize,
+    out: &mut String,
+) {
+    *number += 1;
+    let indent = "  ".repeat(depth);
+    let scope = match node.kind() {
+        NodeKind::Other => format!(" scope={}", node.span.instrumentation_scope.name()),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        out,
+        "{indent}{} #{} [{}{scope}] {}",
+        node.span.name,
+        number,
+        kind_label(node),
+        status_text(&node.span.status)
+    );
+    let mut attributes: Vec<&KeyValue> = node
+        .span
+        .attributes
+        .iter()
+        .filter(|kv| keep(kv.key.as_str()))
+        .collect();
+    attributes.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    for kv in attributes {
+        let value = normaliser.value(&kv.key, &kv.value);
+        let _ = writeln!(out, "{indent}  | {}: {value}", kv.key);
+    }
+    for event in node.span.events.iter() {
+        let _ = writeln!(
+            out,
+            "{indent}  | event {} {{{}}}",
+            event.name,
+            attribute_list(&event.attributes, normaliser)
+        );
+    }
+    for link in node.span.links.iter() {
+        let _ = writeln!(
+            out,
+            "{indent}  | link {} {{{}}}",
+            normaliser.span_ref(link.span_context.span_id()),
+            attribute_list(&link.attributes, normaliser)
+        );
+    }
+    for child in &node.children {
+        render_node(child, depth + 1, keep, normaliser, number, out);
+    }
+}
+
+/// `850µs`, `12.3ms`, `2.50s`.
+pub(crate) fn human_duration(duration: Duration) -> String {
+    let micros = duration.as_micros();
+    if micros < 1_000 {
+        format!("{micros}µs")
+    } else if micros < 1_000_000 {
+        format!("{:.1}ms", duration.as_secs_f64() * 1e3)
+    } else {
+        format!("{:.2}s", duration.as_secs_f64())
+    }
+}
+
+fn console_line(node: &SpanNode, own_prefix: &str, child_prefix: &str, out: &mut String) {
+    let cancelled = [attr::STEP_STATUS, attr::WORKFLOW_STATUS]
+        .iter()
+        .any(|key| {
+            node.attribute(key)
+                .is_some_and(|value| value.as_str() == attr::STATUS_CANCELLED)
+        });
+    let mark = match &node.span.status {
+        Status::Error { description } => format!("✗ {description}"),
+        _ if cancelled => "⊘ cancelled".to_owned(),
+        _ => "✓".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "{own_prefix}{} {} [{}] {mark}",
+        kind_label(node),
+        node.span.name,
+        human_duration(node.duration()),
+    );
+    let count = node.children.len();
+    for (index, child) in node.children.iter().enumerate() {
+        let last = index + 1 == count;
+        let (branch, continuation) = if last {
+            ("└── ", "    ")
+        } else {
+            ("├── ", "│   ")
+        };
+        console_line(
+            child,
+            &format!("{child_prefix}{branch}"),
+            &format!("{child_prefix}{continuation}"),
+            out,
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally() {
+        assert_eq!(human_duration(Duration::from_micros(850)), "850µs");
+        assert_eq!(human_duration(Duration::from_micros(12_340)), "12.3ms");
+        assert_eq!(human_duration(Duration::from_millis(2_500)), "2.50s");
+    }
+}
