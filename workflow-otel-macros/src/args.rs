@@ -182,6 +182,12 @@ impl Parse for Field {
                 "an attribute key must be non-empty and contain no whitespace",
             ));
         }
+        if !input.peek(Token![=]) {
+            return Err(syn::Error::new(
+                key_span,
+                format!("the field `{key}` needs a value: write `{key} = <expression>`"),
+            ));
+        }
         input.parse::<Token![=]>()?;
         let format = if input.peek(Token![%]) {
             input.parse::<Token![%]>()?;

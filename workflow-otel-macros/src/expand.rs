@@ -292,3 +292,64 @@ fn fake_return_edge(output: &ReturnType, returns_opaque: bool) -> TokenStream {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The whole expansion of a typical step, to keep it small on purpose: a
+    /// static descriptor and two calls into the runtime.
+    #[test]
+    fn a_step_expands_to_a_static_and_two_runtime_calls() {
+        let expanded = instrument(
+            SpanKind::Step,
+            quote!(args(order)),
+            quote! {
+                fn validate(order: &Order) -> Result<(), Error> { check(order) }
+            },
+        );
+        let expected = quote! {
+            fn validate(order: &Order) -> Result<(), Error> {
+                static __WFO_SITE: ::workflow_otel::__private::Site = ::workflow_otel::__private::Site::new(
+                    ::workflow_otel::__private::Kind::Step,
+                    "validate",
+                    ::core::concat!(::core::module_path!(), "::", "validate"),
+                    ::core::file!(),
+                    ::core::line!(),
+                    false,
+                );
+                let __wfo_span = ::workflow_otel::__private::start(&__WFO_SITE, |__wfo_fields: &mut ::workflow_otel::__private::Fields| {
+                    {
+                        #[allow(unused_imports)]
+                        use ::workflow_otel::__private::{TypedField as _, DebugField as _};
+                        (&&::workflow_otel::__private::Probe(&(order))).__wfo_record(__wfo_fields, "arg.order");
+                    }
+                });
+                ::workflow_otel::__private::run::<Result<(), Error>, _, _>(__wfo_span, move || { check(order) }, |__wfo_output, __wfo_finish: &mut ::workflow_otel::__private::Finish| {
+                    #[allow(unused_imports)]
+                    use ::workflow_otel::__private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _};
+                    (&&&&::workflow_otel::__private::Probe(__wfo_output)).__wfo_outcome(__wfo_finish);
+                })
+            }
+        };
+        assert_eq!(expanded.to_string(), expected.to_string());
+    }
+
+    #[test]
+    fn an_async_step_awaits_the_instrumented_body() {
+        let expanded = instrument(
+            SpanKind::Step,
+            TokenStream::new(),
+            quote!(
+                async fn load() -> u8 {
+                    1
+                }
+            ),
+        )
+        .to_string();
+        let instrument_call =
+            quote!(::workflow_otel::__private::instrument::<u8, _, _>).to_string();
+        assert!(expanded.contains(&instrument_call), "{expanded}");
+        assert!(expanded.ends_with(". await }"), "{expanded}");
+    }
+}

@@ -16,16 +16,10 @@ pub(crate) fn parse(item: TokenStream, attribute: &str) -> syn::Result<Instrumen
         Ok(parsed) => parsed,
         // A method declared in a trait without a body is not an item on its own.
         Err(error) => {
-            if let Ok(declaration) = syn::parse2::<TraitItemFn>(item) {
-                if declaration.default.is_none() {
-                    return Err(syn::Error::new_spanned(
-                        declaration.semi_token,
-                        format!(
-                            "`#[{attribute}]` needs a function body to instrument; put it on the \
-                             implementations of this trait method, or give the method a default body"
-                        ),
-                    ));
-                }
+            if let Ok(declaration) = syn::parse2::<TraitItemFn>(item)
+                && declaration.default.is_none()
+            {
+                return Err(no_body(declaration.semi_token, attribute));
             }
             return Err(error);
         }
@@ -34,10 +28,7 @@ pub(crate) fn parse(item: TokenStream, attribute: &str) -> syn::Result<Instrumen
         Item::Fn(function) => function,
         Item::Verbatim(tokens) => {
             return Err(match syn::parse2::<TraitItemFn>(tokens.clone()) {
-                Ok(declaration) => syn::Error::new_spanned(
-                    declaration.semi_token,
-                    format!("`#[{attribute}]` needs a function body to instrument"),
-                ),
+                Ok(declaration) => no_body(declaration.semi_token, attribute),
                 Err(_) => syn::Error::new_spanned(
                     tokens,
                     format!("`#[{attribute}]` can only be used on functions and methods"),
@@ -69,6 +60,16 @@ pub(crate) fn parse(item: TokenStream, attribute: &str) -> syn::Result<Instrumen
         sig: function.sig,
         body: *function.block,
     })
+}
+
+fn no_body(semi: Option<syn::Token![;]>, attribute: &str) -> syn::Error {
+    syn::Error::new_spanned(
+        semi,
+        format!(
+            "`#[{attribute}]` needs a function body to instrument; put it on the \
+             implementations of this trait method, or give the method a default body"
+        ),
+    )
 }
 
 /// The token to point at and a newcomer's name for an item that is not a function.

@@ -90,10 +90,8 @@ impl ConsoleExporter {
                 }
                 waiting.push(span);
                 pending.count += 1;
-                if is_local_root {
-                    if let Some(spans) = pending.take(trace_id) {
-                        complete.push(spans);
-                    }
+                if is_local_root && let Some(spans) = pending.take(trace_id) {
+                    complete.push(spans);
                 }
             }
             while pending.count > self.max_pending {

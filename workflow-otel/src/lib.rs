@@ -35,7 +35,7 @@
 //!
 //! # What the attributes expand to
 //!
-//! ```ignore
+//! ```text
 //! #[step]
 //! fn validate(order: &Order) -> Result<(), Error> { body }
 //! // becomes

@@ -364,9 +364,24 @@ fn console_line(node: &SpanNode, own_prefix: &str, child_prefix: &str, out: &mut
         _ if cancelled => "⊘ cancelled".to_owned(),
         _ => "✓".to_owned(),
     };
+    // Recorded arguments tell sibling calls of the same function apart.
+    let args: Vec<String> = node
+        .span
+        .attributes
+        .iter()
+        .filter_map(|kv| {
+            let name = kv.key.as_str().strip_prefix("arg.")?;
+            Some(format!("{name}={}", literal(&kv.value)))
+        })
+        .collect();
+    let args = if args.is_empty() {
+        String::new()
+    } else {
+        format!("({})", args.join(", "))
+    };
     let _ = writeln!(
         out,
-        "{own_prefix}{} {} [{}] {mark}",
+        "{own_prefix}{} {}{args} [{}] {mark}",
         kind_label(node),
         node.span.name,
         human_duration(node.duration()),

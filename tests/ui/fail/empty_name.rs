@@ -1,0 +1,6 @@
+use workflow_otel::workflow;
+
+#[workflow(name = "")]
+fn checkout() {}
+
+fn main() {}

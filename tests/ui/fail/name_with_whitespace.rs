@@ -1,0 +1,6 @@
+use workflow_otel::child_workflow;
+
+#[child_workflow(name = "charge card")]
+fn charge() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use workflow_otel::step;
+
+#[step(level = "info")]
+fn validate() {}
+
+fn main() {}
