@@ -29,7 +29,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
 };
 use tracing_subscriber::layer::SubscriberExt as _;
-use workflow_otel::Instrumentation;
+use workflow_otel::{Instrumentation, Pipeline, PipelineConfig};
 
 // ------------------------------------------------------------------ allocations
 
@@ -223,7 +223,10 @@ struct Case {
     records: bool,
 }
 
-fn sdk_delivered(provider: &SdkTracerProvider, exporter: &CountingExporter) -> Box<dyn Fn() -> u64> {
+fn sdk_delivered(
+    provider: &SdkTracerProvider,
+    exporter: &CountingExporter,
+) -> Box<dyn Fn() -> u64> {
     let provider = provider.clone();
     let spans = exporter.spans.clone();
     Box::new(move || {
@@ -241,13 +244,23 @@ fn workflow_otel_case(
 ) -> Case {
     let records = !matches!(sampler, Sampler::AlwaysOff);
     let exporter = CountingExporter::default();
-    let provider = provider(sampler, exporter.clone());
-    let instrumentation = Instrumentation::new(&provider);
+    let spans = exporter.spans.clone();
+    let config = PipelineConfig {
+        max_queue_size: 1 << 17,
+        max_export_batch_size: 4096,
+        scheduled_delay: background_interval(),
+        ..PipelineConfig::default()
+    };
+    let pipeline = Pipeline::with_config(exporter, config, None);
+    let instrumentation = Instrumentation::new(&pipeline).sampler(sampler);
     Case {
         name,
         spans_per_iteration,
         spans_per_run,
-        delivered: sdk_delivered(&provider, &exporter),
+        delivered: Box::new(move || {
+            let _ = pipeline.force_flush();
+            spans.load(Ordering::Relaxed)
+        }),
         run: Box::new(move |iterations| instrumentation.run(|| body(iterations))),
         records,
     }
@@ -255,7 +268,13 @@ fn workflow_otel_case(
 
 type Factory = Box<dyn FnOnce() -> Case>;
 
-fn fastrace_case(name: &'static str, spans: &Arc<AtomicU64>, records: bool, spans_per_run: u64, run: fn(u64)) -> Case {
+fn fastrace_case(
+    name: &'static str,
+    spans: &Arc<AtomicU64>,
+    records: bool,
+    spans_per_run: u64,
+    run: fn(u64),
+) -> Case {
     let spans = spans.clone();
     Case {
         name,
@@ -295,7 +314,8 @@ fn tracing_case(name: &'static str) -> Case {
     let exporter = CountingExporter::default();
     let provider = provider(Sampler::AlwaysOn, exporter.clone());
     let tracer = provider.tracer("bench");
-    let subscriber = tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
+    let subscriber =
+        tracing_subscriber::registry().with(tracing_opentelemetry::layer().with_tracer(tracer));
     let dispatch = tracing::Dispatch::new(subscriber);
     Case {
         name,
@@ -321,74 +341,157 @@ fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, Factory)> {
     let fastrace = fastrace_spans.clone();
     let (fastrace_2, fastrace_3) = (fastrace.clone(), fastrace.clone());
     vec![
-        ("baseline (no instrumentation)", Box::new(|| Case {
-            name: "baseline (no instrumentation)",
-            spans_per_iteration: 1,
-            spans_per_run: 0,
-            run: Box::new(|iterations| {
-                for i in 0..iterations {
-                    plain(i);
-                }
+        (
+            "baseline (no instrumentation)",
+            Box::new(|| Case {
+                name: "baseline (no instrumentation)",
+                spans_per_iteration: 1,
+                spans_per_run: 0,
+                run: Box::new(|iterations| {
+                    for i in 0..iterations {
+                        plain(i);
+                    }
+                }),
+                delivered: Box::new(|| 0),
+                records: false,
             }),
-            delivered: Box::new(|| 0),
-            records: false,
-        })),
-        ("wo #[step]", Box::new(|| workflow_otel_case("wo #[step]", Sampler::AlwaysOn, 1, 1, wo_parent))),
-        ("wo #[step] unsampled", Box::new(|| workflow_otel_case("wo #[step] unsampled", Sampler::AlwaysOff, 1, 1, wo_parent))),
-        ("wo #[workflow] root per call", Box::new(|| {
-            workflow_otel_case("wo #[workflow] root per call", Sampler::AlwaysOn, 1, 0, |iterations| {
-                for i in 0..iterations {
-                    wo_workflow(i);
-                }
-            })
-        })),
-        ("wo nested 1+3+6 (per span)", Box::new(|| {
-            workflow_otel_case("wo nested 1+3+6 (per span)", Sampler::AlwaysOn, 10, 0, |iterations| {
-                for i in 0..iterations {
-                    wo_nested(i);
-                }
-            })
-        })),
-        ("wo async #[step]", Box::new(|| {
-            workflow_otel_case("wo async #[step]", Sampler::AlwaysOn, 1, 1, |iterations| {
-                block_on(wo_async_parent(iterations));
-            })
-        })),
-        ("wo async #[workflow] root per call", Box::new(|| {
-            workflow_otel_case("wo async #[workflow] root per call", Sampler::AlwaysOn, 1, 0, |iterations| {
-                for i in 0..iterations {
-                    block_on(wo_async_workflow(i));
-                }
-            })
-        })),
-        ("fastrace #[trace] child span", Box::new(move || {
-            fastrace_case("fastrace #[trace] child span", &fastrace, true, 1, |iterations| {
-                let root = fastrace::Span::root("root", fastrace::collector::SpanContext::random());
-                let _guard = root.set_local_parent();
-                for i in 0..iterations {
-                    fastrace_traced(i);
-                }
-            })
-        })),
-        ("fastrace #[trace] not recording", Box::new(move || {
-            fastrace_case("fastrace #[trace] not recording", &fastrace_2, false, 0, |iterations| {
-                for i in 0..iterations {
-                    fastrace_traced(i);
-                }
-            })
-        })),
-        ("fastrace root span per call", Box::new(move || {
-            fastrace_case("fastrace root span per call", &fastrace_3, true, 0, |iterations| {
-                for i in 0..iterations {
-                    let root = fastrace::Span::root("root", fastrace::collector::SpanContext::random());
-                    let _guard = root.set_local_parent();
-                    black_box(i + 1);
-                }
-            })
-        })),
-        ("tracing #[instrument] + tracing-opentelemetry", Box::new(|| tracing_case("tracing #[instrument] + tracing-opentelemetry"))),
-        ("raw opentelemetry_sdk span", Box::new(|| sdk_case("raw opentelemetry_sdk span", Sampler::AlwaysOn))),
-        ("raw opentelemetry_sdk, AlwaysOff", Box::new(|| sdk_case("raw opentelemetry_sdk, AlwaysOff", Sampler::AlwaysOff))),
+        ),
+        (
+            "wo #[step]",
+            Box::new(|| workflow_otel_case("wo #[step]", Sampler::AlwaysOn, 1, 1, wo_parent)),
+        ),
+        (
+            "wo #[step] unsampled",
+            Box::new(|| {
+                workflow_otel_case("wo #[step] unsampled", Sampler::AlwaysOff, 1, 1, wo_parent)
+            }),
+        ),
+        (
+            "wo #[workflow] root per call",
+            Box::new(|| {
+                workflow_otel_case(
+                    "wo #[workflow] root per call",
+                    Sampler::AlwaysOn,
+                    1,
+                    0,
+                    |iterations| {
+                        for i in 0..iterations {
+                            wo_workflow(i);
+                        }
+                    },
+                )
+            }),
+        ),
+        (
+            "wo nested 1+3+6 (per span)",
+            Box::new(|| {
+                workflow_otel_case(
+                    "wo nested 1+3+6 (per span)",
+                    Sampler::AlwaysOn,
+                    10,
+                    0,
+                    |iterations| {
+                        for i in 0..iterations {
+                            wo_nested(i);
+                        }
+                    },
+                )
+            }),
+        ),
+        (
+            "wo async #[step]",
+            Box::new(|| {
+                workflow_otel_case("wo async #[step]", Sampler::AlwaysOn, 1, 1, |iterations| {
+                    block_on(wo_async_parent(iterations));
+                })
+            }),
+        ),
+        (
+            "wo async #[workflow] root per call",
+            Box::new(|| {
+                workflow_otel_case(
+                    "wo async #[workflow] root per call",
+                    Sampler::AlwaysOn,
+                    1,
+                    0,
+                    |iterations| {
+                        for i in 0..iterations {
+                            block_on(wo_async_workflow(i));
+                        }
+                    },
+                )
+            }),
+        ),
+        (
+            "fastrace #[trace] child span",
+            Box::new(move || {
+                fastrace_case(
+                    "fastrace #[trace] child span",
+                    &fastrace,
+                    true,
+                    1,
+                    |iterations| {
+                        let root = fastrace::Span::root(
+                            "root",
+                            fastrace::collector::SpanContext::random(),
+                        );
+                        let _guard = root.set_local_parent();
+                        for i in 0..iterations {
+                            fastrace_traced(i);
+                        }
+                    },
+                )
+            }),
+        ),
+        (
+            "fastrace #[trace] not recording",
+            Box::new(move || {
+                fastrace_case(
+                    "fastrace #[trace] not recording",
+                    &fastrace_2,
+                    false,
+                    0,
+                    |iterations| {
+                        for i in 0..iterations {
+                            fastrace_traced(i);
+                        }
+                    },
+                )
+            }),
+        ),
+        (
+            "fastrace root span per call",
+            Box::new(move || {
+                fastrace_case(
+                    "fastrace root span per call",
+                    &fastrace_3,
+                    true,
+                    0,
+                    |iterations| {
+                        for i in 0..iterations {
+                            let root = fastrace::Span::root(
+                                "root",
+                                fastrace::collector::SpanContext::random(),
+                            );
+                            let _guard = root.set_local_parent();
+                            black_box(i + 1);
+                        }
+                    },
+                )
+            }),
+        ),
+        (
+            "tracing #[instrument] + tracing-opentelemetry",
+            Box::new(|| tracing_case("tracing #[instrument] + tracing-opentelemetry")),
+        ),
+        (
+            "raw opentelemetry_sdk span",
+            Box::new(|| sdk_case("raw opentelemetry_sdk span", Sampler::AlwaysOn)),
+        ),
+        (
+            "raw opentelemetry_sdk, AlwaysOff",
+            Box::new(|| sdk_case("raw opentelemetry_sdk, AlwaysOff", Sampler::AlwaysOff)),
+        ),
     ]
 }
 
@@ -407,7 +510,7 @@ fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
     let middle = sorted.len() / 2;
-    if sorted.len() % 2 == 0 {
+    if sorted.len().is_multiple_of(2) {
         (sorted[middle - 1] + sorted[middle]) / 2.0
     } else {
         sorted[middle]
@@ -548,7 +651,10 @@ fn report(cases: &[Case], samples: &[Samples]) {
         let ratios: Vec<String> = peers
             .iter()
             .filter(|peer| **peer != case.name)
-            .filter_map(|peer| median_of(peer).map(|peer_ns| format!("{:.2}x {}", ns_median / peer_ns, short(peer))))
+            .filter_map(|peer| {
+                median_of(peer)
+                    .map(|peer_ns| format!("{:.2}x {}", ns_median / peer_ns, short(peer)))
+            })
             .collect();
         println!(
             "{:<46} {:>9.1} {:>9.1} {:>8.2} {:>12} {:>8}   {}",
@@ -558,7 +664,11 @@ fn report(cases: &[Case], samples: &[Samples]) {
             allocations,
             delivered,
             expected.saturating_sub(delivered),
-            if case.name.starts_with("baseline") { String::new() } else { ratios.join(", ") }
+            if case.name.starts_with("baseline") {
+                String::new()
+            } else {
+                ratios.join(", ")
+            }
         );
         json.insert(
             slug(case.name),
@@ -568,7 +678,10 @@ fn report(cases: &[Case], samples: &[Samples]) {
             ),
         );
     }
-    let body: Vec<String> = json.iter().map(|(k, v)| format!("  \"{k}\": {v}")).collect();
+    let body: Vec<String> = json
+        .iter()
+        .map(|(k, v)| format!("  \"{k}\": {v}"))
+        .collect();
     let path = target_dir().join("overhead.json");
     match std::fs::write(&path, format!("{{\n{}\n}}\n", body.join(",\n"))) {
         Ok(()) => println!("wrote {}", path.display()),

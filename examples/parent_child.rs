@@ -47,10 +47,11 @@ fn fetch_rows(table: &str, month: u32) -> Vec<u64> {
 }
 
 fn main() {
-    let _telemetry = workflow_otel::setup()
+    let telemetry = workflow_otel::setup()
         .service_name("parent_child")
         .install();
     let report = monthly_report(3);
+    telemetry.flush();
     println!(
         "=> {} customers, {} invoices",
         report.customers, report.invoices

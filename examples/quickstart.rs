@@ -84,7 +84,7 @@ async fn notify(order_id: u64, items: u64) {
 
 #[tokio::main]
 async fn main() {
-    let _telemetry = workflow_otel::setup().service_name("quickstart").install();
+    let telemetry = workflow_otel::setup().service_name("quickstart").install();
 
     let orders = [
         Order {
@@ -99,7 +99,10 @@ async fn main() {
         },
     ];
     for order in orders {
-        match handle_order(order).await {
+        let outcome = handle_order(order).await;
+        // Trees print from a background thread; flush to see this one now.
+        telemetry.flush();
+        match outcome {
             Ok(receipt) => println!("=> order done, invoice {}\n", receipt.invoice),
             Err(error) => println!("=> order failed: {error}\n"),
         }

@@ -74,7 +74,7 @@ async fn write_rows(rows: &[String]) -> Result<usize, ChainError> {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
-    let _telemetry = workflow_otel::setup()
+    let telemetry = workflow_otel::setup()
         .service_name("sequential_chain")
         .install();
 
@@ -88,7 +88,9 @@ async fn main() {
             amount_cents: 99,
         },
     ];
-    println!("=> stored {:?} rows\n", ingest_batch(good).await);
+    let stored = ingest_batch(good).await;
+    telemetry.flush();
+    println!("=> stored {stored:?} rows\n");
 
     let bad = vec![
         Record {
@@ -100,5 +102,7 @@ async fn main() {
             amount_cents: -20,
         },
     ];
-    println!("=> {:?}", ingest_batch(bad).await);
+    let failed = ingest_batch(bad).await;
+    telemetry.flush();
+    println!("=> {failed:?}");
 }

@@ -878,15 +878,56 @@ report #1 [workflow] Unset
     );
 }
 
+#[workflow]
+fn unsampled_lineage() -> (u32, String) {
+    unsampled_child()
+}
+
+#[child_workflow]
+fn unsampled_child() -> (u32, String) {
+    sync_task();
+    let workflow = current_workflow().expect("lineage is kept when unsampled");
+    (workflow.depth(), workflow.hierarchy_path().to_owned())
+}
+
 #[test]
-fn unsampled_spans_cost_no_recording_and_the_code_still_runs() {
-    use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider};
-    let provider = SdkTracerProvider::builder()
-        .with_sampler(Sampler::AlwaysOff)
-        .build();
-    let instrumentation = workflow_otel::Instrumentation::new(&provider);
-    assert_eq!(instrumentation.run(sync_pipeline), 42);
-    assert!(instrumentation.run(failing_workflow).is_err());
+fn an_unsampled_trace_records_nothing_and_keeps_its_lineage() {
+    let capture = Capture::new().sampler(opentelemetry_sdk::trace::Sampler::AlwaysOff);
+    assert_eq!(
+        capture.run(unsampled_lineage),
+        (1, "unsampled_lineage/unsampled_child".to_owned())
+    );
+    assert!(capture.run(failing_workflow).is_err());
+    assert_eq!(capture.spans().len(), 0);
+    assert_eq!(capture.pipeline().dropped_spans(), 0);
+}
+
+#[test]
+fn a_sampled_trace_keeps_every_span_whatever_the_ratio() {
+    // One decision per trace: with a ratio sampler each trace is all or nothing.
+    let capture = Capture::new().sampler(opentelemetry_sdk::trace::Sampler::TraceIdRatioBased(0.5));
+    for _ in 0..200 {
+        capture.run(sync_pipeline);
+    }
+    let tree = capture.tree();
+    let traces = tree.roots().len();
+    assert!(
+        traces > 0 && traces < 200,
+        "about half the traces: {traces}"
+    );
+    for root in tree.roots() {
+        assert_eq!(root.span.name, "sync_pipeline");
+        assert_eq!(root.children[0].children[0].span.name, "sync_task");
+    }
+    assert_eq!(capture.spans().len(), traces * 3);
+}
+
+#[test]
+fn without_instrumentation_nothing_is_recorded_and_lineage_still_works() {
+    assert_eq!(
+        unsampled_lineage(),
+        (1, "unsampled_lineage/unsampled_child".to_owned())
+    );
 }
 
 #[test]
@@ -906,10 +947,9 @@ fn console_tree_shows_nesting_status_and_cancellation() {
     }
 
     let output = Shared::default();
-    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
-        .with_simple_exporter(workflow_otel::ConsoleExporter::with_writer(output.clone()))
-        .build();
-    let instrumentation = workflow_otel::Instrumentation::new(&provider);
+    let pipeline =
+        workflow_otel::Pipeline::new(workflow_otel::ConsoleExporter::with_writer(output.clone()));
+    let instrumentation = workflow_otel::Instrumentation::new(&pipeline);
     instrumentation.run(|| {
         sync_pipeline();
         failing_workflow().unwrap_err();
@@ -919,6 +959,7 @@ fn console_tree_shows_nesting_status_and_cancellation() {
             tokio::time::timeout(Duration::from_millis(1), slow_workflow()).await
         }));
     assert!(timed_out.is_err());
+    pipeline.force_flush().unwrap();
     let text = String::from_utf8(output.0.lock().unwrap().clone()).unwrap();
     // Durations and trace ids differ per run: mask them, keep everything else.
     let masked: Vec<String> = text

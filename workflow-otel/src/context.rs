@@ -11,10 +11,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime};
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::{Context, KeyValue, StringValue};
 use uuid::Uuid;
 
 use crate::attributes;
+use crate::instrumentation::Instrumentation;
+use crate::span::with_current_recording;
 
 /// Identity and lineage of one workflow run.
 ///
@@ -39,17 +41,21 @@ use crate::attributes;
 /// ```
 pub struct WorkflowContext {
     id: Uuid,
+    /// The id as text, made once: every span of the workflow carries it.
+    id_text: Arc<str>,
     name: Cow<'static, str>,
     depth: u32,
     hierarchy_path: String,
     parent: Option<ParentWorkflow>,
     correlation_id: String,
     causation_id: Option<String>,
-    started_at: SystemTime,
     started: Instant,
     span_context: SpanContext,
     root_span_id: SpanId,
     attributes: Mutex<Vec<KeyValue>>,
+    /// Pinned when the root workflow starts, so every span below records into
+    /// the same pipeline without looking it up.
+    instrumentation: Option<Instrumentation>,
 }
 
 /// The workflow that started a child workflow.
@@ -88,27 +94,30 @@ impl WorkflowContext {
         name: Cow<'static, str>,
         parent: Option<&WorkflowContext>,
         span_context: SpanContext,
-        started_at: SystemTime,
         started: Instant,
+        instrumentation: Option<Instrumentation>,
     ) -> WorkflowContext {
         let id = Uuid::now_v7();
+        let id_text: Arc<str> = id.to_string().into();
         match parent {
             None => WorkflowContext {
                 id,
+                correlation_id: id_text.to_string(),
+                id_text,
                 hierarchy_path: name.clone().into_owned(),
                 name,
                 depth: 0,
                 parent: None,
-                correlation_id: id.to_string(),
                 causation_id: None,
-                started_at,
                 started,
                 root_span_id: span_context.span_id(),
                 span_context,
                 attributes: Mutex::new(Vec::new()),
+                instrumentation,
             },
             Some(parent) => WorkflowContext {
                 id,
+                id_text,
                 hierarchy_path: format!("{}/{}", parent.hierarchy_path, name),
                 name,
                 depth: parent.depth + 1,
@@ -118,12 +127,12 @@ impl WorkflowContext {
                     span_context: parent.span_context.clone(),
                 }),
                 correlation_id: parent.correlation_id.clone(),
-                causation_id: Some(parent.id.to_string()),
-                started_at,
+                causation_id: Some(parent.id_text.to_string()),
                 started,
                 root_span_id: parent.root_span_id,
                 span_context,
                 attributes: Mutex::new(Vec::new()),
+                instrumentation,
             },
         }
     }
@@ -170,7 +179,7 @@ impl WorkflowContext {
 
     /// Wall-clock start time.
     pub fn started_at(&self) -> SystemTime {
-        self.started_at
+        crate::ids::system_time(self.started)
     }
 
     /// Monotonic start time, for elapsed-time measurements.
@@ -194,6 +203,23 @@ impl WorkflowContext {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    pub(crate) fn instrumentation(&self) -> Option<&Instrumentation> {
+        self.instrumentation.as_ref()
+    }
+
+    /// The name as an attribute value, without copying a static name.
+    pub(crate) fn name_value(&self) -> StringValue {
+        match &self.name {
+            Cow::Borrowed(name) => StringValue::from(*name),
+            Cow::Owned(name) => StringValue::from(name.clone()),
+        }
+    }
+
+    /// The id as an attribute value, sharing the text made at the start.
+    pub(crate) fn id_value(&self) -> StringValue {
+        StringValue::from(self.id_text.clone())
     }
 
     pub(crate) fn take_attributes(&self) -> Vec<KeyValue> {
@@ -242,16 +268,21 @@ pub fn current_workflow() -> Option<Arc<WorkflowContext>> {
 /// # import();
 /// ```
 pub fn checkpoint(name: impl Into<Cow<'static, str>>) {
-    Context::map_current(|cx| {
-        let attributes = match WorkflowContext::from_context(cx) {
-            Some(workflow) => vec![KeyValue::new(
-                attributes::CHECKPOINT_ELAPSED,
-                workflow.started.elapsed().as_secs_f64(),
-            )],
-            None => Vec::new(),
-        };
-        cx.span().add_event(name.into(), attributes);
+    let name = name.into();
+    let attributes = match current_workflow() {
+        Some(workflow) => vec![KeyValue::new(
+            attributes::CHECKPOINT_ELAPSED,
+            workflow.started.elapsed().as_secs_f64(),
+        )],
+        None => Vec::new(),
+    };
+    let event = (name, attributes);
+    let unhandled = with_current_recording(event, |recording, (name, attributes)| {
+        recording.add_event(name, attributes);
     });
+    if let Some((name, attributes)) = unhandled {
+        Context::map_current(|cx| cx.span().add_event(name, attributes));
+    }
 }
 
 /// Sets an attribute on the current span (the innermost step or workflow).
@@ -265,7 +296,12 @@ pub fn checkpoint(name: impl Into<Cow<'static, str>>) {
 /// # charge(100);
 /// ```
 pub fn set_attribute(attribute: KeyValue) {
-    Context::map_current(|cx| cx.span().set_attribute(attribute));
+    let unhandled = with_current_recording(attribute, |recording, attribute| {
+        recording.set_attribute(attribute);
+    });
+    if let Some(attribute) = unhandled {
+        Context::map_current(|cx| cx.span().set_attribute(attribute));
+    }
 }
 
 /// Adds an attribute to the current workflow's span, even from inside a step;

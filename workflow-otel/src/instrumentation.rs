@@ -1,13 +1,15 @@
-//! Where spans go: the tracer the macros use and how they mark success.
+//! Where spans go and how they are sampled and marked: what the macros use.
 
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
 
 use opentelemetry::context::{FutureExt as _, WithContext};
-use opentelemetry::global::BoxedTracer;
-use opentelemetry::trace::{Tracer, TracerProvider};
+use opentelemetry::trace::{SpanKind, TraceId};
 use opentelemetry::{Context, ContextGuard, InstrumentationScope};
+use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
+
+use crate::pipeline::Pipeline;
 
 /// The status a span gets when its function returns normally.
 ///
@@ -23,32 +25,41 @@ pub enum SuccessStatus {
     Ok,
 }
 
-/// The tracer that `#[workflow]`, `#[child_workflow]` and `#[step]` record into,
-/// with the options that shape their spans. Cheap to clone.
+/// The [`Pipeline`] that `#[workflow]`, `#[child_workflow]` and `#[step]`
+/// record into, with how they sample and mark spans. Cheap to clone.
 ///
-/// The macros look for it, in order: in the current OpenTelemetry [`Context`]
-/// (put there by [`enter`](Self::enter), [`run`](Self::run) or
-/// [`scope`](Self::scope), and inherited by every span started inside); then the
-/// process default set with [`install`](Self::install); then OpenTelemetry's
-/// global tracer provider. A scope per test lets tests run in parallel, each
-/// with its own provider.
+/// **Sampling** is decided once per trace: a span with a parent (ours, another
+/// library's, or a remote one) follows the parent's sampled flag; only a span
+/// that starts a trace asks the sampler. So the configured sampler acts as the
+/// root sampler of OpenTelemetry's `ParentBased` sampler, a sampled workflow
+/// never loses its steps, and a step inside an unsampled trace costs almost
+/// nothing.
+///
+/// The macros look for it, in order: the one pinned by the enclosing workflow
+/// (the one in effect when the root workflow started); the one in the current
+/// OpenTelemetry [`Context`] (put there by [`enter`](Self::enter),
+/// [`run`](Self::run) or [`scope`](Self::scope)); the process default set with
+/// [`install`](Self::install). With none, nothing is recorded, though
+/// [`current_workflow`](crate::current_workflow) still works. A scope per test
+/// lets tests run in parallel, each with its own pipeline.
 ///
 /// ```
-/// use opentelemetry_sdk::trace::SdkTracerProvider;
-/// use workflow_otel::{Instrumentation, SuccessStatus, step};
+/// use workflow_otel::{ConsoleExporter, Instrumentation, Pipeline, SuccessStatus, step};
 ///
 /// #[step]
 /// fn parse(input: &str) -> Result<u32, std::num::ParseIntError> {
 ///     input.parse()
 /// }
 ///
-/// let provider = SdkTracerProvider::builder().build();
-/// let instrumentation = Instrumentation::new(&provider).success_status(SuccessStatus::Ok);
+/// let pipeline = Pipeline::new(ConsoleExporter::new());
+/// let instrumentation = Instrumentation::new(&pipeline).success_status(SuccessStatus::Ok);
 /// assert_eq!(instrumentation.run(|| parse("42")), Ok(42));
+/// pipeline.shutdown().unwrap();
 /// ```
 #[derive(Clone)]
 pub struct Instrumentation {
-    tracer: Arc<BoxedTracer>,
+    pipeline: Pipeline,
+    sampler: Arc<dyn ShouldSample>,
     success_status: SuccessStatus,
 }
 
@@ -62,23 +73,20 @@ pub(crate) fn scope() -> InstrumentationScope {
 static DEFAULT: RwLock<Option<Instrumentation>> = RwLock::new(None);
 
 impl Instrumentation {
-    /// Records into a tracer of `provider`, named `workflow-otel`.
-    pub fn new<P>(provider: &P) -> Self
-    where
-        P: TracerProvider,
-        P::Tracer: Send + Sync + 'static,
-        <P::Tracer as Tracer>::Span: Send + Sync + 'static,
-    {
-        Self::from_tracer(BoxedTracer::new(Box::new(
-            provider.tracer_with_scope(scope()),
-        )))
-    }
-
-    fn from_tracer(tracer: BoxedTracer) -> Self {
+    /// Records every trace into `pipeline`.
+    pub fn new(pipeline: &Pipeline) -> Self {
         Instrumentation {
-            tracer: Arc::new(tracer),
+            pipeline: pipeline.clone(),
+            sampler: Arc::new(Sampler::AlwaysOn),
             success_status: SuccessStatus::Unset,
         }
+    }
+
+    /// Decides which new traces are recorded, e.g.
+    /// `Sampler::TraceIdRatioBased(0.1)`; spans with a parent follow it.
+    pub fn sampler(mut self, sampler: impl ShouldSample + 'static) -> Self {
+        self.sampler = Arc::new(sampler);
+        self
     }
 
     /// Sets the status given to spans whose function returned normally.
@@ -118,34 +126,40 @@ impl Instrumentation {
         future.with_context(Context::current().with_value(self.clone()))
     }
 
+    /// The pipeline spans go to.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
+    }
+
     /// The status set on spans whose function returned normally.
     pub fn success(&self) -> SuccessStatus {
         self.success_status
     }
 
-    pub(crate) fn tracer(&self) -> &BoxedTracer {
-        &self.tracer
+    /// Whether a new trace `trace_id`, started by span `name`, is recorded.
+    pub(crate) fn samples_root(&self, parent: &Context, trace_id: TraceId, name: &str) -> bool {
+        let result =
+            self.sampler
+                .should_sample(Some(parent), trace_id, name, &SpanKind::Internal, &[], &[]);
+        result.decision == SamplingDecision::RecordAndSample
     }
 
-    /// The instrumentation in effect for spans started under `cx`.
-    pub(crate) fn resolve(cx: &Context) -> Instrumentation {
+    /// The instrumentation in effect in `cx` when no workflow pinned one.
+    pub(crate) fn from_context(cx: &Context) -> Option<Instrumentation> {
         if let Some(found) = cx.get::<Instrumentation>() {
-            return found.clone();
+            return Some(found.clone());
         }
-        if let Some(default) = DEFAULT
+        DEFAULT
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .as_ref()
-        {
-            return default.clone();
-        }
-        Self::from_tracer(opentelemetry::global::tracer_with_scope(scope()))
+            .clone()
     }
 }
 
 impl fmt::Debug for Instrumentation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Instrumentation")
+            .field("pipeline", &self.pipeline)
             .field("success_status", &self.success_status)
             .finish_non_exhaustive()
     }

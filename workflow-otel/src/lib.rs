@@ -56,7 +56,10 @@
 pub mod attributes;
 mod console;
 mod context;
+mod ids;
 mod instrumentation;
+mod pipeline;
+mod record;
 mod setup;
 mod span;
 mod spawn;
@@ -73,6 +76,7 @@ pub use context::{
     set_workflow_attribute,
 };
 pub use instrumentation::{Instrumentation, SuccessStatus};
+pub use pipeline::{Pipeline, PipelineConfig, PipelineProcessor};
 pub use setup::{Setup, TelemetryGuard, setup};
 #[cfg(feature = "tokio")]
 pub use spawn::spawn;

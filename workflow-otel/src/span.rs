@@ -8,25 +8,25 @@
 
 use std::any::Any;
 use std::borrow::Cow;
+use std::cell::{Cell, RefCell};
 use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
+use std::ptr;
 use std::sync::Arc;
 use std::task::Poll;
-use std::time::{Instant, SystemTime};
+use std::time::Instant;
 
-use opentelemetry::global::BoxedSpan;
-use opentelemetry::trace::{
-    Link, Span as _, SpanBuilder, SpanKind, Status, TraceContextExt, Tracer as _,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry::{Context, KeyValue, Value};
 
-use crate::attributes as attr;
 use crate::context::{CurrentWorkflow, WorkflowContext};
+use crate::ids;
 use crate::instrumentation::{Instrumentation, SuccessStatus};
-use crate::time::rfc3339;
+use crate::pipeline::Pipeline;
+use crate::record::{EndState, ErrorRecord, Extras, RawSpan};
 
 /// What an annotated function opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,11 +43,11 @@ pub enum Kind {
 /// The macro emits one per function as a `static`.
 #[derive(Debug)]
 pub struct Site {
-    kind: Kind,
-    name: &'static str,
-    function: &'static str,
-    file: &'static str,
-    line: u32,
+    pub(crate) kind: Kind,
+    pub(crate) name: &'static str,
+    pub(crate) function: &'static str,
+    pub(crate) file: &'static str,
+    pub(crate) line: u32,
     err_debug: bool,
 }
 
@@ -72,43 +72,58 @@ impl Site {
     }
 }
 
-/// A started span: the `Context` that carries it (and its workflow), attached
-/// around the body. If dropped before [`finish`](ActiveSpan::finish), the span
-/// ends as cancelled (or as panicked, during unwinding): no path leaves it open.
+/// A started call: the `Context` to attach around its body (its span and, for
+/// workflows, its workflow) and, when the span is recorded, the record being
+/// built. A step inside an unsampled trace has neither and costs nothing more.
 #[derive(Debug)]
 pub struct ActiveSpan {
-    cx: Context,
+    cx: Option<Context>,
+    recording: Option<Recording>,
+}
+
+/// A span being recorded. If dropped before [`Recording::finish`], it ends as
+/// cancelled (or as panicked, during unwinding): no path leaves a span unsent.
+#[derive(Debug)]
+pub(crate) struct Recording {
     site: &'static Site,
-    started_at: SystemTime,
+    span_context: SpanContext,
+    parent_span_id: SpanId,
+    parent_is_remote: bool,
     started: Instant,
     workflow: Option<Arc<WorkflowContext>>,
     success: SuccessStatus,
-    recording: bool,
+    pipeline: Pipeline,
+    extras: RefCell<Option<Box<Extras>>>,
     finished: bool,
 }
 
 /// Records `args(..)` and `fields(..)` onto a span that is recording.
 #[derive(Debug)]
 pub struct Fields<'a> {
-    span: &'a mut BoxedSpan,
+    extras: &'a mut Option<Box<Extras>>,
 }
 
 impl Fields<'_> {
+    fn push(&mut self, attribute: KeyValue) {
+        self.extras
+            .get_or_insert_with(Default::default)
+            .attributes
+            .push(attribute);
+    }
+
     /// A typed value (integer, float, bool, string).
     pub fn value(&mut self, key: &'static str, value: Value) {
-        self.span.set_attribute(KeyValue::new(key, value));
+        self.push(KeyValue::new(key, value));
     }
 
     /// A value recorded with its `Display` text (`fields(key = %value)`).
     pub fn display(&mut self, key: &'static str, value: &dyn Display) {
-        self.span
-            .set_attribute(KeyValue::new(key, value.to_string()));
+        self.push(KeyValue::new(key, value.to_string()));
     }
 
     /// A value recorded with its `Debug` text (`fields(key = ?value)`).
     pub fn debug(&mut self, key: &'static str, value: &dyn Debug) {
-        self.span
-            .set_attribute(KeyValue::new(key, format!("{value:?}")));
+        self.push(KeyValue::new(key, format!("{value:?}")));
     }
 }
 
@@ -118,114 +133,160 @@ pub fn no_fields(_: &mut Fields<'_>) {}
 /// Starts the span for one call of the function described by `site`, as a child
 /// of the current context.
 pub fn start(site: &'static Site, fields: impl FnOnce(&mut Fields<'_>)) -> ActiveSpan {
-    let parent = Context::current();
-    let instrumentation = Instrumentation::resolve(&parent);
-    let parent_workflow = WorkflowContext::from_context(&parent);
-    let started_at = SystemTime::now();
-    let started = Instant::now();
+    Context::map_current(|parent| match site.kind {
+        Kind::Step => start_step(site, parent, fields),
+        Kind::Workflow | Kind::ChildWorkflow => start_workflow(site, parent, fields),
+    })
+}
 
-    let mut attributes = Vec::with_capacity(6);
-    attributes.push(KeyValue::new(attr::CODE_FUNCTION_NAME, site.function));
-    attributes.push(KeyValue::new(attr::CODE_FILE_PATH, site.file));
-    attributes.push(KeyValue::new(attr::CODE_LINE_NUMBER, i64::from(site.line)));
-    let mut builder = SpanBuilder::from_name(site.name)
-        .with_kind(SpanKind::Internal)
-        .with_start_time(started_at);
-    match (site.kind, &parent_workflow) {
-        (Kind::Step, owner) => {
-            attributes.push(KeyValue::new(attr::STEP_NAME, site.name));
-            if let Some(owner) = owner {
-                attributes.push(KeyValue::new(attr::WORKFLOW_NAME, owner.name().to_owned()));
-                attributes.push(KeyValue::new(attr::WORKFLOW_ID, owner.id().to_string()));
-            }
-        }
-        (Kind::ChildWorkflow, Some(parent)) => {
-            builder = builder.with_links(vec![Link::new(
-                parent.span_context().clone(),
-                vec![KeyValue::new(attr::LINK_TYPE, attr::LINK_PARENT_WORKFLOW)],
-                0,
-            )]);
-        }
-        (Kind::ChildWorkflow | Kind::Workflow, _) => {}
-    }
-    let mut span = instrumentation
-        .tracer()
-        .build_with_context(builder.with_attributes(attributes), &parent);
-    let recording = span.is_recording();
-
-    let workflow = match site.kind {
-        Kind::Step => None,
-        Kind::Workflow | Kind::ChildWorkflow => {
-            let workflow = Arc::new(WorkflowContext::start(
-                Cow::Borrowed(site.name),
-                parent_workflow.as_deref(),
-                span.span_context().clone(),
-                started_at,
-                started,
-            ));
-            if recording {
-                span.set_attributes(workflow_attributes(&workflow));
-            }
-            Some(workflow)
-        }
-    };
-    if recording {
-        fields(&mut Fields { span: &mut span });
-    }
-
-    let mut cx = parent.with_span(span);
-    if let Some(workflow) = &workflow {
-        cx = cx.with_value(CurrentWorkflow(workflow.clone()));
-    }
-    // Pin the instrumentation found for a root, so everything inside records into
-    // the same tracer without looking it up again.
-    if parent.get::<Instrumentation>().is_none() {
-        cx = cx.with_value(instrumentation.clone());
-    }
-    ActiveSpan {
-        cx,
-        site,
-        started_at,
-        started,
-        workflow,
-        success: instrumentation.success(),
-        recording,
-        finished: false,
+/// The trace a new span joins: its parent's, or a new one if the sampler
+/// takes it. `None`: not recorded.
+fn join_trace(
+    site: &Site,
+    parent: &Context,
+    parent_span: &SpanContext,
+    instrumentation: &Instrumentation,
+) -> (opentelemetry::trace::TraceId, TraceState, bool) {
+    if parent_span.is_valid() {
+        (
+            parent_span.trace_id(),
+            parent_span.trace_state().clone(),
+            parent_span.is_sampled(),
+        )
+    } else {
+        let trace_id = ids::trace_id();
+        let sampled = instrumentation.samples_root(parent, trace_id, site.name);
+        (trace_id, TraceState::default(), sampled)
     }
 }
 
-fn workflow_attributes(workflow: &WorkflowContext) -> Vec<KeyValue> {
-    let span_context = workflow.span_context();
-    let mut attributes = vec![
-        KeyValue::new(attr::TRACE_ID, span_context.trace_id().to_string()),
-        KeyValue::new(attr::ROOT_SPAN_ID, workflow.root_span_id().to_string()),
-        KeyValue::new(attr::CURRENT_SPAN_ID, span_context.span_id().to_string()),
-        KeyValue::new(attr::WORKFLOW_NAME, workflow.name().to_owned()),
-        KeyValue::new(attr::WORKFLOW_ID, workflow.id().to_string()),
-        KeyValue::new(attr::WORKFLOW_DEPTH, i64::from(workflow.depth())),
-        KeyValue::new(attr::WORKFLOW_START_TIME, rfc3339(workflow.started_at())),
-        KeyValue::new(attr::HIERARCHY_PATH, workflow.hierarchy_path().to_owned()),
-        KeyValue::new(attr::NESTING_LEVEL, i64::from(workflow.depth())),
-        KeyValue::new(attr::CORRELATION_ID, workflow.correlation_id().to_owned()),
-    ];
-    match workflow.parent() {
-        None => attributes.push(KeyValue::new(attr::RELATIONSHIP_TYPE, attr::ROOT_WORKFLOW)),
-        Some(parent) => {
-            attributes.push(KeyValue::new(attr::RELATIONSHIP_TYPE, attr::CHILD_WORKFLOW));
-            attributes.push(KeyValue::new(
-                attr::PARENT_WORKFLOW_NAME,
-                parent.name().to_owned(),
-            ));
-            attributes.push(KeyValue::new(
-                attr::PARENT_WORKFLOW_ID,
-                parent.id().to_string(),
-            ));
-        }
+fn start_step(
+    site: &'static Site,
+    parent: &Context,
+    fields: impl FnOnce(&mut Fields<'_>),
+) -> ActiveSpan {
+    let parent_span = parent.span();
+    let parent_span = parent_span.span_context();
+    // The common case of an unsampled trace: nothing to record, nothing to
+    // attach (descendants see the same unsampled parent).
+    if parent_span.is_valid() && !parent_span.is_sampled() {
+        return ActiveSpan {
+            cx: None,
+            recording: None,
+        };
     }
-    if let Some(causation) = workflow.causation_id() {
-        attributes.push(KeyValue::new(attr::CAUSATION_ID, causation.to_owned()));
+    let owner = parent.get::<CurrentWorkflow>().map(|current| &current.0);
+    let pinned = owner.and_then(|owner| owner.instrumentation().cloned());
+    let Some(instrumentation) = pinned.or_else(|| Instrumentation::from_context(parent)) else {
+        return ActiveSpan {
+            cx: None,
+            recording: None,
+        };
+    };
+    let (trace_id, trace_state, sampled) = join_trace(site, parent, parent_span, &instrumentation);
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let span_context = SpanContext::new(trace_id, ids::span_id(), flags, false, trace_state);
+    let cx = parent.with_remote_span_context(span_context.clone());
+    if !sampled {
+        // An unsampled root: attach its context so everything below agrees.
+        return ActiveSpan {
+            cx: Some(cx),
+            recording: None,
+        };
     }
-    attributes
+    let mut recording = Recording {
+        site,
+        span_context,
+        parent_span_id: parent_span.span_id(),
+        parent_is_remote: parent_span.is_remote(),
+        started: Instant::now(),
+        workflow: owner.cloned(),
+        success: instrumentation.success(),
+        pipeline: instrumentation.pipeline().clone(),
+        extras: RefCell::new(None),
+        finished: false,
+    };
+    fields(&mut Fields {
+        extras: recording.extras.get_mut(),
+    });
+    ActiveSpan {
+        cx: Some(cx),
+        recording: Some(recording),
+    }
+}
+
+fn start_workflow(
+    site: &'static Site,
+    parent: &Context,
+    fields: impl FnOnce(&mut Fields<'_>),
+) -> ActiveSpan {
+    let parent_span = parent.span();
+    let parent_span = parent_span.span_context();
+    let parent_workflow = parent.get::<CurrentWorkflow>().map(|current| &current.0);
+    let pinned = parent_workflow.and_then(|workflow| workflow.instrumentation().cloned());
+    let instrumentation = pinned.or_else(|| Instrumentation::from_context(parent));
+    let started = Instant::now();
+    let Some(instrumentation) = instrumentation else {
+        // Nothing records: keep the lineage, but attach no span context, which
+        // would make other libraries' spans below look unsampled.
+        let workflow = Arc::new(WorkflowContext::start(
+            Cow::Borrowed(site.name),
+            parent_workflow.map(|workflow| &**workflow),
+            SpanContext::empty_context(),
+            started,
+            None,
+        ));
+        return ActiveSpan {
+            cx: Some(parent.with_value(CurrentWorkflow(workflow))),
+            recording: None,
+        };
+    };
+    let (trace_id, trace_state, sampled) = join_trace(site, parent, parent_span, &instrumentation);
+    let flags = if sampled {
+        TraceFlags::SAMPLED
+    } else {
+        TraceFlags::default()
+    };
+    let span_context = SpanContext::new(trace_id, ids::span_id(), flags, false, trace_state);
+    let workflow = Arc::new(WorkflowContext::start(
+        Cow::Borrowed(site.name),
+        parent_workflow.map(|workflow| &**workflow),
+        span_context.clone(),
+        started,
+        Some(instrumentation.clone()),
+    ));
+    let cx = parent
+        .with_remote_span_context(span_context.clone())
+        .with_value(CurrentWorkflow(workflow.clone()));
+    if !sampled {
+        return ActiveSpan {
+            cx: Some(cx),
+            recording: None,
+        };
+    }
+    let mut recording = Recording {
+        site,
+        span_context,
+        parent_span_id: parent_span.span_id(),
+        parent_is_remote: parent_span.is_remote(),
+        started,
+        workflow: Some(workflow),
+        success: instrumentation.success(),
+        pipeline: instrumentation.pipeline().clone(),
+        extras: RefCell::new(None),
+        finished: false,
+    };
+    fields(&mut Fields {
+        extras: recording.extras.get_mut(),
+    });
+    ActiveSpan {
+        cx: Some(cx),
+        recording: Some(recording),
+    }
 }
 
 /// How a call ended.
@@ -235,77 +296,67 @@ enum Ending {
     Cancelled,
 }
 
-impl ActiveSpan {
+impl Recording {
     fn finish(&mut self, ending: Ending) {
         if self.finished {
             return;
         }
         self.finished = true;
-        let span = self.cx.span();
-        let elapsed = self.started.elapsed();
-        // The end timestamp is derived from the monotonic clock so that the
-        // exported duration equals the measured one.
-        let ended_at = self.started_at + elapsed;
-        if !self.recording {
-            span.end_with_timestamp(ended_at);
-            return;
-        }
+        let ended = Instant::now();
+        let mut extras = self.extras.get_mut().take();
         let (state, error) = match ending {
             Ending::Returned(finish) => {
                 if let Some(value) = finish.return_value {
-                    span.set_attribute(KeyValue::new(attr::RETURN_VALUE, value));
+                    extras.get_or_insert_with(Default::default).return_value = Some(value);
                 }
                 match finish.error {
-                    Some(error) => (attr::STATUS_FAILED, Some(error)),
-                    None => (attr::STATUS_COMPLETED, None),
+                    Some(error) => (EndState::Failed, Some(error)),
+                    None => (EndState::Completed, None),
                 }
             }
             Ending::Panicked(message) => (
-                attr::STATUS_FAILED,
+                EndState::Failed,
                 Some(ErrorRecord {
                     type_name: "panic",
                     message,
                 }),
             ),
-            Ending::Cancelled => (attr::STATUS_CANCELLED, None),
+            Ending::Cancelled => (EndState::Cancelled, None),
         };
-        match error {
-            Some(error) => {
-                span.set_attribute(KeyValue::new(attr::ERROR_TYPE, error.type_name));
-                span.add_event(
-                    attr::EXCEPTION_EVENT,
-                    vec![
-                        KeyValue::new(attr::EXCEPTION_TYPE, error.type_name),
-                        KeyValue::new(attr::EXCEPTION_MESSAGE, error.message.clone()),
-                    ],
-                );
-                span.set_status(Status::error(error.message));
-            }
-            None if state == attr::STATUS_COMPLETED && self.success == SuccessStatus::Ok => {
-                span.set_status(Status::Ok);
-            }
-            None => {}
-        }
-        let seconds = elapsed.as_secs_f64();
-        match &self.workflow {
-            Some(workflow) => {
-                span.set_attribute(KeyValue::new(attr::WORKFLOW_STATUS, state));
-                span.set_attribute(KeyValue::new(attr::WORKFLOW_END_TIME, rfc3339(ended_at)));
-                span.set_attribute(KeyValue::new(attr::WORKFLOW_DURATION, seconds));
-                for attribute in workflow.take_attributes() {
-                    span.set_attribute(attribute);
-                }
-            }
-            None => {
-                span.set_attribute(KeyValue::new(attr::STEP_STATUS, state));
-                span.set_attribute(KeyValue::new(attr::STEP_DURATION, seconds));
-            }
-        }
-        span.end_with_timestamp(ended_at);
+        self.pipeline.submit(RawSpan {
+            site: self.site,
+            span_context: self.span_context.clone(),
+            parent_span_id: self.parent_span_id,
+            parent_is_remote: self.parent_is_remote,
+            started: self.started,
+            ended,
+            workflow: self.workflow.take(),
+            state,
+            success: self.success,
+            error,
+            extras,
+        });
+    }
+
+    /// Adds an attribute if this span is the current one; else gives it back.
+    pub(crate) fn set_attribute(&self, attribute: KeyValue) {
+        self.extras
+            .borrow_mut()
+            .get_or_insert_with(Default::default)
+            .attributes
+            .push(attribute);
+    }
+
+    pub(crate) fn add_event(&self, name: Cow<'static, str>, attributes: Vec<KeyValue>) {
+        self.extras
+            .borrow_mut()
+            .get_or_insert_with(Default::default)
+            .events
+            .push((name, Instant::now(), attributes));
     }
 }
 
-impl Drop for ActiveSpan {
+impl Drop for Recording {
     fn drop(&mut self) {
         if !self.finished {
             let ending = if std::thread::panicking() {
@@ -318,26 +369,79 @@ impl Drop for ActiveSpan {
     }
 }
 
+thread_local! {
+    /// The recording whose body runs on this thread right now, for
+    /// `set_attribute` and `checkpoint`. Set only while the body runs, during
+    /// which the recording stays where it is.
+    static CURRENT: Cell<*const Recording> = const { Cell::new(ptr::null()) };
+}
+
+/// Makes `recording` the current one until dropped, then restores the previous.
+struct CurrentRecording {
+    previous: *const Recording,
+}
+
+impl CurrentRecording {
+    fn enter(recording: &Recording) -> CurrentRecording {
+        CurrentRecording {
+            previous: CURRENT.replace(recording),
+        }
+    }
+}
+
+impl Drop for CurrentRecording {
+    fn drop(&mut self) {
+        CURRENT.set(self.previous);
+    }
+}
+
+/// Applies `apply` to the recording of ours that is the current span, or gives
+/// `value` back when the current span is someone else's (or there is none).
+pub(crate) fn with_current_recording<V>(value: V, apply: impl FnOnce(&Recording, V)) -> Option<V> {
+    let current = CURRENT.get();
+    if current.is_null() {
+        return Some(value);
+    }
+    // SAFETY: `CURRENT` points to a recording only while a `CurrentRecording`
+    // guard lives on this thread, and the guard is dropped before the
+    // recording can move or be dropped (see `run` and `Instrumented::poll`).
+    let recording = unsafe { &*current };
+    let current_span = Context::map_current(|cx| cx.span().span_context().span_id());
+    if current_span != recording.span_context.span_id() {
+        // A span another library opened inside ours is the current one.
+        return Some(value);
+    }
+    apply(recording, value);
+    None
+}
+
 /// Runs a sync body with the span attached, then finishes the span with the
 /// outcome `probe` reads from the return value. A panic ends the span as
 /// failed and then keeps unwinding.
-pub fn run<R, F, P>(mut span: ActiveSpan, body: F, probe: P) -> R
+pub fn run<R, F, P>(span: ActiveSpan, body: F, probe: P) -> R
 where
     F: FnOnce() -> R,
     P: FnOnce(&R, &mut Finish),
 {
-    let guard = span.cx.clone().attach();
+    let ActiveSpan { cx, recording } = span;
+    let Some(mut recording) = recording else {
+        let _attached = cx.map(Context::attach);
+        return body();
+    };
+    let attached = cx.map(Context::attach);
+    let current = CurrentRecording::enter(&recording);
     let result = catch_unwind(AssertUnwindSafe(body));
-    drop(guard);
+    drop(current);
+    drop(attached);
     match result {
         Ok(value) => {
-            let mut finish = Finish::new(span.site);
+            let mut finish = Finish::new(recording.site);
             probe(&value, &mut finish);
-            span.finish(Ending::Returned(finish));
+            recording.finish(Ending::Returned(finish));
             value
         }
         Err(payload) => {
-            span.finish(Ending::Panicked(panic_message(payload.as_ref())));
+            recording.finish(Ending::Panicked(panic_message(payload.as_ref())));
             resume_unwind(payload)
         }
     }
@@ -353,7 +457,8 @@ where
 {
     Instrumented {
         body: ManuallyDrop::new(body),
-        span,
+        cx: span.cx,
+        recording: span.recording,
         probe: Some(probe),
     }
 }
@@ -362,10 +467,11 @@ where
 #[must_use = "futures do nothing unless polled"]
 #[derive(Debug)]
 pub struct Instrumented<F, P> {
-    // Dropped by hand in `Drop`, before `span`, so that spans the body still
-    // holds end before their parent does.
+    // Dropped by hand in `Drop`, before `recording`, so that spans the body
+    // still holds end before their parent does.
     body: ManuallyDrop<F>,
-    span: ActiveSpan,
+    cx: Option<Context>,
+    recording: Option<Recording>,
     probe: Option<P>,
 }
 
@@ -378,26 +484,32 @@ where
 
     fn poll(self: Pin<&mut Self>, task: &mut std::task::Context<'_>) -> Poll<F::Output> {
         // SAFETY: `body` is structurally pinned: it is never moved out of `self`,
-        // and is dropped in place in `Drop`. The other fields are not pinned.
+        // and is dropped in place in `Drop`. The other fields are not pinned,
+        // and `recording` is not moved while `current` below points to it.
         let this = unsafe { self.get_unchecked_mut() };
         // SAFETY: see above; `this.body` stays where it is for the future's life.
         let body = unsafe { Pin::new_unchecked(&mut *this.body) };
-        let guard = this.span.cx.clone().attach();
+        let Some(recording) = &mut this.recording else {
+            let _attached = this.cx.clone().map(Context::attach);
+            return body.poll(task);
+        };
+        let attached = this.cx.clone().map(Context::attach);
+        let current = CurrentRecording::enter(recording);
         let polled = catch_unwind(AssertUnwindSafe(|| body.poll(task)));
-        drop(guard);
+        drop(current);
+        drop(attached);
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => {
                 if let Some(probe) = this.probe.take() {
-                    let mut finish = Finish::new(this.span.site);
+                    let mut finish = Finish::new(recording.site);
                     probe(&value, &mut finish);
-                    this.span.finish(Ending::Returned(finish));
+                    recording.finish(Ending::Returned(finish));
                 }
                 Poll::Ready(value)
             }
             Err(payload) => {
-                this.span
-                    .finish(Ending::Panicked(panic_message(payload.as_ref())));
+                recording.finish(Ending::Panicked(panic_message(payload.as_ref())));
                 resume_unwind(payload)
             }
         }
@@ -406,12 +518,12 @@ where
 
 impl<F, P> Drop for Instrumented<F, P> {
     fn drop(&mut self) {
-        let guard = self.span.cx.clone().attach();
+        let attached = self.cx.clone().map(Context::attach);
         // SAFETY: `body` is dropped exactly once, here, in place (so the pin
         // contract holds) and never touched again.
         unsafe { ManuallyDrop::drop(&mut self.body) };
-        drop(guard);
-        // `self.span` drops next and ends the span as cancelled if unfinished.
+        drop(attached);
+        // `self.recording` drops next and ends the span as cancelled if unfinished.
     }
 }
 
@@ -423,13 +535,6 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
     } else {
         "panicked with a non-string payload".to_owned()
     }
-}
-
-/// An error read from a return value.
-#[derive(Debug)]
-struct ErrorRecord {
-    type_name: &'static str,
-    message: String,
 }
 
 /// What the outcome probe found in a return value.

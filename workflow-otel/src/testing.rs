@@ -1,20 +1,22 @@
 //! An in-memory capture for tests: install it in one line, run code, and
 //! assert on the finished spans as a tree.
 //!
-//! Each [`Capture`] has its own tracer provider and is put in effect through the
+//! Each [`Capture`] has its own [`Pipeline`] and is put in effect through the
 //! OpenTelemetry context, not a process global, so tests using it run in
-//! parallel without seeing each other's spans.
+//! parallel without seeing each other's spans. Spans travel the same path as in
+//! production (queue, worker thread, conversion, exporter); reading them
+//! flushes the pipeline first.
 
-use std::future::Future;
+use std::future::{Future, ready};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
+use opentelemetry::ContextGuard;
 use opentelemetry::context::WithContext;
-use opentelemetry::{Context, ContextGuard};
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, Span, SpanData, SpanProcessor};
+use opentelemetry_sdk::trace::{SdkTracerProvider, ShouldSample, SpanData, SpanExporter};
 
 use crate::instrumentation::{Instrumentation, SuccessStatus};
+use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::tree::SpanTree;
 
 /// Captures every span that ends while it is in effect.
@@ -47,48 +49,50 @@ use crate::tree::SpanTree;
 #[derive(Clone, Debug)]
 pub struct Capture {
     spans: Arc<Mutex<Vec<SpanData>>>,
+    pipeline: Pipeline,
     provider: SdkTracerProvider,
     instrumentation: Instrumentation,
 }
 
-/// Hands each ended span to the capture synchronously, so spans are readable as
-/// soon as the code under test returns.
+/// Keeps what it is given.
 #[derive(Debug)]
-struct CaptureProcessor {
+struct CaptureExporter {
     spans: Arc<Mutex<Vec<SpanData>>>,
 }
 
-impl SpanProcessor for CaptureProcessor {
-    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
-
-    fn on_end(&self, span: SpanData) {
+impl SpanExporter for CaptureExporter {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
         self.spans
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(span);
-    }
-
-    fn force_flush(&self) -> OTelSdkResult {
-        Ok(())
-    }
-
-    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
-        Ok(())
+            .extend(batch);
+        ready(Ok(()))
     }
 }
 
 impl Capture {
-    /// A capture with its own provider; success leaves status `Unset`.
+    /// A capture with its own pipeline; every trace sampled, success `Unset`.
     pub fn new() -> Capture {
         let spans = Arc::new(Mutex::new(Vec::new()));
-        let provider = SdkTracerProvider::builder()
-            .with_span_processor(CaptureProcessor {
+        let config = PipelineConfig {
+            // Room for any test; nothing may be dropped for lack of it.
+            max_queue_size: 1 << 16,
+            ..PipelineConfig::default()
+        };
+        let pipeline = Pipeline::with_config(
+            CaptureExporter {
                 spans: spans.clone(),
-            })
+            },
+            config,
+            None,
+        );
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(pipeline.span_processor())
             .build();
-        let instrumentation = Instrumentation::new(&provider);
+        let instrumentation = Instrumentation::new(&pipeline);
         Capture {
             spans,
+            pipeline,
             provider,
             instrumentation,
         }
@@ -100,10 +104,21 @@ impl Capture {
         self
     }
 
-    /// The provider behind the capture: tracers from it (for spans opened
-    /// through the OpenTelemetry API) record into the same capture.
+    /// Sets the sampler deciding which new traces are recorded.
+    pub fn sampler(mut self, sampler: impl ShouldSample + 'static) -> Capture {
+        self.instrumentation = self.instrumentation.sampler(sampler);
+        self
+    }
+
+    /// A provider on the same pipeline: tracers from it (for spans opened
+    /// through the OpenTelemetry API) record into this capture too.
     pub fn provider(&self) -> &SdkTracerProvider {
         &self.provider
+    }
+
+    /// The pipeline behind the capture.
+    pub fn pipeline(&self) -> &Pipeline {
+        &self.pipeline
     }
 
     /// The instrumentation the macros use while the capture is in effect.
@@ -126,8 +141,11 @@ impl Capture {
         self.instrumentation.scope(future)
     }
 
-    /// The spans that ended so far, in the order they ended.
+    /// The spans that ended so far, in the order they reached the exporter.
     pub fn spans(&self) -> Vec<SpanData> {
+        if let Err(error) = self.pipeline.force_flush() {
+            panic!("the capture's pipeline did not flush: {error}");
+        }
         self.spans
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
@@ -141,6 +159,7 @@ impl Capture {
 
     /// Forgets the spans captured so far.
     pub fn clear(&self) {
+        let _ = self.pipeline.force_flush();
         self.spans
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

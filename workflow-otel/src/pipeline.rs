@@ -1,0 +1,398 @@
+//! The export pipeline: a bounded queue from every calling thread to one
+//! worker thread that turns records into `SpanData`, batches them and hands the
+//! batches to any `opentelemetry_sdk` [`SpanExporter`].
+//!
+//! The calling thread only moves a small record into the queue: no lock, no
+//! allocation, no syscall (the worker is woken once per batch, not per span).
+//! When the queue is full the span is dropped and counted, never waited for,
+//! so a slow or dead backend cannot slow the program down. Spans that other
+//! code opens through the OpenTelemetry SDK join the same queue through
+//! [`Pipeline::span_processor`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::mpsc::{
+    self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError,
+};
+use std::sync::{Arc, Mutex};
+use std::task::{Poll, Wake, Waker};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use opentelemetry::{Context, InstrumentationScope};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
+
+use crate::record::RawSpan;
+
+/// Queue length, batch size and timings of a [`Pipeline`]. The defaults are
+/// those of OpenTelemetry's batch span processor (`OTEL_BSP_*`).
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// Spans the queue holds before new ones are dropped (2048).
+    pub max_queue_size: usize,
+    /// Spans per export call; a full batch also wakes the worker early (512).
+    pub max_export_batch_size: usize,
+    /// How long the worker sleeps between exports when batches stay small (5 s).
+    pub scheduled_delay: Duration,
+    /// How long one export may take before its batch is given up (30 s).
+    pub export_timeout: Duration,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            max_queue_size: 2048,
+            max_export_batch_size: 512,
+            scheduled_delay: Duration::from_secs(5),
+            export_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+enum Message {
+    Ours(RawSpan),
+    Foreign(Box<SpanData>),
+}
+
+enum Control {
+    Flush(SyncSender<OTelSdkResult>),
+    Shutdown(SyncSender<OTelSdkResult>),
+}
+
+/// Counters shared by the callers and the worker.
+#[derive(Debug, Default)]
+struct Counters {
+    pending: AtomicUsize,
+    dropped: AtomicU64,
+    exported: AtomicU64,
+}
+
+struct Shared {
+    data: SyncSender<Message>,
+    control: Mutex<Sender<Control>>,
+    counters: Arc<Counters>,
+    wake_at: usize,
+    export_timeout: Duration,
+    worker: Thread,
+    handle: Mutex<Option<JoinHandle<()>>>,
+    shut_down: AtomicBool,
+}
+
+/// Where finished spans go: a queue and a worker thread in front of one
+/// [`SpanExporter`]. Cheap to clone; all clones feed the same worker.
+///
+/// ```
+/// use workflow_otel::{ConsoleExporter, Instrumentation, Pipeline, step};
+///
+/// #[step]
+/// fn resize(width: u32) -> u32 { width / 2 }
+///
+/// let pipeline = Pipeline::new(ConsoleExporter::new());
+/// Instrumentation::new(&pipeline).run(|| resize(640));
+/// pipeline.shutdown().unwrap(); // exports what is queued, then stops the worker
+/// ```
+#[derive(Clone)]
+pub struct Pipeline {
+    shared: Arc<Shared>,
+}
+
+impl Pipeline {
+    /// A pipeline with the default [`PipelineConfig`] and an empty resource.
+    pub fn new<E: SpanExporter + 'static>(exporter: E) -> Pipeline {
+        Self::with_config(exporter, PipelineConfig::default(), None)
+    }
+
+    /// A pipeline with explicit settings; `resource` is handed to the exporter.
+    pub fn with_config<E: SpanExporter + 'static>(
+        mut exporter: E,
+        config: PipelineConfig,
+        resource: Option<Resource>,
+    ) -> Pipeline {
+        crate::ids::init_clock();
+        if let Some(resource) = &resource {
+            exporter.set_resource(resource);
+        }
+        let capacity = config.max_queue_size.max(1);
+        let (data, data_rx) = mpsc::sync_channel(capacity);
+        let (control, control_rx) = mpsc::channel();
+        let counters = Arc::new(Counters::default());
+        let worker = Worker {
+            exporter,
+            data: data_rx,
+            control: control_rx,
+            counters: counters.clone(),
+            scope: crate::instrumentation::scope(),
+            batch_size: config.max_export_batch_size.max(1),
+            scheduled_delay: config.scheduled_delay,
+            export_timeout: config.export_timeout,
+        };
+        let handle = thread::Builder::new()
+            .name("workflow-otel-export".to_owned())
+            .spawn(move || worker.run())
+            .expect("the OS refused to start the workflow-otel export thread");
+        Pipeline {
+            shared: Arc::new(Shared {
+                data,
+                control: Mutex::new(control),
+                counters,
+                wake_at: config.max_export_batch_size.clamp(1, capacity),
+                export_timeout: config.export_timeout,
+                worker: handle.thread().clone(),
+                handle: Mutex::new(Some(handle)),
+                shut_down: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Queues a finished span; drops and counts it if the queue is full.
+    pub(crate) fn submit(&self, span: RawSpan) {
+        self.send(Message::Ours(span));
+    }
+
+    fn send(&self, message: Message) {
+        let shared = &*self.shared;
+        match shared.data.try_send(message) {
+            Ok(()) => {
+                // One wake-up per batch: the worker drains everything it finds.
+                if shared.counters.pending.fetch_add(1, Ordering::Relaxed) + 1 == shared.wake_at {
+                    shared.worker.unpark();
+                }
+            }
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Spans lost so far: dropped because the queue was full or the pipeline
+    /// was shut down, or in a batch the exporter failed or timed out on.
+    pub fn dropped_spans(&self) -> u64 {
+        self.shared.counters.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Spans the exporter accepted so far.
+    pub fn exported_spans(&self) -> u64 {
+        self.shared.counters.exported.load(Ordering::Relaxed)
+    }
+
+    /// Exports everything queued before this call and waits for the exporter
+    /// to flush, at most the export timeout (plus that again for the flush).
+    pub fn force_flush(&self) -> OTelSdkResult {
+        self.request(Control::Flush)
+    }
+
+    /// Exports what is queued, shuts the exporter down and stops the worker.
+    /// Spans ended afterwards are dropped and counted. Calling it again is an error.
+    pub fn shutdown(&self) -> OTelSdkResult {
+        if self.shared.shut_down.swap(true, Ordering::AcqRel) {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        let result = self.request(Control::Shutdown);
+        let handle = self
+            .shared
+            .handle
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        // Join only a worker that answered; a hung exporter must not hang us.
+        if result.is_ok()
+            && let Some(handle) = handle
+        {
+            let _ = handle.join();
+        }
+        let dropped = self.dropped_spans();
+        if dropped > 0 {
+            eprintln!(
+                "workflow-otel: {dropped} spans were dropped (full queue or failed exports); \
+                 {} were exported",
+                self.exported_spans()
+            );
+        }
+        result
+    }
+
+    fn request(&self, make: fn(SyncSender<OTelSdkResult>) -> Control) -> OTelSdkResult {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let sent = self
+            .shared
+            .control
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .send(make(reply));
+        if sent.is_err() {
+            return Err(OTelSdkError::AlreadyShutdown);
+        }
+        self.shared.worker.unpark();
+        // The worker may be in an export that is itself bounded by the timeout.
+        match answer.recv_timeout(self.shared.export_timeout * 2) {
+            Ok(result) => result,
+            Err(RecvTimeoutError::Timeout) => {
+                Err(OTelSdkError::Timeout(self.shared.export_timeout * 2))
+            }
+            Err(RecvTimeoutError::Disconnected) => Err(OTelSdkError::AlreadyShutdown),
+        }
+    }
+
+    /// A `SpanProcessor` for an `SdkTracerProvider`, so that spans other code
+    /// opens through the OpenTelemetry API (or `tracing` with
+    /// tracing-opentelemetry) are exported by this pipeline too, in the same
+    /// batches. Its `shutdown` only flushes: the pipeline's owner shuts it down.
+    pub fn span_processor(&self) -> PipelineProcessor {
+        PipelineProcessor {
+            pipeline: self.clone(),
+        }
+    }
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The sender goes with this struct; wake the worker to notice and stop.
+        self.worker.unpark();
+    }
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("counters", &self.shared.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Feeds spans from an `SdkTracerProvider` into a [`Pipeline`]; see
+/// [`Pipeline::span_processor`].
+#[derive(Debug, Clone)]
+pub struct PipelineProcessor {
+    pipeline: Pipeline,
+}
+
+impl SpanProcessor for PipelineProcessor {
+    fn on_start(&self, _span: &mut Span, _cx: &Context) {}
+
+    fn on_end(&self, span: SpanData) {
+        self.pipeline.send(Message::Foreign(Box::new(span)));
+    }
+
+    fn force_flush(&self) -> OTelSdkResult {
+        self.pipeline.force_flush()
+    }
+
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        self.pipeline.force_flush()
+    }
+}
+
+struct Worker<E> {
+    exporter: E,
+    data: Receiver<Message>,
+    control: Receiver<Control>,
+    counters: Arc<Counters>,
+    scope: InstrumentationScope,
+    batch_size: usize,
+    scheduled_delay: Duration,
+    export_timeout: Duration,
+}
+
+impl<E: SpanExporter> Worker<E> {
+    fn run(mut self) {
+        let mut batch = Vec::with_capacity(self.batch_size);
+        loop {
+            if self.counters.pending.load(Ordering::Relaxed) == 0 {
+                thread::park_timeout(self.scheduled_delay);
+            }
+            // Requests first: spans queued before a flush was asked for are
+            // already in the queue, so draining it below covers them.
+            let requests: Vec<Control> = self.control.try_iter().collect();
+            let disconnected = self.drain(&mut batch);
+            for request in requests {
+                match request {
+                    Control::Flush(reply) => {
+                        let _ = reply.send(self.exporter.force_flush());
+                    }
+                    Control::Shutdown(reply) => {
+                        let _ =
+                            reply.send(self.exporter.shutdown_with_timeout(self.export_timeout));
+                        return;
+                    }
+                }
+            }
+            if disconnected {
+                // Every handle is gone: nobody can flush or shut down any more.
+                let _ = self.exporter.shutdown_with_timeout(self.export_timeout);
+                return;
+            }
+        }
+    }
+
+    /// Exports everything queued; returns whether every sender is gone.
+    fn drain(&mut self, batch: &mut Vec<SpanData>) -> bool {
+        let mut disconnected = false;
+        loop {
+            match self.data.try_recv() {
+                Ok(message) => {
+                    self.counters.pending.fetch_sub(1, Ordering::Relaxed);
+                    batch.push(match message {
+                        Message::Ours(raw) => raw.into_span_data(&self.scope),
+                        Message::Foreign(span) => *span,
+                    });
+                    if batch.len() >= self.batch_size {
+                        self.export(batch);
+                    }
+                }
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    disconnected = true;
+                    break;
+                }
+            }
+        }
+        if !batch.is_empty() {
+            self.export(batch);
+        }
+        disconnected
+    }
+
+    fn export(&mut self, batch: &mut Vec<SpanData>) {
+        let spans = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
+        let count = spans.len() as u64;
+        match block_on_with_timeout(self.exporter.export(spans), self.export_timeout) {
+            Some(Ok(())) => {
+                self.counters.exported.fetch_add(count, Ordering::Relaxed);
+            }
+            Some(Err(_)) | None => {
+                self.counters.dropped.fetch_add(count, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` on this thread until it is ready or `timeout` passes; a
+/// future still pending then is dropped, which cancels it.
+pub(crate) fn block_on_with_timeout<F: Future>(future: F, timeout: Duration) -> Option<F::Output> {
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut task = std::task::Context::from_waker(&waker);
+    let mut future = pin!(future);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut task) {
+            return Some(output);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        thread::park_timeout(deadline - now);
+    }
+}

@@ -1,0 +1,207 @@
+//! What the calling thread keeps of a finished span, and its conversion to the
+//! SDK's `SpanData` on the pipeline's worker thread.
+//!
+//! The record holds references, not attributes: the static [`Site`], the
+//! workflow's `Arc`, two instants. Every `KeyValue` is built by the worker, so a
+//! step with only static attributes costs its caller no allocation.
+
+use std::borrow::Cow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status};
+use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
+
+use crate::attributes as attr;
+use crate::context::WorkflowContext;
+use crate::ids::system_time;
+use crate::instrumentation::SuccessStatus;
+use crate::span::{Kind, Site};
+use crate::time::rfc3339;
+
+/// How a call ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum EndState {
+    Completed,
+    Failed,
+    Cancelled,
+}
+
+impl EndState {
+    fn as_str(self) -> &'static str {
+        match self {
+            EndState::Completed => attr::STATUS_COMPLETED,
+            EndState::Failed => attr::STATUS_FAILED,
+            EndState::Cancelled => attr::STATUS_CANCELLED,
+        }
+    }
+}
+
+/// An error read from a return value or a panic.
+#[derive(Debug)]
+pub(crate) struct ErrorRecord {
+    pub(crate) type_name: &'static str,
+    pub(crate) message: String,
+}
+
+/// What only some spans have; allocated the first time one is needed.
+#[derive(Debug, Default)]
+pub(crate) struct Extras {
+    pub(crate) attributes: Vec<KeyValue>,
+    pub(crate) events: Vec<(Cow<'static, str>, Instant, Vec<KeyValue>)>,
+    pub(crate) return_value: Option<String>,
+}
+
+/// A finished span of ours, as the caller hands it to the pipeline.
+#[derive(Debug)]
+pub(crate) struct RawSpan {
+    pub(crate) site: &'static Site,
+    pub(crate) span_context: SpanContext,
+    pub(crate) parent_span_id: SpanId,
+    pub(crate) parent_is_remote: bool,
+    pub(crate) started: Instant,
+    pub(crate) ended: Instant,
+    /// The span's own workflow (workflow kinds) or its owner's (steps).
+    pub(crate) workflow: Option<Arc<WorkflowContext>>,
+    pub(crate) state: EndState,
+    pub(crate) success: SuccessStatus,
+    pub(crate) error: Option<ErrorRecord>,
+    pub(crate) extras: Option<Box<Extras>>,
+}
+
+impl RawSpan {
+    pub(crate) fn into_span_data(self, scope: &InstrumentationScope) -> SpanData {
+        let site = self.site;
+        let seconds = self
+            .ended
+            .saturating_duration_since(self.started)
+            .as_secs_f64();
+        let mut attributes = Vec::with_capacity(24);
+        attributes.push(KeyValue::new(attr::CODE_FUNCTION_NAME, site.function));
+        attributes.push(KeyValue::new(attr::CODE_FILE_PATH, site.file));
+        attributes.push(KeyValue::new(attr::CODE_LINE_NUMBER, i64::from(site.line)));
+        let is_workflow = site.kind != Kind::Step;
+        match (&self.workflow, is_workflow) {
+            (Some(workflow), true) => workflow_start_attributes(workflow, &mut attributes),
+            (Some(owner), false) => {
+                attributes.push(KeyValue::new(attr::STEP_NAME, site.name));
+                attributes.push(KeyValue::new(attr::WORKFLOW_NAME, owner.name_value()));
+                attributes.push(KeyValue::new(attr::WORKFLOW_ID, owner.id_value()));
+            }
+            (None, _) => attributes.push(KeyValue::new(attr::STEP_NAME, site.name)),
+        }
+
+        let mut events = Vec::new();
+        if let Some(extras) = self.extras {
+            let extras = *extras;
+            attributes.extend(extras.attributes);
+            if let Some(value) = extras.return_value {
+                attributes.push(KeyValue::new(attr::RETURN_VALUE, value));
+            }
+            events.extend(
+                extras
+                    .events
+                    .into_iter()
+                    .map(|(name, at, attributes)| Event::new(name, system_time(at), attributes, 0)),
+            );
+        }
+
+        let status = match self.error {
+            Some(error) => {
+                attributes.push(KeyValue::new(attr::ERROR_TYPE, error.type_name));
+                events.push(Event::new(
+                    attr::EXCEPTION_EVENT,
+                    system_time(self.ended),
+                    vec![
+                        KeyValue::new(attr::EXCEPTION_TYPE, error.type_name),
+                        KeyValue::new(attr::EXCEPTION_MESSAGE, error.message.clone()),
+                    ],
+                    0,
+                ));
+                Status::error(error.message)
+            }
+            None if self.state == EndState::Completed && self.success == SuccessStatus::Ok => {
+                Status::Ok
+            }
+            None => Status::Unset,
+        };
+
+        let mut links = Vec::new();
+        match (&self.workflow, is_workflow) {
+            (Some(workflow), true) => {
+                attributes.push(KeyValue::new(attr::WORKFLOW_STATUS, self.state.as_str()));
+                attributes.push(KeyValue::new(
+                    attr::WORKFLOW_END_TIME,
+                    rfc3339(system_time(self.ended)),
+                ));
+                attributes.push(KeyValue::new(attr::WORKFLOW_DURATION, seconds));
+                attributes.extend(workflow.take_attributes());
+                if let (Kind::ChildWorkflow, Some(parent)) = (site.kind, workflow.parent()) {
+                    links.push(Link::new(
+                        parent.span_context().clone(),
+                        vec![KeyValue::new(attr::LINK_TYPE, attr::LINK_PARENT_WORKFLOW)],
+                        0,
+                    ));
+                }
+            }
+            _ => {
+                attributes.push(KeyValue::new(attr::STEP_STATUS, self.state.as_str()));
+                attributes.push(KeyValue::new(attr::STEP_DURATION, seconds));
+            }
+        }
+
+        let mut span_events = SpanEvents::default();
+        span_events.events = events;
+        let mut span_links = SpanLinks::default();
+        span_links.links = links;
+        SpanData {
+            span_context: self.span_context,
+            parent_span_id: self.parent_span_id,
+            parent_span_is_remote: self.parent_is_remote,
+            span_kind: SpanKind::Internal,
+            name: Cow::Borrowed(site.name),
+            start_time: system_time(self.started),
+            end_time: system_time(self.ended),
+            attributes,
+            dropped_attributes_count: 0,
+            events: span_events,
+            links: span_links,
+            status,
+            instrumentation_scope: scope.clone(),
+        }
+    }
+}
+
+fn workflow_start_attributes(workflow: &WorkflowContext, attributes: &mut Vec<KeyValue>) {
+    let span_context = workflow.span_context();
+    attributes.extend([
+        KeyValue::new(attr::TRACE_ID, span_context.trace_id().to_string()),
+        KeyValue::new(attr::ROOT_SPAN_ID, workflow.root_span_id().to_string()),
+        KeyValue::new(attr::CURRENT_SPAN_ID, span_context.span_id().to_string()),
+        KeyValue::new(attr::WORKFLOW_NAME, workflow.name_value()),
+        KeyValue::new(attr::WORKFLOW_ID, workflow.id_value()),
+        KeyValue::new(attr::WORKFLOW_DEPTH, i64::from(workflow.depth())),
+        KeyValue::new(attr::WORKFLOW_START_TIME, rfc3339(workflow.started_at())),
+        KeyValue::new(attr::HIERARCHY_PATH, workflow.hierarchy_path().to_owned()),
+        KeyValue::new(attr::NESTING_LEVEL, i64::from(workflow.depth())),
+        KeyValue::new(attr::CORRELATION_ID, workflow.correlation_id().to_owned()),
+    ]);
+    match workflow.parent() {
+        None => attributes.push(KeyValue::new(attr::RELATIONSHIP_TYPE, attr::ROOT_WORKFLOW)),
+        Some(parent) => {
+            attributes.push(KeyValue::new(attr::RELATIONSHIP_TYPE, attr::CHILD_WORKFLOW));
+            attributes.push(KeyValue::new(
+                attr::PARENT_WORKFLOW_NAME,
+                parent.name().to_owned(),
+            ));
+            attributes.push(KeyValue::new(
+                attr::PARENT_WORKFLOW_ID,
+                parent.id().to_string(),
+            ));
+        }
+    }
+    if let Some(causation) = workflow.causation_id() {
+        attributes.push(KeyValue::new(attr::CAUSATION_ID, causation.to_owned()));
+    }
+}
