@@ -196,6 +196,29 @@ fn tracing_instrumented(x: u64) -> u64 {
     black_box(x + 1)
 }
 
+/// What any instrumentation pays that makes its span the current one in the
+/// OpenTelemetry `Context` (so that spans opened through the OpenTelemetry API
+/// nest under it): a new context with the span, attached around the body, then
+/// detached and dropped. No ids, no clock, no recording.
+fn context_floor(iterations: u64) {
+    use opentelemetry::trace::{
+        SpanContext, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    };
+    let span = SpanContext::new(
+        TraceId::from(1_u128),
+        opentelemetry::trace::SpanId::from(1_u64),
+        TraceFlags::SAMPLED,
+        false,
+        TraceState::default(),
+    );
+    for i in 0..iterations {
+        let cx =
+            opentelemetry::Context::map_current(|cx| cx.with_remote_span_context(span.clone()));
+        let _attached = cx.attach();
+        plain(i);
+    }
+}
+
 /// Drives a future that never waits (ours here only yield by completing).
 fn block_on<F: Future>(future: F) -> F::Output {
     let mut future = pin!(future);
@@ -359,6 +382,17 @@ fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, Factory)> {
         (
             "wo #[step]",
             Box::new(|| workflow_otel_case("wo #[step]", Sampler::AlwaysOn, 1, 1, wo_parent)),
+        ),
+        (
+            "otel Context per span (floor)",
+            Box::new(|| Case {
+                name: "otel Context per span (floor)",
+                spans_per_iteration: 1,
+                spans_per_run: 0,
+                run: Box::new(context_floor),
+                delivered: Box::new(|| 0),
+                records: false,
+            }),
         ),
         (
             "wo #[step] unsampled",

@@ -22,13 +22,15 @@ fn monthly_report(month: u32) -> Report {
 
 #[child_workflow(args(month))]
 fn load_customers(month: u32) -> Vec<String> {
-    let lineage = current_workflow().expect("inside a child workflow");
-    println!(
-        "  {} runs at depth {} under {:?}",
-        lineage.hierarchy_path(),
-        lineage.depth(),
-        lineage.parent().map(|parent| parent.name())
-    );
+    // None only when the attributes are switched off at compile time.
+    if let Some(lineage) = current_workflow() {
+        println!(
+            "  {} runs at depth {} under {:?}",
+            lineage.hierarchy_path(),
+            lineage.depth(),
+            lineage.parent().map(|parent| parent.name())
+        );
+    }
     let rows = fetch_rows("customers", month);
     rows.into_iter()
         .map(|row| format!("customer-{row}"))

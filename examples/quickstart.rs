@@ -79,7 +79,9 @@ async fn charge(card: &'static str, cents: u64) -> Result<u64, OrderError> {
 
 #[step(args(order_id, items))]
 async fn notify(order_id: u64, items: u64) {
+    let message = format!("order {order_id}: {items} items reserved");
     tokio::time::sleep(Duration::from_millis(1)).await;
+    drop(message);
 }
 
 #[tokio::main]

@@ -878,6 +878,41 @@ report #1 [workflow] Unset
     );
 }
 
+#[step]
+fn calls_a_tracing_library() {
+    // What a library instrumented with `tracing` does inside our step.
+    let request = tracing::info_span!("http.request", http.request.method = "GET");
+    let _entered = request.enter();
+    let inner = tracing::info_span!("dns.lookup");
+    drop(inner.enter());
+}
+
+#[workflow]
+fn uses_tracing() {
+    calls_a_tracing_library();
+}
+
+#[test]
+fn tracing_spans_nest_inside_steps_through_tracing_opentelemetry() {
+    use tracing_subscriber::layer::SubscriberExt as _;
+    let capture = Capture::new();
+    let layer = tracing_opentelemetry::layer().with_tracer(capture.provider().tracer("tracing"));
+    let subscriber = tracing_subscriber::registry().with(layer);
+    tracing::subscriber::with_default(subscriber, || capture.run(uses_tracing));
+    assert_eq!(
+        capture
+            .tree()
+            .render_with(|key| key == "http.request.method"),
+        "\
+uses_tracing #1 [workflow] Unset
+  calls_a_tracing_library #2 [step] Unset
+    http.request #3 [span scope=tracing] Unset
+      | http.request.method: \"GET\"
+      dns.lookup #4 [span scope=tracing] Unset
+"
+    );
+}
+
 #[workflow]
 fn unsampled_lineage() -> (u32, String) {
     unsampled_child()

@@ -10,7 +10,21 @@ use crate::args::{Field, FieldFormat, Format, Options};
 use crate::item::{self, InstrumentedFn};
 use crate::name;
 
+/// Whether the attributes instrument at all: the `instrument` feature, on by
+/// default. Off, they still check their arguments (so that code stays valid
+/// for when it is turned back on) and then leave the function as written.
+const INSTRUMENT: bool = cfg!(feature = "instrument");
+
 pub(crate) fn instrument(kind: SpanKind, attr: TokenStream, item: TokenStream) -> TokenStream {
+    instrument_if(INSTRUMENT, kind, attr, item)
+}
+
+fn instrument_if(
+    enabled: bool,
+    kind: SpanKind,
+    attr: TokenStream,
+    item: TokenStream,
+) -> TokenStream {
     let attribute = kind.attribute_name();
     let function = match item::parse(item.clone(), attribute) {
         Ok(function) => function,
@@ -34,6 +48,9 @@ pub(crate) fn instrument(kind: SpanKind, attr: TokenStream, item: TokenStream) -
     }
     if !errors.is_empty() {
         return with_errors(function.to_tokens_unchanged(), errors);
+    }
+    if !enabled {
+        return item;
     }
     expand(kind, &function, &options, &span_name, returns_opaque)
 }
@@ -333,6 +350,30 @@ mod tests {
             }
         };
         assert_eq!(expanded.to_string(), expected.to_string());
+    }
+
+    #[test]
+    fn with_instrumentation_off_the_function_is_left_exactly_as_written() {
+        let item = quote! {
+            /// Docs stay.
+            #[inline]
+            pub async fn load(&self, key: u32) -> Result<String, Error> { self.get(key).await }
+        };
+        let output = instrument_if(false, SpanKind::Step, quote!(args(key), err), item.clone());
+        assert_eq!(output.to_string(), item.to_string());
+    }
+
+    #[test]
+    fn with_instrumentation_off_mistakes_are_still_reported() {
+        let output = instrument_if(
+            false,
+            SpanKind::Step,
+            quote!(args(missing)),
+            quote!(
+                fn f() {}
+            ),
+        );
+        assert!(output.to_string().contains("compile_error"), "{output}");
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Where spans go and how they are sampled and marked: what the macros use.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -145,14 +146,15 @@ impl Instrumentation {
     }
 
     /// The instrumentation in effect in `cx` when no workflow pinned one.
-    pub(crate) fn from_context(cx: &Context) -> Option<Instrumentation> {
+    pub(crate) fn from_context(cx: &Context) -> Option<Cow<'_, Instrumentation>> {
         if let Some(found) = cx.get::<Instrumentation>() {
-            return Some(found.clone());
+            return Some(Cow::Borrowed(found));
         }
         DEFAULT
             .read()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+            .map(Cow::Owned)
     }
 }
 

@@ -9,13 +9,12 @@
 //! code opens through the OpenTelemetry SDK join the same queue through
 //! [`Pipeline::span_processor`].
 
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::future::Future;
 use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{
-    self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError, TrySendError,
-};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
 use std::sync::{Arc, Mutex};
 use std::task::{Poll, Wake, Waker};
 use std::thread::{self, JoinHandle, Thread};
@@ -27,6 +26,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
 use crate::record::RawSpan;
+use crate::span::Recording;
 
 /// Queue length, batch size and timings of a [`Pipeline`]. The defaults are
 /// those of OpenTelemetry's batch span processor (`OTEL_BSP_*`).
@@ -54,8 +54,76 @@ impl Default for PipelineConfig {
 }
 
 enum Message {
-    Ours(RawSpan),
+    Ours(Vec<RawSpan>),
     Foreign(Box<SpanData>),
+}
+
+/// Spans a thread buffers before it hands them to the queue in one message.
+const LOCAL_BATCH: usize = 64;
+
+/// What a thread keeps between spans: the recording whose body runs now, and
+/// finished spans not yet handed to the queue.
+struct Local {
+    current: Cell<*const Recording>,
+    buffer: RefCell<Buffer>,
+}
+
+#[derive(Default)]
+struct Buffer {
+    spans: Vec<RawSpan>,
+    pipeline: Option<Pipeline>,
+}
+
+impl Buffer {
+    fn flush(&mut self) {
+        if let Some(pipeline) = &self.pipeline
+            && !self.spans.is_empty()
+        {
+            pipeline.send_batch(std::mem::take(&mut self.spans));
+        }
+    }
+}
+
+impl Drop for Buffer {
+    // A thread that exits hands over what it still holds.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+thread_local! {
+    static LOCAL: Local = const {
+        Local {
+            current: Cell::new(std::ptr::null()),
+            buffer: RefCell::new(Buffer { spans: Vec::new(), pipeline: None }),
+        }
+    };
+}
+
+/// Makes `recording` the one whose body runs on this thread; returns the
+/// previous one, to give back to [`leave_recording`].
+pub(crate) fn enter_recording(recording: &Recording) -> *const Recording {
+    LOCAL
+        .try_with(|local| local.current.replace(recording))
+        .unwrap_or(std::ptr::null())
+}
+
+/// Restores the previous recording; leaving the outermost one hands the
+/// thread's finished spans to the queue, so none wait on an idle thread.
+pub(crate) fn leave_recording(previous: *const Recording) {
+    let _ = LOCAL.try_with(|local| {
+        local.current.set(previous);
+        if previous.is_null() {
+            local.buffer.borrow_mut().flush();
+        }
+    });
+}
+
+/// The recording whose body runs on this thread, if any.
+pub(crate) fn current_recording() -> *const Recording {
+    LOCAL
+        .try_with(|local| local.current.get())
+        .unwrap_or(std::ptr::null())
 }
 
 enum Control {
@@ -69,12 +137,16 @@ struct Counters {
     pending: AtomicUsize,
     dropped: AtomicU64,
     exported: AtomicU64,
+    /// A flush or shutdown waits: finish what is queued within one export
+    /// timeout, giving up batches that would take longer.
+    urgent: AtomicBool,
 }
 
 struct Shared {
-    data: SyncSender<Message>,
+    data: Sender<Message>,
     control: Mutex<Sender<Control>>,
     counters: Arc<Counters>,
+    capacity: usize,
     wake_at: usize,
     export_timeout: Duration,
     worker: Thread,
@@ -117,7 +189,9 @@ impl Pipeline {
             exporter.set_resource(resource);
         }
         let capacity = config.max_queue_size.max(1);
-        let (data, data_rx) = mpsc::sync_channel(capacity);
+        // Unbounded channel, bounded by the `pending` count in `send_batch`:
+        // the bound is in spans, while messages carry batches of them.
+        let (data, data_rx) = mpsc::channel();
         let (control, control_rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let worker = Worker {
@@ -139,6 +213,7 @@ impl Pipeline {
                 data,
                 control: Mutex::new(control),
                 counters,
+                capacity,
                 wake_at: config.max_export_batch_size.clamp(1, capacity),
                 export_timeout: config.export_timeout,
                 worker: handle.thread().clone(),
@@ -148,23 +223,71 @@ impl Pipeline {
         }
     }
 
-    /// Queues a finished span; drops and counts it if the queue is full.
+    /// Takes a finished span: into the thread's buffer, which goes to the
+    /// queue when full, or now if no body of ours runs on this thread.
     pub(crate) fn submit(&self, span: RawSpan) {
-        self.send(Message::Ours(span));
+        let mut span = Some(span);
+        let _ = LOCAL.try_with(|local| {
+            let mut buffer = local.buffer.borrow_mut();
+            let same = buffer
+                .pipeline
+                .as_ref()
+                .is_some_and(|pipeline| Arc::ptr_eq(&pipeline.shared, &self.shared));
+            if !same {
+                buffer.flush();
+                buffer.pipeline = Some(self.clone());
+            }
+            if let Some(span) = span.take() {
+                buffer.spans.push(span);
+            }
+            if buffer.spans.len() >= LOCAL_BATCH || local.current.get().is_null() {
+                buffer.flush();
+            }
+        });
+        // The thread is exiting and its buffer is gone: send the span alone.
+        if let Some(span) = span {
+            self.send_batch(vec![span]);
+        }
     }
 
-    fn send(&self, message: Message) {
+    /// Queues spans in one message, or drops and counts them all if the queue
+    /// would hold more than its limit. Never blocks.
+    fn send_batch(&self, spans: Vec<RawSpan>) {
+        let count = spans.len();
+        if self.reserve(count) && self.shared.data.send(Message::Ours(spans)).is_err() {
+            self.unreserve(count);
+        }
+    }
+
+    fn reserve(&self, count: usize) -> bool {
         let shared = &*self.shared;
-        match shared.data.try_send(message) {
-            Ok(()) => {
-                // One wake-up per batch: the worker drains everything it finds.
-                if shared.counters.pending.fetch_add(1, Ordering::Relaxed) + 1 == shared.wake_at {
-                    shared.worker.unpark();
-                }
-            }
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                shared.counters.dropped.fetch_add(1, Ordering::Relaxed);
-            }
+        let before = shared.counters.pending.fetch_add(count, Ordering::Relaxed);
+        if before + count > shared.capacity {
+            self.unreserve(count);
+            return false;
+        }
+        // One wake-up per batch: the worker drains everything it finds.
+        if before < shared.wake_at && before + count >= shared.wake_at {
+            shared.worker.unpark();
+        }
+        true
+    }
+
+    fn unreserve(&self, count: usize) {
+        let counters = &self.shared.counters;
+        counters.pending.fetch_sub(count, Ordering::Relaxed);
+        counters.dropped.fetch_add(count as u64, Ordering::Relaxed);
+    }
+
+    fn send_foreign(&self, span: SpanData) {
+        if self.reserve(1)
+            && self
+                .shared
+                .data
+                .send(Message::Foreign(Box::new(span)))
+                .is_err()
+        {
+            self.unreserve(1);
         }
     }
 
@@ -274,7 +397,7 @@ impl SpanProcessor for PipelineProcessor {
     fn on_start(&self, _span: &mut Span, _cx: &Context) {}
 
     fn on_end(&self, span: SpanData) {
-        self.pipeline.send(Message::Foreign(Box::new(span)));
+        self.pipeline.send_foreign(span);
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -301,13 +424,20 @@ impl<E: SpanExporter> Worker<E> {
     fn run(mut self) {
         let mut batch = Vec::with_capacity(self.batch_size);
         loop {
-            if self.counters.pending.load(Ordering::Relaxed) == 0 {
+            if self.counters.pending.load(Ordering::Relaxed) == 0
+                && !self.counters.urgent.load(Ordering::Acquire)
+            {
                 thread::park_timeout(self.scheduled_delay);
             }
             // Requests first: spans queued before a flush was asked for are
             // already in the queue, so draining it below covers them.
             let requests: Vec<Control> = self.control.try_iter().collect();
-            let disconnected = self.drain(&mut batch);
+            let mut deadline = None;
+            if !requests.is_empty() {
+                self.counters.urgent.store(false, Ordering::Release);
+                deadline = Some(Instant::now() + self.export_timeout);
+            }
+            let disconnected = self.drain(&mut batch, deadline);
             for request in requests {
                 match request {
                     Control::Flush(reply) => {
@@ -328,19 +458,29 @@ impl<E: SpanExporter> Worker<E> {
         }
     }
 
-    /// Exports everything queued; returns whether every sender is gone.
-    fn drain(&mut self, batch: &mut Vec<SpanData>) -> bool {
+    /// Exports everything queued, by `deadline` if there is one; returns
+    /// whether every sender is gone.
+    fn drain(&mut self, batch: &mut Vec<SpanData>, mut deadline: Option<Instant>) -> bool {
+        let clock = crate::ids::Calibration::now();
         let mut disconnected = false;
         loop {
             match self.data.try_recv() {
-                Ok(message) => {
+                Ok(Message::Ours(spans)) => {
+                    self.counters
+                        .pending
+                        .fetch_sub(spans.len(), Ordering::Relaxed);
+                    for raw in spans {
+                        batch.push(raw.into_span_data(&self.scope, &clock));
+                        if batch.len() >= self.batch_size {
+                            self.export(batch, &mut deadline);
+                        }
+                    }
+                }
+                Ok(Message::Foreign(span)) => {
                     self.counters.pending.fetch_sub(1, Ordering::Relaxed);
-                    batch.push(match message {
-                        Message::Ours(raw) => raw.into_span_data(&self.scope),
-                        Message::Foreign(span) => *span,
-                    });
+                    batch.push(*span);
                     if batch.len() >= self.batch_size {
-                        self.export(batch);
+                        self.export(batch, &mut deadline);
                     }
                 }
                 Err(TryRecvError::Empty) => break,
@@ -351,15 +491,30 @@ impl<E: SpanExporter> Worker<E> {
             }
         }
         if !batch.is_empty() {
-            self.export(batch);
+            self.export(batch, &mut deadline);
         }
         disconnected
     }
 
-    fn export(&mut self, batch: &mut Vec<SpanData>) {
+    fn export(&mut self, batch: &mut Vec<SpanData>, deadline: &mut Option<Instant>) {
         let spans = std::mem::replace(batch, Vec::with_capacity(self.batch_size));
         let count = spans.len() as u64;
-        match block_on_with_timeout(self.exporter.export(spans), self.export_timeout) {
+        // A flush or shutdown asked for while this drain was under way.
+        if deadline.is_none() && self.counters.urgent.load(Ordering::Acquire) {
+            *deadline = Some(Instant::now() + self.export_timeout);
+        }
+        let timeout = match *deadline {
+            None => self.export_timeout,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    self.counters.dropped.fetch_add(count, Ordering::Relaxed);
+                    return;
+                }
+                left.min(self.export_timeout)
+            }
+        };
+        match block_on_with_timeout(self.exporter.export(spans), timeout) {
             Some(Ok(())) => {
                 self.counters.exported.fetch_add(count, Ordering::Relaxed);
             }

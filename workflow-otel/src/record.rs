@@ -7,7 +7,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::SystemTime;
 
 use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{InstrumentationScope, KeyValue};
@@ -15,7 +15,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use crate::attributes as attr;
 use crate::context::WorkflowContext;
-use crate::ids::system_time;
+use crate::ids::{Calibration, Ticks};
 use crate::instrumentation::SuccessStatus;
 use crate::span::{Kind, Site};
 use crate::time::rfc3339;
@@ -45,12 +45,14 @@ pub(crate) struct ErrorRecord {
     pub(crate) message: String,
 }
 
-/// What only some spans have; allocated the first time one is needed.
+/// What only some spans have; allocated the first time one is needed, so
+/// the common span carries one pointer for all of it.
 #[derive(Debug, Default)]
 pub(crate) struct Extras {
     pub(crate) attributes: Vec<KeyValue>,
-    pub(crate) events: Vec<(Cow<'static, str>, Instant, Vec<KeyValue>)>,
+    pub(crate) events: Vec<(Cow<'static, str>, Ticks, Vec<KeyValue>)>,
     pub(crate) return_value: Option<String>,
+    pub(crate) error: Option<ErrorRecord>,
 }
 
 /// A finished span of ours, as the caller hands it to the pipeline.
@@ -60,30 +62,50 @@ pub(crate) struct RawSpan {
     pub(crate) span_context: SpanContext,
     pub(crate) parent_span_id: SpanId,
     pub(crate) parent_is_remote: bool,
-    pub(crate) started: Instant,
-    pub(crate) ended: Instant,
+    pub(crate) started: Ticks,
+    pub(crate) ended: Ticks,
     /// The span's own workflow (workflow kinds) or its owner's (steps).
     pub(crate) workflow: Option<Arc<WorkflowContext>>,
     pub(crate) state: EndState,
     pub(crate) success: SuccessStatus,
-    pub(crate) error: Option<ErrorRecord>,
     pub(crate) extras: Option<Box<Extras>>,
 }
 
+/// Attributes every workflow span gets besides the extras: code location (3),
+/// lineage (up to 14), end state, end time, duration.
+const WORKFLOW_ATTRIBUTES: usize = 20;
+/// Attributes every step gets: code location (3), step name, owner name and
+/// id, status, duration.
+const STEP_ATTRIBUTES: usize = 8;
+
 impl RawSpan {
-    pub(crate) fn into_span_data(self, scope: &InstrumentationScope) -> SpanData {
+    pub(crate) fn into_span_data(
+        self,
+        scope: &InstrumentationScope,
+        clock: &Calibration,
+    ) -> SpanData {
         let site = self.site;
-        let seconds = self
-            .ended
-            .saturating_duration_since(self.started)
+        let start_time = clock.system_time(self.started);
+        let end_time = clock.system_time(self.ended);
+        let seconds = end_time
+            .duration_since(start_time)
+            .unwrap_or_default()
             .as_secs_f64();
-        let mut attributes = Vec::with_capacity(24);
+        let is_workflow = site.kind != Kind::Step;
+        let extras = self.extras.map(|extras| *extras).unwrap_or_default();
+        let custom = if is_workflow {
+            WORKFLOW_ATTRIBUTES
+        } else {
+            STEP_ATTRIBUTES
+        };
+        let mut attributes = Vec::with_capacity(custom + extras.attributes.len() + 2);
         attributes.push(KeyValue::new(attr::CODE_FUNCTION_NAME, site.function));
         attributes.push(KeyValue::new(attr::CODE_FILE_PATH, site.file));
         attributes.push(KeyValue::new(attr::CODE_LINE_NUMBER, i64::from(site.line)));
-        let is_workflow = site.kind != Kind::Step;
         match (&self.workflow, is_workflow) {
-            (Some(workflow), true) => workflow_start_attributes(workflow, &mut attributes),
+            (Some(workflow), true) => {
+                workflow_start_attributes(workflow, start_time, &mut attributes)
+            }
             (Some(owner), false) => {
                 attributes.push(KeyValue::new(attr::STEP_NAME, site.name));
                 attributes.push(KeyValue::new(attr::WORKFLOW_NAME, owner.name_value()));
@@ -91,28 +113,22 @@ impl RawSpan {
             }
             (None, _) => attributes.push(KeyValue::new(attr::STEP_NAME, site.name)),
         }
-
-        let mut events = Vec::new();
-        if let Some(extras) = self.extras {
-            let extras = *extras;
-            attributes.extend(extras.attributes);
-            if let Some(value) = extras.return_value {
-                attributes.push(KeyValue::new(attr::RETURN_VALUE, value));
-            }
-            events.extend(
-                extras
-                    .events
-                    .into_iter()
-                    .map(|(name, at, attributes)| Event::new(name, system_time(at), attributes, 0)),
-            );
+        attributes.extend(extras.attributes);
+        if let Some(value) = extras.return_value {
+            attributes.push(KeyValue::new(attr::RETURN_VALUE, value));
         }
+        let mut events: Vec<Event> = extras
+            .events
+            .into_iter()
+            .map(|(name, at, attributes)| Event::new(name, clock.system_time(at), attributes, 0))
+            .collect();
 
-        let status = match self.error {
+        let status = match extras.error {
             Some(error) => {
                 attributes.push(KeyValue::new(attr::ERROR_TYPE, error.type_name));
                 events.push(Event::new(
                     attr::EXCEPTION_EVENT,
-                    system_time(self.ended),
+                    end_time,
                     vec![
                         KeyValue::new(attr::EXCEPTION_TYPE, error.type_name),
                         KeyValue::new(attr::EXCEPTION_MESSAGE, error.message.clone()),
@@ -131,10 +147,7 @@ impl RawSpan {
         match (&self.workflow, is_workflow) {
             (Some(workflow), true) => {
                 attributes.push(KeyValue::new(attr::WORKFLOW_STATUS, self.state.as_str()));
-                attributes.push(KeyValue::new(
-                    attr::WORKFLOW_END_TIME,
-                    rfc3339(system_time(self.ended)),
-                ));
+                attributes.push(KeyValue::new(attr::WORKFLOW_END_TIME, rfc3339(end_time)));
                 attributes.push(KeyValue::new(attr::WORKFLOW_DURATION, seconds));
                 attributes.extend(workflow.take_attributes());
                 if let (Kind::ChildWorkflow, Some(parent)) = (site.kind, workflow.parent()) {
@@ -161,8 +174,8 @@ impl RawSpan {
             parent_span_is_remote: self.parent_is_remote,
             span_kind: SpanKind::Internal,
             name: Cow::Borrowed(site.name),
-            start_time: system_time(self.started),
-            end_time: system_time(self.ended),
+            start_time,
+            end_time,
             attributes,
             dropped_attributes_count: 0,
             events: span_events,
@@ -173,7 +186,11 @@ impl RawSpan {
     }
 }
 
-fn workflow_start_attributes(workflow: &WorkflowContext, attributes: &mut Vec<KeyValue>) {
+fn workflow_start_attributes(
+    workflow: &WorkflowContext,
+    start_time: SystemTime,
+    attributes: &mut Vec<KeyValue>,
+) {
     let span_context = workflow.span_context();
     attributes.extend([
         KeyValue::new(attr::TRACE_ID, span_context.trace_id().to_string()),
@@ -182,7 +199,7 @@ fn workflow_start_attributes(workflow: &WorkflowContext, attributes: &mut Vec<Ke
         KeyValue::new(attr::WORKFLOW_NAME, workflow.name_value()),
         KeyValue::new(attr::WORKFLOW_ID, workflow.id_value()),
         KeyValue::new(attr::WORKFLOW_DEPTH, i64::from(workflow.depth())),
-        KeyValue::new(attr::WORKFLOW_START_TIME, rfc3339(workflow.started_at())),
+        KeyValue::new(attr::WORKFLOW_START_TIME, rfc3339(start_time)),
         KeyValue::new(attr::HIERARCHY_PATH, workflow.hierarchy_path().to_owned()),
         KeyValue::new(attr::NESTING_LEVEL, i64::from(workflow.depth())),
         KeyValue::new(attr::CORRELATION_ID, workflow.correlation_id().to_owned()),

@@ -8,13 +8,12 @@
 
 use std::any::Any;
 use std::borrow::Cow;
-use std::cell::{Cell, RefCell};
+use std::cell::RefCell;
 use std::fmt::{Debug, Display};
 use std::future::Future;
 use std::mem::ManuallyDrop;
 use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
 use std::pin::Pin;
-use std::ptr;
 use std::sync::Arc;
 use std::task::Poll;
 use std::time::Instant;
@@ -24,8 +23,8 @@ use opentelemetry::{Context, KeyValue, Value};
 
 use crate::context::{CurrentWorkflow, WorkflowContext};
 use crate::ids;
-use crate::instrumentation::{Instrumentation, SuccessStatus};
-use crate::pipeline::Pipeline;
+use crate::instrumentation::Instrumentation;
+use crate::pipeline::{Pipeline, current_recording, enter_recording, leave_recording};
 use crate::record::{EndState, ErrorRecord, Extras, RawSpan};
 
 /// What an annotated function opens.
@@ -85,17 +84,15 @@ pub struct ActiveSpan {
 /// cancelled (or as panicked, during unwinding): no path leaves a span unsent.
 #[derive(Debug)]
 pub(crate) struct Recording {
-    site: &'static Site,
-    span_context: SpanContext,
-    parent_span_id: SpanId,
-    parent_is_remote: bool,
-    started: Instant,
-    workflow: Option<Arc<WorkflowContext>>,
-    success: SuccessStatus,
+    /// The record handed to the pipeline, built in place from the start;
+    /// `None` once finished.
+    raw: Option<RawSpan>,
     pipeline: Pipeline,
     extras: RefCell<Option<Box<Extras>>>,
-    finished: bool,
 }
+
+/// Stands in for the site of a recording already handed over.
+static UNKNOWN_SITE: Site = Site::new(Kind::Step, "unknown", "unknown", "unknown", 0, false);
 
 /// Records `args(..)` and `fields(..)` onto a span that is recording.
 #[derive(Debug)]
@@ -133,21 +130,27 @@ pub fn no_fields(_: &mut Fields<'_>) {}
 /// Starts the span for one call of the function described by `site`, as a child
 /// of the current context.
 pub fn start(site: &'static Site, fields: impl FnOnce(&mut Fields<'_>)) -> ActiveSpan {
+    // Filled in place: the result is large and most calls leave it empty.
+    let mut span = ActiveSpan {
+        cx: None,
+        recording: None,
+    };
     Context::map_current(|parent| match site.kind {
-        Kind::Step => start_step(site, parent, fields),
-        Kind::Workflow | Kind::ChildWorkflow => start_workflow(site, parent, fields),
-    })
+        Kind::Step => start_step(&mut span, site, parent, fields),
+        Kind::Workflow | Kind::ChildWorkflow => start_workflow(&mut span, site, parent, fields),
+    });
+    span
 }
 
-/// The trace a new span joins: its parent's, or a new one if the sampler
-/// takes it. `None`: not recorded.
+/// The trace a new span joins, and whether it is sampled: its parent's, or a
+/// new trace for which the sampler decides.
 fn join_trace(
     site: &Site,
     parent: &Context,
     parent_span: &SpanContext,
     instrumentation: &Instrumentation,
-) -> (opentelemetry::trace::TraceId, TraceState, bool) {
-    if parent_span.is_valid() {
+) -> SpanContext {
+    let (trace_id, trace_state, sampled) = if parent_span.is_valid() {
         (
             parent_span.trace_id(),
             parent_span.trace_state().clone(),
@@ -157,79 +160,86 @@ fn join_trace(
         let trace_id = ids::trace_id();
         let sampled = instrumentation.samples_root(parent, trace_id, site.name);
         (trace_id, TraceState::default(), sampled)
-    }
-}
-
-fn start_step(
-    site: &'static Site,
-    parent: &Context,
-    fields: impl FnOnce(&mut Fields<'_>),
-) -> ActiveSpan {
-    let parent_span = parent.span();
-    let parent_span = parent_span.span_context();
-    // The common case of an unsampled trace: nothing to record, nothing to
-    // attach (descendants see the same unsampled parent).
-    if parent_span.is_valid() && !parent_span.is_sampled() {
-        return ActiveSpan {
-            cx: None,
-            recording: None,
-        };
-    }
-    let owner = parent.get::<CurrentWorkflow>().map(|current| &current.0);
-    let pinned = owner.and_then(|owner| owner.instrumentation().cloned());
-    let Some(instrumentation) = pinned.or_else(|| Instrumentation::from_context(parent)) else {
-        return ActiveSpan {
-            cx: None,
-            recording: None,
-        };
     };
-    let (trace_id, trace_state, sampled) = join_trace(site, parent, parent_span, &instrumentation);
     let flags = if sampled {
         TraceFlags::SAMPLED
     } else {
         TraceFlags::default()
     };
-    let span_context = SpanContext::new(trace_id, ids::span_id(), flags, false, trace_state);
-    let cx = parent.with_remote_span_context(span_context.clone());
-    if !sampled {
-        // An unsampled root: attach its context so everything below agrees.
-        return ActiveSpan {
-            cx: Some(cx),
-            recording: None,
-        };
-    }
-    let mut recording = Recording {
-        site,
-        span_context,
-        parent_span_id: parent_span.span_id(),
-        parent_is_remote: parent_span.is_remote(),
-        started: Instant::now(),
-        workflow: owner.cloned(),
-        success: instrumentation.success(),
-        pipeline: instrumentation.pipeline().clone(),
-        extras: RefCell::new(None),
-        finished: false,
-    };
-    fields(&mut Fields {
-        extras: recording.extras.get_mut(),
-    });
-    ActiveSpan {
-        cx: Some(cx),
-        recording: Some(recording),
-    }
+    SpanContext::new(trace_id, ids::span_id(), flags, false, trace_state)
 }
 
-fn start_workflow(
+fn start_step(
+    span: &mut ActiveSpan,
     site: &'static Site,
     parent: &Context,
     fields: impl FnOnce(&mut Fields<'_>),
-) -> ActiveSpan {
-    let parent_span = parent.span();
-    let parent_span = parent_span.span_context();
+) {
+    let parent_ref = parent.span();
+    let parent_span = parent_ref.span_context();
+    // The common case of an unsampled trace: nothing to record, nothing to
+    // attach (descendants see the same unsampled parent).
+    if parent_span.is_valid() && !parent_span.is_sampled() {
+        return;
+    }
+    let owner = parent.get::<CurrentWorkflow>().map(|current| &current.0);
+    let fallback;
+    let instrumentation = match owner.and_then(|owner| owner.instrumentation()) {
+        Some(pinned) => pinned,
+        None => {
+            fallback = Instrumentation::from_context(parent);
+            match &fallback {
+                Some(found) => &**found,
+                None => return,
+            }
+        }
+    };
+    let span_context = join_trace(site, parent, parent_span, instrumentation);
+    if span_context.is_sampled() {
+        let recording = span.recording.insert(Recording {
+            raw: Some(RawSpan {
+                site,
+                span_context: span_context.clone(),
+                parent_span_id: parent_span.span_id(),
+                parent_is_remote: parent_span.is_remote(),
+                started: ids::now(),
+                ended: 0,
+                workflow: owner.cloned(),
+                state: EndState::Completed,
+                success: instrumentation.success(),
+                extras: None,
+            }),
+            pipeline: instrumentation.pipeline().clone(),
+            extras: RefCell::new(None),
+        });
+        fields(&mut Fields {
+            extras: recording.extras.get_mut(),
+        });
+    }
+    // Unsampled here means an unsampled root: attach its context anyway, so
+    // everything below follows the decision.
+    span.cx = Some(parent.with_remote_span_context(span_context));
+}
+
+fn start_workflow(
+    span: &mut ActiveSpan,
+    site: &'static Site,
+    parent: &Context,
+    fields: impl FnOnce(&mut Fields<'_>),
+) {
+    let parent_ref = parent.span();
+    let parent_span = parent_ref.span_context();
     let parent_workflow = parent.get::<CurrentWorkflow>().map(|current| &current.0);
-    let pinned = parent_workflow.and_then(|workflow| workflow.instrumentation().cloned());
-    let instrumentation = pinned.or_else(|| Instrumentation::from_context(parent));
+    let fallback;
+    let instrumentation = match parent_workflow.and_then(|workflow| workflow.instrumentation()) {
+        Some(pinned) => Some(pinned),
+        None => {
+            fallback = Instrumentation::from_context(parent);
+            fallback.as_deref()
+        }
+    };
     let started = Instant::now();
+    let ticks = ids::now();
     let Some(instrumentation) = instrumentation else {
         // Nothing records: keep the lineage, but attach no span context, which
         // would make other libraries' spans below look unsampled.
@@ -240,18 +250,10 @@ fn start_workflow(
             started,
             None,
         ));
-        return ActiveSpan {
-            cx: Some(parent.with_value(CurrentWorkflow(workflow))),
-            recording: None,
-        };
+        span.cx = Some(parent.with_value(CurrentWorkflow(workflow)));
+        return;
     };
-    let (trace_id, trace_state, sampled) = join_trace(site, parent, parent_span, &instrumentation);
-    let flags = if sampled {
-        TraceFlags::SAMPLED
-    } else {
-        TraceFlags::default()
-    };
-    let span_context = SpanContext::new(trace_id, ids::span_id(), flags, false, trace_state);
+    let span_context = join_trace(site, parent, parent_span, instrumentation);
     let workflow = Arc::new(WorkflowContext::start(
         Cow::Borrowed(site.name),
         parent_workflow.map(|workflow| &**workflow),
@@ -259,34 +261,34 @@ fn start_workflow(
         started,
         Some(instrumentation.clone()),
     ));
-    let cx = parent
-        .with_remote_span_context(span_context.clone())
-        .with_value(CurrentWorkflow(workflow.clone()));
+    let sampled = span_context.is_sampled();
+    span.cx = Some(
+        parent
+            .with_remote_span_context(span_context.clone())
+            .with_value(CurrentWorkflow(workflow.clone())),
+    );
     if !sampled {
-        return ActiveSpan {
-            cx: Some(cx),
-            recording: None,
-        };
+        return;
     }
-    let mut recording = Recording {
-        site,
-        span_context,
-        parent_span_id: parent_span.span_id(),
-        parent_is_remote: parent_span.is_remote(),
-        started,
-        workflow: Some(workflow),
-        success: instrumentation.success(),
+    let recording = span.recording.insert(Recording {
+        raw: Some(RawSpan {
+            site,
+            span_context,
+            parent_span_id: parent_span.span_id(),
+            parent_is_remote: parent_span.is_remote(),
+            started: ticks,
+            ended: 0,
+            workflow: Some(workflow),
+            state: EndState::Completed,
+            success: instrumentation.success(),
+            extras: None,
+        }),
         pipeline: instrumentation.pipeline().clone(),
         extras: RefCell::new(None),
-        finished: false,
-    };
+    });
     fields(&mut Fields {
         extras: recording.extras.get_mut(),
     });
-    ActiveSpan {
-        cx: Some(cx),
-        recording: Some(recording),
-    }
 }
 
 /// How a call ended.
@@ -297,45 +299,46 @@ enum Ending {
 }
 
 impl Recording {
+    fn site(&self) -> &'static Site {
+        self.raw.as_ref().map_or(&UNKNOWN_SITE, |raw| raw.site)
+    }
+
+    fn span_id(&self) -> SpanId {
+        self.raw
+            .as_ref()
+            .map_or(SpanId::INVALID, |raw| raw.span_context.span_id())
+    }
+
     fn finish(&mut self, ending: Ending) {
-        if self.finished {
+        let Some(raw) = &mut self.raw else {
             return;
-        }
-        self.finished = true;
-        let ended = Instant::now();
+        };
+        raw.ended = ids::now();
         let mut extras = self.extras.get_mut().take();
-        let (state, error) = match ending {
+        let error = match ending {
             Ending::Returned(finish) => {
                 if let Some(value) = finish.return_value {
                     extras.get_or_insert_with(Default::default).return_value = Some(value);
                 }
-                match finish.error {
-                    Some(error) => (EndState::Failed, Some(error)),
-                    None => (EndState::Completed, None),
-                }
+                finish.error
             }
-            Ending::Panicked(message) => (
-                EndState::Failed,
-                Some(ErrorRecord {
-                    type_name: "panic",
-                    message,
-                }),
-            ),
-            Ending::Cancelled => (EndState::Cancelled, None),
+            Ending::Panicked(message) => Some(ErrorRecord {
+                type_name: "panic",
+                message,
+            }),
+            Ending::Cancelled => {
+                raw.state = EndState::Cancelled;
+                None
+            }
         };
-        self.pipeline.submit(RawSpan {
-            site: self.site,
-            span_context: self.span_context.clone(),
-            parent_span_id: self.parent_span_id,
-            parent_is_remote: self.parent_is_remote,
-            started: self.started,
-            ended,
-            workflow: self.workflow.take(),
-            state,
-            success: self.success,
-            error,
-            extras,
-        });
+        if let Some(error) = error {
+            raw.state = EndState::Failed;
+            extras.get_or_insert_with(Default::default).error = Some(error);
+        }
+        raw.extras = extras;
+        if let Some(raw) = self.raw.take() {
+            self.pipeline.submit(raw);
+        }
     }
 
     /// Adds an attribute if this span is the current one; else gives it back.
@@ -352,13 +355,13 @@ impl Recording {
             .borrow_mut()
             .get_or_insert_with(Default::default)
             .events
-            .push((name, Instant::now(), attributes));
+            .push((name, ids::now(), attributes));
     }
 }
 
 impl Drop for Recording {
     fn drop(&mut self) {
-        if !self.finished {
+        if self.raw.is_some() {
             let ending = if std::thread::panicking() {
                 Ending::Panicked("panicked".to_owned())
             } else {
@@ -369,13 +372,6 @@ impl Drop for Recording {
     }
 }
 
-thread_local! {
-    /// The recording whose body runs on this thread right now, for
-    /// `set_attribute` and `checkpoint`. Set only while the body runs, during
-    /// which the recording stays where it is.
-    static CURRENT: Cell<*const Recording> = const { Cell::new(ptr::null()) };
-}
-
 /// Makes `recording` the current one until dropped, then restores the previous.
 struct CurrentRecording {
     previous: *const Recording,
@@ -384,21 +380,21 @@ struct CurrentRecording {
 impl CurrentRecording {
     fn enter(recording: &Recording) -> CurrentRecording {
         CurrentRecording {
-            previous: CURRENT.replace(recording),
+            previous: enter_recording(recording),
         }
     }
 }
 
 impl Drop for CurrentRecording {
     fn drop(&mut self) {
-        CURRENT.set(self.previous);
+        leave_recording(self.previous);
     }
 }
 
 /// Applies `apply` to the recording of ours that is the current span, or gives
 /// `value` back when the current span is someone else's (or there is none).
 pub(crate) fn with_current_recording<V>(value: V, apply: impl FnOnce(&Recording, V)) -> Option<V> {
-    let current = CURRENT.get();
+    let current = current_recording();
     if current.is_null() {
         return Some(value);
     }
@@ -407,7 +403,7 @@ pub(crate) fn with_current_recording<V>(value: V, apply: impl FnOnce(&Recording,
     // recording can move or be dropped (see `run` and `Instrumented::poll`).
     let recording = unsafe { &*current };
     let current_span = Context::map_current(|cx| cx.span().span_context().span_id());
-    if current_span != recording.span_context.span_id() {
+    if current_span != recording.span_id() {
         // A span another library opened inside ours is the current one.
         return Some(value);
     }
@@ -435,7 +431,7 @@ where
     drop(attached);
     match result {
         Ok(value) => {
-            let mut finish = Finish::new(recording.site);
+            let mut finish = Finish::new(recording.site());
             probe(&value, &mut finish);
             recording.finish(Ending::Returned(finish));
             value
@@ -502,7 +498,7 @@ where
             Ok(Poll::Pending) => Poll::Pending,
             Ok(Poll::Ready(value)) => {
                 if let Some(probe) = this.probe.take() {
-                    let mut finish = Finish::new(recording.site);
+                    let mut finish = Finish::new(recording.site());
                     probe(&value, &mut finish);
                     recording.finish(Ending::Returned(finish));
                 }
