@@ -41,14 +41,15 @@ use crate::span::with_current_recording;
 /// ```
 pub struct WorkflowContext {
     id: Uuid,
-    /// The id as text, made once: every span of the workflow carries it.
-    id_text: Arc<str>,
-    name: Cow<'static, str>,
+    // Texts are attribute values, cheap to clone for every span that carries
+    // them (static or shared): the id's text is made once per workflow.
+    id_text: StringValue,
+    name: StringValue,
     depth: u32,
-    hierarchy_path: String,
+    hierarchy_path: StringValue,
     parent: Option<ParentWorkflow>,
-    correlation_id: String,
-    causation_id: Option<String>,
+    correlation_id: StringValue,
+    causation_id: Option<StringValue>,
     started: Instant,
     span_context: SpanContext,
     root_span_id: SpanId,
@@ -61,15 +62,24 @@ pub struct WorkflowContext {
 /// The workflow that started a child workflow.
 #[derive(Clone, Debug)]
 pub struct ParentWorkflow {
-    name: Cow<'static, str>,
+    name: StringValue,
     id: Uuid,
+    id_text: StringValue,
     span_context: SpanContext,
 }
 
 impl ParentWorkflow {
     /// The parent workflow's name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
+    }
+
+    pub(crate) fn name_value(&self) -> StringValue {
+        self.name.clone()
+    }
+
+    pub(crate) fn id_value(&self) -> StringValue {
+        self.id_text.clone()
     }
 
     /// The parent workflow's id.
@@ -97,14 +107,18 @@ impl WorkflowContext {
         started: Instant,
         instrumentation: Option<Instrumentation>,
     ) -> WorkflowContext {
-        let id = Uuid::now_v7();
-        let id_text: Arc<str> = id.to_string().into();
+        let id = new_uuid_v7();
+        let id_text = StringValue::from(Arc::<str>::from(crate::time::uuid_text(id)));
+        let name = match name {
+            Cow::Borrowed(name) => StringValue::from(name),
+            Cow::Owned(name) => StringValue::from(Arc::<str>::from(name)),
+        };
         match parent {
             None => WorkflowContext {
                 id,
-                correlation_id: id_text.to_string(),
+                correlation_id: id_text.clone(),
                 id_text,
-                hierarchy_path: name.clone().into_owned(),
+                hierarchy_path: name.clone(),
                 name,
                 depth: 0,
                 parent: None,
@@ -118,16 +132,21 @@ impl WorkflowContext {
             Some(parent) => WorkflowContext {
                 id,
                 id_text,
-                hierarchy_path: format!("{}/{}", parent.hierarchy_path, name),
+                hierarchy_path: StringValue::from(Arc::<str>::from(format!(
+                    "{}/{}",
+                    parent.hierarchy_path.as_str(),
+                    name.as_str()
+                ))),
                 name,
                 depth: parent.depth + 1,
                 parent: Some(ParentWorkflow {
                     name: parent.name.clone(),
                     id: parent.id,
+                    id_text: parent.id_text.clone(),
                     span_context: parent.span_context.clone(),
                 }),
                 correlation_id: parent.correlation_id.clone(),
-                causation_id: Some(parent.id_text.to_string()),
+                causation_id: Some(parent.id_text.clone()),
                 started,
                 root_span_id: parent.root_span_id,
                 span_context,
@@ -149,7 +168,7 @@ impl WorkflowContext {
 
     /// The workflow's span name.
     pub fn name(&self) -> &str {
-        &self.name
+        self.name.as_str()
     }
 
     /// 0 for a root workflow, parent's depth + 1 for a child.
@@ -159,7 +178,7 @@ impl WorkflowContext {
 
     /// Workflow names from the root to this one, joined by `/`.
     pub fn hierarchy_path(&self) -> &str {
-        &self.hierarchy_path
+        self.hierarchy_path.as_str()
     }
 
     /// The workflow this one runs inside, if any.
@@ -169,12 +188,12 @@ impl WorkflowContext {
 
     /// Shared by a whole workflow tree: the root workflow's id.
     pub fn correlation_id(&self) -> &str {
-        &self.correlation_id
+        self.correlation_id.as_str()
     }
 
     /// The id of the workflow that started this one (its parent's id).
     pub fn causation_id(&self) -> Option<&str> {
-        self.causation_id.as_deref()
+        self.causation_id.as_ref().map(StringValue::as_str)
     }
 
     /// Wall-clock start time.
@@ -211,15 +230,24 @@ impl WorkflowContext {
 
     /// The name as an attribute value, without copying a static name.
     pub(crate) fn name_value(&self) -> StringValue {
-        match &self.name {
-            Cow::Borrowed(name) => StringValue::from(*name),
-            Cow::Owned(name) => StringValue::from(name.clone()),
-        }
+        self.name.clone()
     }
 
     /// The id as an attribute value, sharing the text made at the start.
     pub(crate) fn id_value(&self) -> StringValue {
-        StringValue::from(self.id_text.clone())
+        self.id_text.clone()
+    }
+
+    pub(crate) fn hierarchy_path_value(&self) -> StringValue {
+        self.hierarchy_path.clone()
+    }
+
+    pub(crate) fn correlation_id_value(&self) -> StringValue {
+        self.correlation_id.clone()
+    }
+
+    pub(crate) fn causation_id_value(&self) -> Option<StringValue> {
+        self.causation_id.clone()
     }
 
     pub(crate) fn take_attributes(&self) -> Vec<KeyValue> {
@@ -244,6 +272,20 @@ impl fmt::Debug for WorkflowContext {
             .field("causation_id", &self.causation_id)
             .finish_non_exhaustive()
     }
+}
+
+/// A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random
+/// bits from the thread's id generator; time-ordered like the seeds' ids.
+fn new_uuid_v7() -> Uuid {
+    let millis = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| since.as_millis() as u64);
+    let random =
+        (u128::from(crate::ids::random_u64()) << 64) | u128::from(crate::ids::random_u64());
+    let mut bits = (u128::from(millis & 0xffff_ffff_ffff) << 80) | (random & ((1 << 80) - 1));
+    bits = (bits & !(0xf << 76)) | (0x7 << 76); // version 7
+    bits = (bits & !(0x3 << 62)) | (0x2 << 62); // variant 0b10
+    Uuid::from_u128(bits)
 }
 
 /// The workflow the calling code runs in, if any.

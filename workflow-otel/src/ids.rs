@@ -24,6 +24,11 @@ fn seed() -> u64 {
     hasher.finish() | 1
 }
 
+/// 64 random bits from this thread's generator.
+pub(crate) fn random_u64() -> u64 {
+    next_u64()
+}
+
 fn next_u64() -> u64 {
     STATE.with(|state| {
         let next = state.get().wrapping_add(0xa076_1d64_78bd_642f);

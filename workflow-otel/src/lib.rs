@@ -29,9 +29,12 @@
 //! Each call opens one span, named at compile time, nested under the current
 //! span, with status and duration, and the workflow's identity and lineage
 //! ([`WorkflowContext`]: id, name, depth, hierarchy path, parent) as the
-//! attributes listed in [`attributes`]. Spans go to the tracer of the
-//! [`Instrumentation`] in effect; [`setup()`] installs one that prints each trace
-//! as a tree, and [`testing::Capture`] one that keeps spans for assertions.
+//! attributes listed in [`attributes`]. Spans go to the [`Pipeline`] of the
+//! [`Instrumentation`] in effect, which exports them from a worker thread
+//! through any `opentelemetry_sdk` span exporter; [`setup()`] installs one
+//! that prints each trace as a tree, and [`testing::Capture`] one that keeps
+//! spans for assertions. With no instrumentation in effect nothing is
+//! recorded, and [`current_workflow`] still works.
 //!
 //! # What the attributes expand to
 //!

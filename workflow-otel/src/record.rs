@@ -18,7 +18,7 @@ use crate::context::WorkflowContext;
 use crate::ids::{Calibration, Ticks};
 use crate::instrumentation::SuccessStatus;
 use crate::span::{Kind, Site};
-use crate::time::rfc3339;
+use crate::time::{rfc3339, span_id_hex, trace_id_hex};
 
 /// How a call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,16 +193,16 @@ fn workflow_start_attributes(
 ) {
     let span_context = workflow.span_context();
     attributes.extend([
-        KeyValue::new(attr::TRACE_ID, span_context.trace_id().to_string()),
-        KeyValue::new(attr::ROOT_SPAN_ID, workflow.root_span_id().to_string()),
-        KeyValue::new(attr::CURRENT_SPAN_ID, span_context.span_id().to_string()),
+        KeyValue::new(attr::TRACE_ID, trace_id_hex(span_context.trace_id())),
+        KeyValue::new(attr::ROOT_SPAN_ID, span_id_hex(workflow.root_span_id())),
+        KeyValue::new(attr::CURRENT_SPAN_ID, span_id_hex(span_context.span_id())),
         KeyValue::new(attr::WORKFLOW_NAME, workflow.name_value()),
         KeyValue::new(attr::WORKFLOW_ID, workflow.id_value()),
         KeyValue::new(attr::WORKFLOW_DEPTH, i64::from(workflow.depth())),
         KeyValue::new(attr::WORKFLOW_START_TIME, rfc3339(start_time)),
-        KeyValue::new(attr::HIERARCHY_PATH, workflow.hierarchy_path().to_owned()),
+        KeyValue::new(attr::HIERARCHY_PATH, workflow.hierarchy_path_value()),
         KeyValue::new(attr::NESTING_LEVEL, i64::from(workflow.depth())),
-        KeyValue::new(attr::CORRELATION_ID, workflow.correlation_id().to_owned()),
+        KeyValue::new(attr::CORRELATION_ID, workflow.correlation_id_value()),
     ]);
     match workflow.parent() {
         None => attributes.push(KeyValue::new(attr::RELATIONSHIP_TYPE, attr::ROOT_WORKFLOW)),
@@ -210,15 +210,12 @@ fn workflow_start_attributes(
             attributes.push(KeyValue::new(attr::RELATIONSHIP_TYPE, attr::CHILD_WORKFLOW));
             attributes.push(KeyValue::new(
                 attr::PARENT_WORKFLOW_NAME,
-                parent.name().to_owned(),
+                parent.name_value(),
             ));
-            attributes.push(KeyValue::new(
-                attr::PARENT_WORKFLOW_ID,
-                parent.id().to_string(),
-            ));
+            attributes.push(KeyValue::new(attr::PARENT_WORKFLOW_ID, parent.id_value()));
         }
     }
-    if let Some(causation) = workflow.causation_id() {
-        attributes.push(KeyValue::new(attr::CAUSATION_ID, causation.to_owned()));
+    if let Some(causation) = workflow.causation_id_value() {
+        attributes.push(KeyValue::new(attr::CAUSATION_ID, causation));
     }
 }

@@ -1,6 +1,58 @@
-//! RFC 3339 timestamps for the seed's `*_time` attributes, without a date crate.
+//! Text forms the seed's attributes use, written without `format!`: they are
+//! made for every workflow span, where `format!` machinery costs thousands of
+//! instructions each.
 
 use std::time::{SystemTime, UNIX_EPOCH};
+
+const HEX: &[u8; 16] = b"0123456789abcdef";
+
+/// Lowercase hex of `value`'s low `digits` nibbles, most significant first.
+fn push_hex(out: &mut Vec<u8>, value: u128, digits: u32) {
+    for shift in (0..digits).rev() {
+        out.push(HEX[((value >> (shift * 4)) & 0xf) as usize]);
+    }
+}
+
+fn into_string(bytes: Vec<u8>) -> String {
+    // Only ASCII digits, letters and punctuation were pushed.
+    String::from_utf8(bytes).unwrap_or_default()
+}
+
+/// 32 lowercase hex digits, as W3C Trace Context writes a trace id.
+pub(crate) fn trace_id_hex(id: opentelemetry::trace::TraceId) -> String {
+    let mut out = Vec::with_capacity(32);
+    push_hex(&mut out, u128::from_be_bytes(id.to_bytes()), 32);
+    into_string(out)
+}
+
+/// 16 lowercase hex digits, as W3C Trace Context writes a span id.
+pub(crate) fn span_id_hex(id: opentelemetry::trace::SpanId) -> String {
+    let mut out = Vec::with_capacity(16);
+    push_hex(&mut out, u128::from(u64::from_be_bytes(id.to_bytes())), 16);
+    into_string(out)
+}
+
+/// The hyphenated form of a UUID: `8-4-4-4-12` lowercase hex digits.
+pub(crate) fn uuid_text(uuid: uuid::Uuid) -> String {
+    let value = uuid.as_u128();
+    let mut out = Vec::with_capacity(36);
+    push_hex(&mut out, value >> 96, 8);
+    out.push(b'-');
+    push_hex(&mut out, value >> 80, 4);
+    out.push(b'-');
+    push_hex(&mut out, value >> 64, 4);
+    out.push(b'-');
+    push_hex(&mut out, value >> 48, 4);
+    out.push(b'-');
+    push_hex(&mut out, value, 12);
+    into_string(out)
+}
+
+fn push_digits(out: &mut Vec<u8>, value: u64, digits: u32) {
+    for position in (0..digits).rev() {
+        out.push(b'0' + ((value / 10_u64.pow(position)) % 10) as u8);
+    }
+}
 
 /// `2026-11-22T09:30:05.123456Z`: UTC, microsecond precision.
 pub(crate) fn rfc3339(time: SystemTime) -> String {
@@ -8,13 +60,22 @@ pub(crate) fn rfc3339(time: SystemTime) -> String {
     let seconds = since_epoch.as_secs();
     let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
     let in_day = seconds % 86_400;
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-        in_day / 3600,
-        in_day % 3600 / 60,
-        in_day % 60,
-        since_epoch.subsec_micros()
-    )
+    let mut out = Vec::with_capacity(27);
+    push_digits(&mut out, year.clamp(0, 9999) as u64, 4);
+    out.push(b'-');
+    push_digits(&mut out, u64::from(month), 2);
+    out.push(b'-');
+    push_digits(&mut out, u64::from(day), 2);
+    out.push(b'T');
+    push_digits(&mut out, in_day / 3600, 2);
+    out.push(b':');
+    push_digits(&mut out, in_day % 3600 / 60, 2);
+    out.push(b':');
+    push_digits(&mut out, in_day % 60, 2);
+    out.push(b'.');
+    push_digits(&mut out, u64::from(since_epoch.subsec_micros()), 6);
+    out.push(b'Z');
+    into_string(out)
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01, by counting
@@ -41,6 +102,7 @@ fn civil_from_days(days: i64) -> (i64, u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use opentelemetry::trace::{SpanId, TraceId};
     use std::time::Duration;
 
     #[test]
@@ -56,5 +118,17 @@ mod tests {
             let time = UNIX_EPOCH + Duration::new(seconds, nanos);
             assert_eq!(rfc3339(time), expected, "{seconds}");
         }
+    }
+
+    #[test]
+    fn ids_match_the_standard_text_forms() {
+        let trace = TraceId::from_hex("4bf92f3577b34da6a3ce929d0e0e4736").unwrap();
+        assert_eq!(trace_id_hex(trace), "4bf92f3577b34da6a3ce929d0e0e4736");
+        assert_eq!(trace_id_hex(trace), trace.to_string());
+        let span = SpanId::from_hex("00f067aa0ba902b7").unwrap();
+        assert_eq!(span_id_hex(span), "00f067aa0ba902b7");
+        let uuid = uuid::Uuid::from_u128(0x0192_3e4f_5a6b_7c8d_9eaf_b0c1_d2e3_f405);
+        assert_eq!(uuid_text(uuid), uuid.to_string());
+        assert_eq!(uuid_text(uuid), "01923e4f-5a6b-7c8d-9eaf-b0c1d2e3f405");
     }
 }
