@@ -195,30 +195,23 @@ fn start_step(
         }
     };
     let span_context = join_trace(site, parent, parent_span, instrumentation);
-    if span_context.is_sampled() {
-        let recording = span.recording.insert(Recording {
-            raw: Some(RawSpan {
-                site,
-                span_context: span_context.clone(),
-                parent_span_id: parent_span.span_id(),
-                parent_is_remote: parent_span.is_remote(),
-                started: ids::now(),
-                ended: 0,
-                workflow: owner.cloned(),
-                state: EndState::Completed,
-                success: instrumentation.success(),
-                extras: None,
-            }),
-            pipeline: instrumentation.pipeline().clone(),
-            extras: RefCell::new(None),
-        });
-        fields(&mut Fields {
-            extras: recording.extras.get_mut(),
-        });
-    }
     // Unsampled here means an unsampled root: attach its context anyway, so
     // everything below follows the decision.
-    span.cx = Some(parent.with_remote_span_context(span_context));
+    span.cx = Some(parent.with_remote_span_context(span_context.clone()));
+    if span_context.is_sampled() {
+        let started = ids::now();
+        let owner = owner.cloned();
+        record(
+            span,
+            site,
+            span_context,
+            parent_span,
+            started,
+            owner,
+            instrumentation,
+            fields,
+        );
+    }
 }
 
 fn start_workflow(
@@ -267,18 +260,43 @@ fn start_workflow(
             .with_remote_span_context(span_context.clone())
             .with_value(CurrentWorkflow(workflow.clone())),
     );
-    if !sampled {
-        return;
+    if sampled {
+        let workflow = Some(workflow);
+        record(
+            span,
+            site,
+            span_context,
+            parent_span,
+            ticks,
+            workflow,
+            instrumentation,
+            fields,
+        );
     }
+}
+
+/// Starts recording the span into `span`, then runs the macro's closure that
+/// records `args(..)` and `fields(..)`.
+#[allow(clippy::too_many_arguments)]
+fn record(
+    span: &mut ActiveSpan,
+    site: &'static Site,
+    span_context: SpanContext,
+    parent_span: &SpanContext,
+    started: ids::Ticks,
+    workflow: Option<Arc<WorkflowContext>>,
+    instrumentation: &Instrumentation,
+    fields: impl FnOnce(&mut Fields<'_>),
+) {
     let recording = span.recording.insert(Recording {
         raw: Some(RawSpan {
             site,
             span_context,
             parent_span_id: parent_span.span_id(),
             parent_is_remote: parent_span.is_remote(),
-            started: ticks,
+            started,
             ended: 0,
-            workflow: Some(workflow),
+            workflow,
             state: EndState::Completed,
             success: instrumentation.success(),
             extras: None,
