@@ -59,8 +59,10 @@
 pub mod attributes;
 mod console;
 mod context;
+mod file;
 mod ids;
 mod instrumentation;
+mod otlp_json;
 mod pipeline;
 mod record;
 mod setup;
@@ -78,6 +80,7 @@ pub use context::{
     ParentWorkflow, WorkflowContext, checkpoint, current_workflow, set_attribute,
     set_workflow_attribute,
 };
+pub use file::JsonLinesExporter;
 pub use instrumentation::{Instrumentation, SuccessStatus};
 pub use pipeline::{Pipeline, PipelineConfig, PipelineProcessor};
 pub use setup::{Setup, TelemetryGuard, setup};
