@@ -878,6 +878,78 @@ report #1 [workflow] Unset
     );
 }
 
+#[test]
+fn other_libraries_spans_inside_a_workflow_are_stamped_with_it() {
+    let capture = Capture::new();
+    #[step]
+    fn lookup(capture: &Capture) {
+        capture.provider().tracer("redis").start("GET").end();
+    }
+    #[workflow]
+    fn cached_report(capture: &Capture) {
+        lookup(capture);
+        stamped_child(capture);
+    }
+    #[child_workflow]
+    fn stamped_child(capture: &Capture) {
+        capture.provider().tracer("redis").start("SET").end();
+    }
+    capture.run(|| cached_report(&capture));
+    // Outside any workflow nothing is stamped.
+    capture.run(|| capture.provider().tracer("redis").start("PING").end());
+    let stamped = [
+        "observability.workflow_name",
+        "observability.workflow_id",
+        "observability.workflow_depth",
+        "observability.trace_id",
+        "observability.root_span_id",
+        "relationship.parent_workflow_name",
+        "relationship.hierarchy_path",
+        "relationship.nesting_level",
+    ];
+    assert_eq!(
+        capture.tree().render_with(|key| stamped.contains(&key) && !key.starts_with("observability.workflow_depth")),
+        "\
+cached_report #1 [workflow] Unset
+  | observability.root_span_id: #1
+  | observability.trace_id: trace#1
+  | observability.workflow_id: wf#1
+  | observability.workflow_name: \"cached_report\"
+  | relationship.hierarchy_path: \"cached_report\"
+  | relationship.nesting_level: 0
+  lookup #2 [step] Unset
+    | observability.workflow_id: wf#1
+    | observability.workflow_name: \"cached_report\"
+    GET #3 [span scope=redis] Unset
+      | observability.root_span_id: #1
+      | observability.trace_id: trace#1
+      | observability.workflow_id: wf#1
+      | observability.workflow_name: \"cached_report\"
+      | relationship.hierarchy_path: \"cached_report\"
+      | relationship.nesting_level: 0
+      | relationship.parent_workflow_name: \"cached_report\"
+  stamped_child #4 [workflow] Unset
+    | observability.root_span_id: #1
+    | observability.trace_id: trace#1
+    | observability.workflow_id: wf#2
+    | observability.workflow_name: \"stamped_child\"
+    | relationship.hierarchy_path: \"cached_report/stamped_child\"
+    | relationship.nesting_level: 1
+    | relationship.parent_workflow_name: \"cached_report\"
+    | link #1 {link.type: \"parent_workflow\"}
+    SET #5 [span scope=redis] Unset
+      | observability.root_span_id: #1
+      | observability.trace_id: trace#1
+      | observability.workflow_id: wf#2
+      | observability.workflow_name: \"stamped_child\"
+      | relationship.hierarchy_path: \"cached_report/stamped_child\"
+      | relationship.nesting_level: 1
+      | relationship.parent_workflow_name: \"stamped_child\"
+PING #6 [span scope=redis] Unset
+"
+    );
+}
+
 #[step]
 fn calls_a_tracing_library() {
     // What a library instrumented with `tracing` does inside our step.

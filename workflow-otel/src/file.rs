@@ -24,7 +24,7 @@ use crate::otlp_json::encode_request;
 /// use workflow_otel::JsonLinesExporter;
 ///
 /// let exporter = JsonLinesExporter::create("traces.jsonl")?;
-/// let _telemetry = workflow_otel::setup().service_name("nightly-import").install_with(exporter);
+/// let _telemetry = workflow_otel::setup().service_name("nightly-import").exporter(exporter).install();
 /// # Ok::<(), std::io::Error>(())
 /// ```
 pub struct JsonLinesExporter {

@@ -57,13 +57,18 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod attributes;
+mod config;
 mod console;
 mod context;
+mod fanout;
 mod file;
 mod ids;
 mod instrumentation;
 mod otlp_json;
+#[cfg(feature = "otlp")]
+mod otlp;
 mod pipeline;
+mod processors;
 mod record;
 mod setup;
 mod span;
@@ -75,6 +80,7 @@ mod tree;
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
+pub use config::{ExporterKind, OtlpProtocol, OtlpSettings, SetupError};
 pub use console::{ConsoleExporter, DEFAULT_MAX_PENDING_SPANS};
 pub use context::{
     ParentWorkflow, WorkflowContext, checkpoint, current_workflow, set_attribute,
@@ -82,7 +88,11 @@ pub use context::{
 };
 pub use file::JsonLinesExporter;
 pub use instrumentation::{Instrumentation, SuccessStatus};
+#[cfg(feature = "otlp")]
+#[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
+pub use otlp::OtlpExporter;
 pub use pipeline::{Pipeline, PipelineConfig, PipelineProcessor};
+pub use processors::{RelationshipProcessor, WorkflowIdentityProcessor};
 pub use setup::{Setup, TelemetryGuard, setup};
 #[cfg(feature = "tokio")]
 pub use spawn::spawn;

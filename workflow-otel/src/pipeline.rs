@@ -204,10 +204,18 @@ impl Pipeline {
             scheduled_delay: config.scheduled_delay,
             export_timeout: config.export_timeout,
         };
-        let handle = thread::Builder::new()
+        let spawned = thread::Builder::new()
             .name("workflow-otel-export".to_owned())
-            .spawn(move || worker.run())
-            .expect("the OS refused to start the workflow-otel export thread");
+            .spawn(move || worker.run());
+        let (worker, handle) = match spawned {
+            Ok(handle) => (handle.thread().clone(), Some(handle)),
+            Err(error) => {
+                // The receiver went with the failed closure: every span will be
+                // counted as dropped, and the program goes on.
+                eprintln!("workflow-otel: cannot start the export thread ({error}); spans will be dropped");
+                (thread::current(), None)
+            }
+        };
         Pipeline {
             shared: Arc::new(Shared {
                 data,
@@ -216,8 +224,8 @@ impl Pipeline {
                 capacity,
                 wake_at: config.max_export_batch_size.clamp(1, capacity),
                 export_timeout: config.export_timeout,
-                worker: handle.thread().clone(),
-                handle: Mutex::new(Some(handle)),
+                worker,
+                handle: Mutex::new(handle),
                 shut_down: AtomicBool::new(false),
             }),
         }

@@ -17,6 +17,7 @@ use opentelemetry_sdk::trace::{SdkTracerProvider, ShouldSample, SpanData, SpanEx
 
 use crate::instrumentation::{Instrumentation, SuccessStatus};
 use crate::pipeline::{Pipeline, PipelineConfig};
+use crate::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
 use crate::tree::SpanTree;
 
 /// Captures every span that ends while it is in effect.
@@ -87,6 +88,8 @@ impl Capture {
             None,
         );
         let provider = SdkTracerProvider::builder()
+            .with_span_processor(WorkflowIdentityProcessor)
+            .with_span_processor(RelationshipProcessor)
             .with_span_processor(pipeline.span_processor())
             .build();
         let instrumentation = Instrumentation::new(&pipeline);
@@ -110,8 +113,9 @@ impl Capture {
         self
     }
 
-    /// A provider on the same pipeline: tracers from it (for spans opened
-    /// through the OpenTelemetry API) record into this capture too.
+    /// A provider on the same pipeline, with the processors that stamp the
+    /// workflow onto its spans: tracers from it (for spans opened through the
+    /// OpenTelemetry API) record into this capture too.
     pub fn provider(&self) -> &SdkTracerProvider {
         &self.provider
     }
