@@ -908,7 +908,9 @@ fn other_libraries_spans_inside_a_workflow_are_stamped_with_it() {
         "relationship.nesting_level",
     ];
     assert_eq!(
-        capture.tree().render_with(|key| stamped.contains(&key) && !key.starts_with("observability.workflow_depth")),
+        capture.tree().render_with(
+            |key| stamped.contains(&key) && !key.starts_with("observability.workflow_depth")
+        ),
         "\
 cached_report #1 [workflow] Unset
   | observability.root_span_id: #1

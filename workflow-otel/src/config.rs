@@ -108,7 +108,9 @@ impl OtlpEnv {
     /// OpenTelemetry defaults for what neither gives.
     #[cfg_attr(not(any(feature = "otlp", test)), allow(dead_code))]
     pub(crate) fn settings(&self, protocol: Option<OtlpProtocol>) -> OtlpSettings {
-        let protocol = protocol.or(self.protocol).unwrap_or(OtlpProtocol::HttpProtobuf);
+        let protocol = protocol
+            .or(self.protocol)
+            .unwrap_or(OtlpProtocol::HttpProtobuf);
         let endpoint = match (&self.traces_endpoint, &self.base_endpoint, protocol) {
             // The signal-specific variable is used as is.
             (Some(endpoint), _, _) => endpoint.clone(),
@@ -180,26 +182,39 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<EnvSet
     if let Some(value) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
         otlp.traces_endpoint = Some(url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &value)?);
     }
-    for name in ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"] {
+    for name in [
+        "OTEL_EXPORTER_OTLP_PROTOCOL",
+        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+    ] {
         if let Some(value) = get(name) {
             otlp.protocol = Some(protocol(name, &value)?);
         }
     }
-    for name in ["OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS"] {
+    for name in [
+        "OTEL_EXPORTER_OTLP_HEADERS",
+        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+    ] {
         if let Some(value) = get(name) {
             // Signal-specific headers add to, and override, the general ones.
             for (key, header) in key_value_list(name, &value)? {
-                otlp.headers.retain(|(existing, _)| !existing.eq_ignore_ascii_case(&key));
+                otlp.headers
+                    .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&key));
                 otlp.headers.push((key, header));
             }
         }
     }
-    for name in ["OTEL_EXPORTER_OTLP_TIMEOUT", "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT"] {
+    for name in [
+        "OTEL_EXPORTER_OTLP_TIMEOUT",
+        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+    ] {
         if let Some(value) = get(name) {
             otlp.timeout = Some(millis(name, &value)?);
         }
     }
-    for name in ["OTEL_EXPORTER_OTLP_COMPRESSION", "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION"] {
+    for name in [
+        "OTEL_EXPORTER_OTLP_COMPRESSION",
+        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
+    ] {
         if let Some(value) = get(name) {
             otlp.gzip = Some(match value.trim() {
                 "gzip" => true,
@@ -223,7 +238,9 @@ fn exporters(name: &str, value: &str, file: &str) -> Result<Vec<ExporterKind>, S
                 return Err(SetupError::new(
                     name,
                     value,
-                    format!("unknown exporter `{item}`; expected a list of `otlp`, `console`, `jsonl`, `none`"),
+                    format!(
+                        "unknown exporter `{item}`; expected a list of `otlp`, `console`, `jsonl`, `none`"
+                    ),
                 ));
             }
         };
@@ -232,7 +249,11 @@ fn exporters(name: &str, value: &str, file: &str) -> Result<Vec<ExporterKind>, S
         }
     }
     if kinds.len() > 1 && kinds.contains(&ExporterKind::None) {
-        return Err(SetupError::new(name, value, "`none` cannot be combined with other exporters"));
+        return Err(SetupError::new(
+            name,
+            value,
+            "`none` cannot be combined with other exporters",
+        ));
     }
     Ok(kinds)
 }
@@ -277,7 +298,11 @@ fn protocol(name: &str, value: &str) -> Result<OtlpProtocol, SetupError> {
         "grpc" => Ok(OtlpProtocol::Grpc),
         "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
         "http/json" => Ok(OtlpProtocol::HttpJson),
-        _ => Err(SetupError::new(name, value, "expected `grpc`, `http/protobuf` or `http/json`")),
+        _ => Err(SetupError::new(
+            name,
+            value,
+            "expected `grpc`, `http/protobuf` or `http/json`",
+        )),
     }
 }
 
@@ -292,7 +317,11 @@ fn millis(name: &str, value: &str) -> Result<Duration, SetupError> {
 fn positive(name: &str, value: &str) -> Result<usize, SetupError> {
     match value.trim().parse::<usize>() {
         Ok(number) if number > 0 => Ok(number),
-        _ => Err(SetupError::new(name, value, "expected a whole number greater than 0")),
+        _ => Err(SetupError::new(
+            name,
+            value,
+            "expected a whole number greater than 0",
+        )),
     }
 }
 
@@ -302,7 +331,11 @@ fn url(name: &str, value: &str) -> Result<String, SetupError> {
         .strip_prefix("http://")
         .or_else(|| trimmed.strip_prefix("https://"));
     match rest {
-        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains(char::is_whitespace) => {
+        Some(rest)
+            if !rest.is_empty()
+                && !rest.starts_with('/')
+                && !rest.contains(char::is_whitespace) =>
+        {
             Ok(trimmed.to_owned())
         }
         _ => Err(SetupError::new(
@@ -322,14 +355,29 @@ pub(crate) fn key_value_list(name: &str, value: &str) -> Result<Vec<(String, Str
             continue;
         }
         let Some((key, raw)) = member.split_once('=') else {
-            return Err(SetupError::new(name, value, format!("`{}` has no `=`: expected key=value pairs separated by commas", member.trim())));
+            return Err(SetupError::new(
+                name,
+                value,
+                format!(
+                    "`{}` has no `=`: expected key=value pairs separated by commas",
+                    member.trim()
+                ),
+            ));
         };
         let key = key.trim();
         if key.is_empty() {
-            return Err(SetupError::new(name, value, format!("`{}` has an empty key", member.trim())));
+            return Err(SetupError::new(
+                name,
+                value,
+                format!("`{}` has an empty key", member.trim()),
+            ));
         }
         let decoded = percent_decode(raw.trim()).ok_or_else(|| {
-            SetupError::new(name, value, format!("the value of `{key}` has a malformed %-escape or is not UTF-8"))
+            SetupError::new(
+                name,
+                value,
+                format!("the value of `{key}` has a malformed %-escape or is not UTF-8"),
+            )
         })?;
         pairs.push((key.to_owned(), decoded));
     }
@@ -359,26 +407,49 @@ mod tests {
     use std::collections::HashMap;
 
     fn env(pairs: &[(&str, &str)]) -> Result<EnvSettings, SetupError> {
-        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let map: HashMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         from_env(|name| map.get(name).cloned())
     }
 
     #[test]
     fn every_malformed_setting_names_its_variable_and_value() {
         let cases = [
-            ("OTEL_RESOURCE_ATTRIBUTES", "team=payments,broken", "has no `=`"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "team=payments,broken",
+                "has no `=`",
+            ),
             ("OTEL_RESOURCE_ATTRIBUTES", "=x", "empty key"),
             ("OTEL_RESOURCE_ATTRIBUTES", "k=%zz", "malformed %-escape"),
             ("OTEL_RESOURCE_ATTRIBUTES", "k=%ff", "not UTF-8"),
-            ("OTEL_TRACES_EXPORTER", "otlp,zipkin", "unknown exporter `zipkin`"),
+            (
+                "OTEL_TRACES_EXPORTER",
+                "otlp,zipkin",
+                "unknown exporter `zipkin`",
+            ),
             ("OTEL_TRACES_EXPORTER", "none,console", "cannot be combined"),
             ("OTEL_TRACES_SAMPLER", "sometimes", "expected one of"),
             ("OTEL_BSP_SCHEDULE_DELAY", "5s", "milliseconds"),
             ("OTEL_BSP_EXPORT_TIMEOUT", "-1", "milliseconds"),
             ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "greater than 0"),
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", "localhost:4317", "http:// or https://"),
-            ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "http://", "http:// or https://"),
-            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/xml", "`grpc`, `http/protobuf` or `http/json`"),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "localhost:4317",
+                "http:// or https://",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+                "http://",
+                "http:// or https://",
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_PROTOCOL",
+                "http/xml",
+                "`grpc`, `http/protobuf` or `http/json`",
+            ),
             ("OTEL_EXPORTER_OTLP_HEADERS", "api-key", "has no `=`"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten", "milliseconds"),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "`gzip` or `none`"),
@@ -387,12 +458,30 @@ mod tests {
             let error = env(&[(name, value)]).expect_err(name);
             assert_eq!(error.setting, name);
             assert_eq!(error.value, value);
-            assert!(error.reason.contains(reason), "{name}={value}: {}", error.reason);
-            assert!(error.to_string().starts_with(&format!("{name}=")), "{error}");
+            assert!(
+                error.reason.contains(reason),
+                "{name}={value}: {}",
+                error.reason
+            );
+            assert!(
+                error.to_string().starts_with(&format!("{name}=")),
+                "{error}"
+            );
         }
-        let error = env(&[("OTEL_TRACES_SAMPLER", "traceidratio"), ("OTEL_TRACES_SAMPLER_ARG", "1.5")]).unwrap_err();
-        assert_eq!((error.setting.as_str(), error.value.as_str()), ("OTEL_TRACES_SAMPLER_ARG", "1.5"));
-        let error = env(&[("OTEL_BSP_MAX_QUEUE_SIZE", "10"), ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20")]).unwrap_err();
+        let error = env(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+        ])
+        .unwrap_err();
+        assert_eq!(
+            (error.setting.as_str(), error.value.as_str()),
+            ("OTEL_TRACES_SAMPLER_ARG", "1.5")
+        );
+        let error = env(&[
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+            ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20"),
+        ])
+        .unwrap_err();
         assert_eq!(error.setting, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
     }
 
@@ -400,7 +489,10 @@ mod tests {
     fn well_formed_settings_are_read() {
         let settings = env(&[
             ("OTEL_SERVICE_NAME", "checkout"),
-            ("OTEL_RESOURCE_ATTRIBUTES", "team=pay%20ments, region = eu-west-1 ,"),
+            (
+                "OTEL_RESOURCE_ATTRIBUTES",
+                "team=pay%20ments, region = eu-west-1 ,",
+            ),
             ("OTEL_TRACES_EXPORTER", "otlp, jsonl"),
             ("WORKFLOW_OTEL_FILE", "/tmp/t.jsonl"),
             ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
@@ -420,23 +512,50 @@ mod tests {
         assert_eq!(settings.service_name.as_deref(), Some("checkout"));
         assert_eq!(
             settings.resource_attributes,
-            [KeyValue::new("team", "pay ments"), KeyValue::new("region", "eu-west-1")]
+            [
+                KeyValue::new("team", "pay ments"),
+                KeyValue::new("region", "eu-west-1")
+            ]
         );
         assert_eq!(
             settings.exporters,
-            Some(vec![ExporterKind::Otlp, ExporterKind::File("/tmp/t.jsonl".into())])
+            Some(vec![
+                ExporterKind::Otlp,
+                ExporterKind::File("/tmp/t.jsonl".into())
+            ])
         );
         assert_eq!(
             format!("{:?}", settings.sampler.unwrap()),
-            format!("{:?}", Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.25))))
+            format!(
+                "{:?}",
+                Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.25)))
+            )
         );
-        assert_eq!(settings.pipeline.scheduled_delay, Duration::from_millis(250));
-        assert_eq!(settings.pipeline.export_timeout, PipelineConfig::default().export_timeout);
-        assert_eq!((settings.pipeline.max_queue_size, settings.pipeline.max_export_batch_size), (100, 50));
+        assert_eq!(
+            settings.pipeline.scheduled_delay,
+            Duration::from_millis(250)
+        );
+        assert_eq!(
+            settings.pipeline.export_timeout,
+            PipelineConfig::default().export_timeout
+        );
+        assert_eq!(
+            (
+                settings.pipeline.max_queue_size,
+                settings.pipeline.max_export_batch_size
+            ),
+            (100, 50)
+        );
         let otlp = settings.otlp.settings(None);
         assert_eq!(otlp.endpoint, "http://collector:4318/v1/traces");
         assert_eq!(otlp.protocol, OtlpProtocol::HttpJson);
-        assert_eq!(otlp.headers, [("api-key".to_owned(), "s=cret".to_owned()), ("X-Team".to_owned(), "b".to_owned())]);
+        assert_eq!(
+            otlp.headers,
+            [
+                ("api-key".to_owned(), "s=cret".to_owned()),
+                ("X-Team".to_owned(), "b".to_owned())
+            ]
+        );
         assert_eq!(otlp.timeout, Duration::from_millis(1500));
         assert!(otlp.gzip);
     }
@@ -444,18 +563,30 @@ mod tests {
     #[test]
     fn otlp_defaults_follow_the_protocol() {
         let otlp = OtlpEnv::default();
-        assert_eq!(otlp.settings(None).endpoint, "http://localhost:4318/v1/traces");
-        assert_eq!(otlp.settings(Some(OtlpProtocol::Grpc)).endpoint, "http://localhost:4317");
+        assert_eq!(
+            otlp.settings(None).endpoint,
+            "http://localhost:4318/v1/traces"
+        );
+        assert_eq!(
+            otlp.settings(Some(OtlpProtocol::Grpc)).endpoint,
+            "http://localhost:4317"
+        );
         let with_base = OtlpEnv {
             base_endpoint: Some("http://collector:4317".into()),
             ..OtlpEnv::default()
         };
-        assert_eq!(with_base.settings(Some(OtlpProtocol::Grpc)).endpoint, "http://collector:4317");
+        assert_eq!(
+            with_base.settings(Some(OtlpProtocol::Grpc)).endpoint,
+            "http://collector:4317"
+        );
         let with_traces = OtlpEnv {
             base_endpoint: Some("http://ignored:1".into()),
             traces_endpoint: Some("http://tempo:4318/custom".into()),
             ..OtlpEnv::default()
         };
-        assert_eq!(with_traces.settings(None).endpoint, "http://tempo:4318/custom");
+        assert_eq!(
+            with_traces.settings(None).endpoint,
+            "http://tempo:4318/custom"
+        );
     }
 }

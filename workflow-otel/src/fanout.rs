@@ -63,25 +63,31 @@ fn first_error(results: impl IntoIterator<Item = OTelSdkResult>) -> OTelSdkResul
 }
 
 impl SpanExporter for Fanout {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        async move {
-            let mut results = Vec::with_capacity(self.exporters.len());
-            if let Some((last, rest)) = self.exporters.split_last() {
-                for exporter in rest {
-                    results.push(exporter.export_dyn(batch.clone()).await);
-                }
-                results.push(last.export_dyn(batch).await);
+    async fn export(&self, batch: Vec<SpanData>) -> OTelSdkResult {
+        let mut results = Vec::with_capacity(self.exporters.len());
+        if let Some((last, rest)) = self.exporters.split_last() {
+            for exporter in rest {
+                results.push(exporter.export_dyn(batch.clone()).await);
             }
-            first_error(results).map_err(|error| OTelSdkError::InternalFailure(format!("{error}")))
+            results.push(last.export_dyn(batch).await);
         }
+        first_error(results).map_err(|error| OTelSdkError::InternalFailure(format!("{error}")))
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        first_error(self.exporters.iter().map(|exporter| exporter.force_flush_dyn()))
+        first_error(
+            self.exporters
+                .iter()
+                .map(|exporter| exporter.force_flush_dyn()),
+        )
     }
 
     fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        first_error(self.exporters.iter().map(|exporter| exporter.shutdown_dyn(timeout)))
+        first_error(
+            self.exporters
+                .iter()
+                .map(|exporter| exporter.shutdown_dyn(timeout)),
+        )
     }
 
     fn set_resource(&mut self, resource: &Resource) {

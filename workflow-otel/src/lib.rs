@@ -64,9 +64,9 @@ mod fanout;
 mod file;
 mod ids;
 mod instrumentation;
-mod otlp_json;
 #[cfg(feature = "otlp")]
 mod otlp;
+mod otlp_json;
 mod pipeline;
 mod processors;
 mod record;

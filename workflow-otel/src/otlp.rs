@@ -6,7 +6,9 @@ use std::fmt;
 use std::future::{Future, ready};
 use std::time::Duration;
 
-use opentelemetry_otlp::{Compression, Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _};
+use opentelemetry_otlp::{
+    Compression, Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
+};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -51,13 +53,28 @@ impl OtlpExporter {
             .thread_name("workflow-otel-otlp")
             .enable_all()
             .build()
-            .map_err(|error| SetupError::new("otlp", &settings.endpoint, format!("cannot start the exporter's runtime: {error}")))?;
+            .map_err(|error| {
+                SetupError::new(
+                    "otlp",
+                    &settings.endpoint,
+                    format!("cannot start the exporter's runtime: {error}"),
+                )
+            })?;
         let mut headers = http::HeaderMap::new();
         for (name, value) in &settings.headers {
-            let header_name = http::HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| SetupError::new("OTEL_EXPORTER_OTLP_HEADERS", name, "not a valid header name"))?;
+            let header_name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+                SetupError::new(
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    name,
+                    "not a valid header name",
+                )
+            })?;
             let header_value = http::HeaderValue::from_str(value).map_err(|_| {
-                SetupError::new("OTEL_EXPORTER_OTLP_HEADERS", value, format!("not a valid value for header `{name}`"))
+                SetupError::new(
+                    "OTEL_EXPORTER_OTLP_HEADERS",
+                    value,
+                    format!("not a valid value for header `{name}`"),
+                )
             })?;
             headers.append(header_name, header_value);
         }
@@ -69,7 +86,11 @@ impl OtlpExporter {
                     .with_tonic()
                     .with_endpoint(settings.endpoint.clone())
                     .with_timeout(settings.timeout)
-                    .with_metadata(opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers));
+                    .with_metadata(
+                        opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(
+                            headers,
+                        ),
+                    );
                 if settings.gzip {
                     builder = builder.with_compression(Compression::Gzip);
                 }
@@ -94,7 +115,13 @@ impl OtlpExporter {
                 builder.build()
             }
         };
-        let inner = built.map_err(|error| SetupError::new("otlp", &settings.endpoint, format!("cannot build the OTLP exporter: {error}")))?;
+        let inner = built.map_err(|error| {
+            SetupError::new(
+                "otlp",
+                &settings.endpoint,
+                format!("cannot build the OTLP exporter: {error}"),
+            )
+        })?;
         drop(_entered);
         Ok(OtlpExporter {
             runtime: Some(runtime),

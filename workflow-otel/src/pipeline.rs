@@ -212,7 +212,9 @@ impl Pipeline {
             Err(error) => {
                 // The receiver went with the failed closure: every span will be
                 // counted as dropped, and the program goes on.
-                eprintln!("workflow-otel: cannot start the export thread ({error}); spans will be dropped");
+                eprintln!(
+                    "workflow-otel: cannot start the export thread ({error}); spans will be dropped"
+                );
                 (thread::current(), None)
             }
         };

@@ -45,8 +45,11 @@ pub struct Setup {
     otlp_endpoint: Option<String>,
     otlp_protocol: Option<OtlpProtocol>,
     workflow_processors: bool,
-    environment: Box<dyn Fn(&str) -> Option<String>>,
+    environment: Lookup,
 }
+
+/// Reads one setting by name.
+type Lookup = Box<dyn Fn(&str) -> Option<String>>;
 
 enum Chosen {
     Kind(ExporterKind),
@@ -83,7 +86,10 @@ impl Setup {
 
     /// `deployment.environment.name`, e.g. `production`.
     pub fn environment(self, environment: impl Into<String>) -> Self {
-        self.resource_attribute(KeyValue::new("deployment.environment.name", environment.into()))
+        self.resource_attribute(KeyValue::new(
+            "deployment.environment.name",
+            environment.into(),
+        ))
     }
 
     /// A resource attribute; overrides one of the same key from
@@ -124,7 +130,8 @@ impl Setup {
 
     /// Adds the JSON-lines file exporter, appending to `path`.
     pub fn file(mut self, path: impl Into<PathBuf>) -> Self {
-        self.exporters.push(Chosen::Kind(ExporterKind::File(path.into())));
+        self.exporters
+            .push(Chosen::Kind(ExporterKind::File(path.into())));
         self
     }
 
@@ -173,7 +180,10 @@ impl Setup {
             .with_attributes(env.resource_attributes.clone())
             .with_attribute(KeyValue::new("telemetry.sdk.name", "workflow-otel"))
             .with_attribute(KeyValue::new("telemetry.sdk.language", "rust"))
-            .with_attribute(KeyValue::new("telemetry.sdk.version", env!("CARGO_PKG_VERSION")));
+            .with_attribute(KeyValue::new(
+                "telemetry.sdk.version",
+                env!("CARGO_PKG_VERSION"),
+            ));
         let service_name = self
             .service_name
             .or(env.service_name)
@@ -200,34 +210,49 @@ impl Setup {
             match choice {
                 Chosen::Custom(exporter) => exporters.push(exporter),
                 Chosen::Kind(ExporterKind::None) => {}
-                Chosen::Kind(ExporterKind::Console) => exporters.push(Box::new(ConsoleExporter::new())),
+                Chosen::Kind(ExporterKind::Console) => {
+                    exporters.push(Box::new(ConsoleExporter::new()))
+                }
                 Chosen::Kind(ExporterKind::File(path)) => {
                     let exporter = JsonLinesExporter::create(&path).map_err(|error| {
-                        SetupError::new("WORKFLOW_OTEL_FILE", &path.display().to_string(), format!("cannot open the file: {error}"))
+                        SetupError::new(
+                            "WORKFLOW_OTEL_FILE",
+                            &path.display().to_string(),
+                            format!("cannot open the file: {error}"),
+                        )
                     })?;
                     exporters.push(Box::new(exporter));
                 }
-                Chosen::Kind(ExporterKind::Otlp) => exporters.push(otlp_exporter(&env.otlp, self.otlp_endpoint.clone(), self.otlp_protocol)?),
+                Chosen::Kind(ExporterKind::Otlp) => exporters.push(otlp_exporter(
+                    &env.otlp,
+                    self.otlp_endpoint.clone(),
+                    self.otlp_protocol,
+                )?),
             }
         }
         let explicit_pipeline = self.pipeline.is_some();
         let mut pipeline_config = self.pipeline.unwrap_or(env.pipeline);
-        let delay_unset = pipeline_config.scheduled_delay == PipelineConfig::default().scheduled_delay;
+        let delay_unset =
+            pipeline_config.scheduled_delay == PipelineConfig::default().scheduled_delay;
         if console_only && !explicit_pipeline && delay_unset {
             // Print soon after a workflow ends, rather than up to 5 s later.
             pipeline_config.scheduled_delay = Duration::from_millis(200);
         }
-        let pipeline = Pipeline::with_config(Fanout::new(exporters), pipeline_config, Some(resource));
+        let pipeline =
+            Pipeline::with_config(Fanout::new(exporters), pipeline_config, Some(resource));
 
         let sampler = self.sampler.or(env.sampler).unwrap_or(Sampler::AlwaysOn);
         let root_sampler: Box<dyn ShouldSample> = Box::new(sampler.clone());
-        let mut provider = SdkTracerProvider::builder().with_sampler(Sampler::ParentBased(root_sampler));
+        let mut provider =
+            SdkTracerProvider::builder().with_sampler(Sampler::ParentBased(root_sampler));
         if self.workflow_processors {
             provider = provider
                 .with_span_processor(WorkflowIdentityProcessor)
                 .with_span_processor(RelationshipProcessor);
         }
-        let provider = provider.with_span_processor(pipeline.span_processor()).build();
+        let provider = provider
+            .with_span_processor(pipeline.span_processor())
+            .build();
         opentelemetry::global::set_tracer_provider(provider.clone());
         Instrumentation::new(&pipeline)
             .sampler(sampler)

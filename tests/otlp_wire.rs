@@ -1,0 +1,324 @@
+//! OTLP on the wire, without Python: in-test receivers built on the official
+//! protobuf definitions (opentelemetry-proto's generated gRPC server; prost and
+//! the OTLP/JSON mapping behind a plain HTTP server) take what the OTLP
+//! exporter sends over each protocol, and every request must equal the official
+//! conversion of the spans the pipeline exported.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use http_body_util::BodyExt as _;
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use prost::Message as _;
+use workflow_otel::{
+    Instrumentation, OtlpExporter, OtlpProtocol, OtlpSettings, Pipeline, PipelineConfig,
+    child_workflow, step, workflow,
+};
+
+#[workflow(fields(order.id = 7))]
+fn checkout() -> Result<(), String> {
+    reserve("north");
+    pay()
+}
+
+#[step(args(warehouse))]
+fn reserve(warehouse: &str) -> usize {
+    warehouse.len()
+}
+
+#[child_workflow]
+fn pay() -> Result<(), String> {
+    Err("card declined".to_owned())
+}
+
+type Received = Arc<Mutex<Vec<(String, ExportTraceServiceRequest)>>>;
+
+struct GrpcReceiver(Received);
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let encoding = request
+            .metadata()
+            .get("grpc-encoding")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("identity")
+            .to_owned();
+        self.0
+            .lock()
+            .unwrap()
+            .push((encoding, request.into_inner()));
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// Answers `POST /v1/traces` as an OTLP/HTTP collector does, decoding the body
+/// by its content type: protobuf or OTLP/JSON, gzip or not.
+async fn http_receiver(listener: tokio::net::TcpListener, received: Received) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let received = received.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let received = received.clone();
+                    async move {
+                        let header = |name: &str| {
+                            request
+                                .headers()
+                                .get(name)
+                                .and_then(|value| value.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        let (content_type, encoding, path) = (
+                            header("content-type"),
+                            header("content-encoding"),
+                            request.uri().path().to_owned(),
+                        );
+                        let body = request
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|body| body.to_bytes().to_vec())
+                            .unwrap_or_default();
+                        let body = if encoding == "gzip" {
+                            let mut plain = Vec::new();
+                            std::io::Read::read_to_end(
+                                &mut flate2::read::GzDecoder::new(&body[..]),
+                                &mut plain,
+                            )
+                            .unwrap();
+                            plain
+                        } else {
+                            body
+                        };
+                        let decoded = if content_type == "application/json" {
+                            serde_json::from_slice::<ExportTraceServiceRequest>(&body)
+                                .expect("valid OTLP/JSON")
+                        } else {
+                            ExportTraceServiceRequest::decode(&body[..])
+                                .expect("valid OTLP protobuf")
+                        };
+                        assert_eq!(path, "/v1/traces");
+                        received
+                            .lock()
+                            .unwrap()
+                            .push((format!("{content_type} {encoding}"), decoded));
+                        let mut response = hyper::Response::new(http_body_util::Full::new(
+                            hyper::body::Bytes::new(),
+                        ));
+                        response
+                            .headers_mut()
+                            .insert("content-type", content_type.parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                },
+            );
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// Keeps a copy of every batch, then sends it on: what the receiver gets must
+/// be exactly these spans.
+#[derive(Debug)]
+struct Tee {
+    otlp: OtlpExporter,
+    copy: Arc<Mutex<Vec<SpanData>>>,
+}
+
+impl SpanExporter for Tee {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        self.copy.lock().unwrap().extend(batch.iter().cloned());
+        self.otlp.export(batch)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.otlp.set_resource(resource);
+    }
+}
+
+fn sorted(mut resource_spans: Vec<ResourceSpans>) -> Vec<ResourceSpans> {
+    for resource in resource_spans
+        .iter_mut()
+        .filter_map(|spans| spans.resource.as_mut())
+    {
+        resource.attributes.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    resource_spans
+}
+
+fn send_through(
+    protocol: OtlpProtocol,
+    endpoint: String,
+    gzip: bool,
+    received: &Received,
+) -> Vec<SpanData> {
+    let otlp = OtlpExporter::new(&OtlpSettings {
+        endpoint,
+        protocol,
+        headers: vec![("x-api-key".to_owned(), "secret".to_owned())],
+        timeout: Duration::from_secs(5),
+        gzip,
+    })
+    .unwrap();
+    let copy = Arc::new(Mutex::new(Vec::new()));
+    let resource = Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", "wire-test"),
+            KeyValue::new("service.version", "1.0.0"),
+        ])
+        .build();
+    let pipeline = Pipeline::with_config(
+        Tee {
+            otlp,
+            copy: copy.clone(),
+        },
+        PipelineConfig::default(),
+        Some(resource.clone()),
+    );
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(pipeline.span_processor())
+        .build();
+    Instrumentation::new(&pipeline).run(|| {
+        checkout().unwrap_err();
+        let tracer = provider.tracer("http-client");
+        let mut span = tracer
+            .span_builder("GET /stock")
+            .with_kind(SpanKind::Client)
+            .start(&tracer);
+        span.set_attribute(KeyValue::new("http.response.status_code", 200));
+        span.end();
+    });
+    pipeline.shutdown().unwrap();
+    assert_eq!(pipeline.dropped_spans(), 0);
+    let spans = copy.lock().unwrap().clone();
+    assert_eq!(spans.len(), 4);
+    let expected = group_spans_by_resource_and_scope(
+        spans.clone(),
+        &ResourceAttributesWithSchema::from(&resource),
+    );
+    let requests = std::mem::take(&mut *received.lock().unwrap());
+    let arrived: Vec<ResourceSpans> = requests
+        .into_iter()
+        .flat_map(|(_, request)| request.resource_spans)
+        .collect();
+    assert_eq!(sorted(arrived), sorted(expected), "{protocol:?}");
+    spans
+}
+
+#[test]
+fn every_protocol_delivers_exactly_the_exported_spans() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let grpc_received = Received::default();
+    let http_received = Received::default();
+    let (grpc_address, http_address): (SocketAddr, SocketAddr) = runtime.block_on(async {
+        let grpc = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let http = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addresses = (grpc.local_addr().unwrap(), http.local_addr().unwrap());
+        let service = TraceServiceServer::new(GrpcReceiver(grpc_received.clone()))
+            .accept_compressed(tonic::codec::CompressionEncoding::Gzip);
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(service)
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(grpc)),
+        );
+        tokio::spawn(http_receiver(http, http_received.clone()));
+        addresses
+    });
+
+    for gzip in [false, true] {
+        let spans = send_through(
+            OtlpProtocol::Grpc,
+            format!("http://{grpc_address}"),
+            gzip,
+            &grpc_received,
+        );
+        assert!(spans.iter().any(|span| span.name == "checkout"));
+        send_through(
+            OtlpProtocol::HttpProtobuf,
+            format!("http://{http_address}/v1/traces"),
+            gzip,
+            &http_received,
+        );
+        send_through(
+            OtlpProtocol::HttpJson,
+            format!("http://{http_address}/v1/traces"),
+            gzip,
+            &http_received,
+        );
+    }
+}
+
+#[test]
+fn the_content_type_and_compression_on_the_wire_are_the_ones_chosen() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = Received::default();
+    let address = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(http_receiver(listener, received.clone()));
+        address
+    });
+    let cases = [
+        (OtlpProtocol::HttpProtobuf, false, "application/x-protobuf "),
+        (
+            OtlpProtocol::HttpProtobuf,
+            true,
+            "application/x-protobuf gzip",
+        ),
+        (OtlpProtocol::HttpJson, false, "application/json "),
+        (OtlpProtocol::HttpJson, true, "application/json gzip"),
+    ];
+    for (protocol, gzip, wire) in cases {
+        let before = received.lock().unwrap().len();
+        let otlp = OtlpExporter::new(&OtlpSettings {
+            endpoint: format!("http://{address}/v1/traces"),
+            protocol,
+            headers: vec![],
+            timeout: Duration::from_secs(5),
+            gzip,
+        })
+        .unwrap();
+        let pipeline = Pipeline::new(otlp);
+        Instrumentation::new(&pipeline).run(|| reserve("south"));
+        pipeline.shutdown().unwrap();
+        let requests = received.lock().unwrap();
+        assert_eq!(requests.len(), before + 1);
+        assert_eq!(requests[before].0, wire, "{protocol:?} gzip={gzip}");
+    }
+}
