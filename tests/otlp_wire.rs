@@ -322,3 +322,151 @@ fn the_content_type_and_compression_on_the_wire_are_the_ones_chosen() {
         assert_eq!(requests[before].0, wire, "{protocol:?} gzip={gzip}");
     }
 }
+
+// ---------------------------------------------------------------- failing backends
+
+fn grpc_settings(address: SocketAddr) -> OtlpSettings {
+    OtlpSettings {
+        endpoint: format!("http://{address}"),
+        protocol: OtlpProtocol::Grpc,
+        headers: vec![],
+        timeout: Duration::from_millis(300),
+        gzip: false,
+    }
+}
+
+fn failing_config(report: fn(&workflow_otel::DropReport)) -> PipelineConfig {
+    PipelineConfig {
+        max_queue_size: 10_000,
+        max_export_batch_size: 16,
+        scheduled_delay: Duration::from_millis(20),
+        export_timeout: Duration::from_secs(1),
+        drop_report_interval: Duration::ZERO,
+        drop_report: report,
+    }
+}
+
+/// 20 workflows of 1 + 2 spans each.
+fn workload(pipeline: &Pipeline) -> u64 {
+    Instrumentation::new(pipeline).run(|| {
+        for _ in 0..20 {
+            checkout().unwrap_err();
+        }
+    });
+    20 * 3
+}
+
+static ABSENT_REPORTED: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+fn absent_report(report: &workflow_otel::DropReport) {
+    ABSENT_REPORTED.store(report.dropped_total, std::sync::atomic::Ordering::SeqCst);
+}
+
+#[test]
+fn a_backend_absent_from_the_start_loses_every_span_and_says_so() {
+    let address = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    // The listener is gone: connections to `address` are refused.
+    let pipeline = Pipeline::with_config(
+        OtlpExporter::new(&grpc_settings(address)).unwrap(),
+        failing_config(absent_report),
+        None,
+    );
+    let produced = workload(&pipeline);
+    let started = std::time::Instant::now();
+    let _ = pipeline.shutdown();
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "shutdown is bounded: {:?}",
+        started.elapsed()
+    );
+    assert_eq!(pipeline.exported_spans(), 0);
+    assert_eq!(pipeline.dropped_spans(), produced);
+    assert_eq!(
+        ABSENT_REPORTED.load(std::sync::atomic::Ordering::SeqCst),
+        produced,
+        "the loss was reported"
+    );
+}
+
+#[test]
+fn a_backend_that_accepts_and_never_answers_costs_only_the_export_timeout() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    // Accepts every connection and keeps it open without a byte in reply.
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    let pipeline = Pipeline::with_config(
+        OtlpExporter::new(&grpc_settings(address)).unwrap(),
+        failing_config(|_| {}),
+        None,
+    );
+    let produced = workload(&pipeline);
+    let _ = pipeline.shutdown();
+    assert_eq!(pipeline.exported_spans(), 0);
+    assert_eq!(pipeline.dropped_spans(), produced);
+}
+
+#[test]
+fn a_backend_that_dies_mid_run_loses_exactly_what_was_sent_after() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = Received::default();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let (address, server) = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(TraceServiceServer::new(GrpcReceiver(received.clone())))
+                .serve_with_incoming_shutdown(
+                    tokio_stream::wrappers::TcpListenerStream::new(listener),
+                    async {
+                        let _ = stopped.await;
+                    },
+                ),
+        );
+        (address, server)
+    });
+    let pipeline = Pipeline::with_config(
+        OtlpExporter::new(&grpc_settings(address)).unwrap(),
+        failing_config(|_| {}),
+        None,
+    );
+    let before = workload(&pipeline);
+    pipeline.force_flush().unwrap();
+    let spans_received = |received: &Received| -> u64 {
+        received
+            .lock()
+            .unwrap()
+            .iter()
+            .flat_map(|(_, request)| &request.resource_spans)
+            .flat_map(|resource| &resource.scope_spans)
+            .map(|scope| scope.spans.len() as u64)
+            .sum()
+    };
+    assert_eq!(spans_received(&received), before);
+
+    // The collector goes away: the server stops and its connections close.
+    stop.send(()).unwrap();
+    runtime.block_on(server).unwrap().unwrap();
+    drop(runtime);
+    let after = workload(&pipeline);
+    let _ = pipeline.shutdown();
+    assert_eq!(spans_received(&received), before);
+    assert_eq!(pipeline.exported_spans(), before);
+    assert_eq!(
+        pipeline.dropped_spans(),
+        after,
+        "dropped = produced - received"
+    );
+}

@@ -67,6 +67,7 @@ fn small_queue() -> PipelineConfig {
         max_export_batch_size: 8,
         scheduled_delay: Duration::from_millis(10),
         export_timeout: Duration::from_millis(50),
+        ..PipelineConfig::default()
     }
 }
 

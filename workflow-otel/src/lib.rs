@@ -91,7 +91,7 @@ pub use instrumentation::{Instrumentation, SuccessStatus};
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::OtlpExporter;
-pub use pipeline::{Pipeline, PipelineConfig, PipelineProcessor};
+pub use pipeline::{DropReport, Pipeline, PipelineConfig, PipelineProcessor, report_to_stderr};
 pub use processors::{RelationshipProcessor, WorkflowIdentityProcessor};
 pub use setup::{Setup, TelemetryGuard, setup};
 #[cfg(feature = "tokio")]

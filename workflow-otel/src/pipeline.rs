@@ -40,6 +40,10 @@ pub struct PipelineConfig {
     pub scheduled_delay: Duration,
     /// How long one export may take before its batch is given up (30 s).
     pub export_timeout: Duration,
+    /// How often, at most, lost spans are reported (10 s).
+    pub drop_report_interval: Duration,
+    /// Where lost spans are reported: by default a line on stderr.
+    pub drop_report: fn(&DropReport),
 }
 
 impl Default for PipelineConfig {
@@ -49,8 +53,31 @@ impl Default for PipelineConfig {
             max_export_batch_size: 512,
             scheduled_delay: Duration::from_secs(5),
             export_timeout: Duration::from_secs(30),
+            drop_report_interval: Duration::from_secs(10),
+            drop_report: report_to_stderr,
         }
     }
+}
+
+/// Spans lost since the last report, given to [`PipelineConfig::drop_report`]
+/// at most once per [`PipelineConfig::drop_report_interval`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DropReport {
+    /// Spans lost since the previous report.
+    pub dropped: u64,
+    /// Spans lost since the pipeline started.
+    pub dropped_total: u64,
+    /// Spans exported since the pipeline started.
+    pub exported_total: u64,
+}
+
+/// The default [`PipelineConfig::drop_report`]: one line on stderr.
+pub fn report_to_stderr(report: &DropReport) {
+    eprintln!(
+        "workflow-otel: {} spans dropped (queue full, export failed or timed out); \
+         {} dropped and {} exported in all",
+        report.dropped, report.dropped_total, report.exported_total
+    );
 }
 
 enum Message {
@@ -195,6 +222,10 @@ impl Pipeline {
         let (control, control_rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
         let worker = Worker {
+            drop_report: config.drop_report,
+            drop_report_interval: config.drop_report_interval,
+            reported: 0,
+            last_report: Instant::now(),
             exporter,
             data: data_rx,
             control: control_rx,
@@ -337,14 +368,6 @@ impl Pipeline {
         {
             let _ = handle.join();
         }
-        let dropped = self.dropped_spans();
-        if dropped > 0 {
-            eprintln!(
-                "workflow-otel: {dropped} spans were dropped (full queue or failed exports); \
-                 {} were exported",
-                self.exported_spans()
-            );
-        }
         result
     }
 
@@ -420,6 +443,11 @@ impl SpanProcessor for PipelineProcessor {
 }
 
 struct Worker<E> {
+    drop_report: fn(&DropReport),
+    drop_report_interval: Duration,
+    /// Drops already reported, and when.
+    reported: u64,
+    last_report: Instant,
     exporter: E,
     data: Receiver<Message>,
     control: Receiver<Control>,
@@ -448,6 +476,11 @@ impl<E: SpanExporter> Worker<E> {
                 deadline = Some(Instant::now() + self.export_timeout);
             }
             let disconnected = self.drain(&mut batch, deadline);
+            let stopping = disconnected
+                || requests
+                    .iter()
+                    .any(|request| matches!(request, Control::Shutdown(_)));
+            self.report_drops(stopping);
             for request in requests {
                 match request {
                     Control::Flush(reply) => {
@@ -465,6 +498,23 @@ impl<E: SpanExporter> Worker<E> {
                 let _ = self.exporter.shutdown_with_timeout(self.export_timeout);
                 return;
             }
+        }
+    }
+
+    /// Reports spans lost since the last report, once per interval (and a
+    /// last time when stopping), so a dead backend is never silent and never
+    /// floods the log.
+    fn report_drops(&mut self, stopping: bool) {
+        let dropped_total = self.counters.dropped.load(Ordering::Relaxed);
+        let due = stopping || self.last_report.elapsed() >= self.drop_report_interval;
+        if dropped_total > self.reported && due {
+            (self.drop_report)(&DropReport {
+                dropped: dropped_total - self.reported,
+                dropped_total,
+                exported_total: self.counters.exported.load(Ordering::Relaxed),
+            });
+            self.reported = dropped_total;
+            self.last_report = Instant::now();
         }
     }
 
