@@ -4,27 +4,22 @@
 //! exporter sends over each protocol, and every request must equal the official
 //! conversion of the spans the pipeline exported.
 
-use std::future::Future;
+mod support;
+
+use support::{GrpcReceiver, Received, Tee, http_receiver, sorted};
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_body_util::BodyExt as _;
 use opentelemetry::KeyValue;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::{
-    ExportTraceServiceRequest, ExportTraceServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
-use prost::Message as _;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData};
 use workflow_otel::{
     Instrumentation, OtlpExporter, OtlpProtocol, OtlpSettings, Pipeline, PipelineConfig,
     child_workflow, step, workflow,
@@ -44,134 +39,6 @@ fn reserve(warehouse: &str) -> usize {
 #[child_workflow]
 fn pay() -> Result<(), String> {
     Err("card declined".to_owned())
-}
-
-type Received = Arc<Mutex<Vec<(String, ExportTraceServiceRequest)>>>;
-
-struct GrpcReceiver(Received);
-
-#[tonic::async_trait]
-impl TraceService for GrpcReceiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportTraceServiceRequest>,
-    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let encoding = request
-            .metadata()
-            .get("grpc-encoding")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("identity")
-            .to_owned();
-        self.0
-            .lock()
-            .unwrap()
-            .push((encoding, request.into_inner()));
-        Ok(tonic::Response::new(ExportTraceServiceResponse {
-            partial_success: None,
-        }))
-    }
-}
-
-/// Answers `POST /v1/traces` as an OTLP/HTTP collector does, decoding the body
-/// by its content type: protobuf or OTLP/JSON, gzip or not.
-async fn http_receiver(listener: tokio::net::TcpListener, received: Received) {
-    loop {
-        let Ok((stream, _)) = listener.accept().await else {
-            return;
-        };
-        let received = received.clone();
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(
-                move |request: hyper::Request<hyper::body::Incoming>| {
-                    let received = received.clone();
-                    async move {
-                        let header = |name: &str| {
-                            request
-                                .headers()
-                                .get(name)
-                                .and_then(|value| value.to_str().ok())
-                                .unwrap_or_default()
-                                .to_owned()
-                        };
-                        let (content_type, encoding, path) = (
-                            header("content-type"),
-                            header("content-encoding"),
-                            request.uri().path().to_owned(),
-                        );
-                        let body = request
-                            .into_body()
-                            .collect()
-                            .await
-                            .map(|body| body.to_bytes().to_vec())
-                            .unwrap_or_default();
-                        let body = if encoding == "gzip" {
-                            let mut plain = Vec::new();
-                            std::io::Read::read_to_end(
-                                &mut flate2::read::GzDecoder::new(&body[..]),
-                                &mut plain,
-                            )
-                            .unwrap();
-                            plain
-                        } else {
-                            body
-                        };
-                        let decoded = if content_type == "application/json" {
-                            serde_json::from_slice::<ExportTraceServiceRequest>(&body)
-                                .expect("valid OTLP/JSON")
-                        } else {
-                            ExportTraceServiceRequest::decode(&body[..])
-                                .expect("valid OTLP protobuf")
-                        };
-                        assert_eq!(path, "/v1/traces");
-                        received
-                            .lock()
-                            .unwrap()
-                            .push((format!("{content_type} {encoding}"), decoded));
-                        let mut response = hyper::Response::new(http_body_util::Full::new(
-                            hyper::body::Bytes::new(),
-                        ));
-                        response
-                            .headers_mut()
-                            .insert("content-type", content_type.parse().unwrap());
-                        Ok::<_, std::convert::Infallible>(response)
-                    }
-                },
-            );
-            let io = hyper_util::rt::TokioIo::new(stream);
-            let _ = hyper::server::conn::http1::Builder::new()
-                .serve_connection(io, service)
-                .await;
-        });
-    }
-}
-
-/// Keeps a copy of every batch, then sends it on: what the receiver gets must
-/// be exactly these spans.
-#[derive(Debug)]
-struct Tee {
-    otlp: OtlpExporter,
-    copy: Arc<Mutex<Vec<SpanData>>>,
-}
-
-impl SpanExporter for Tee {
-    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        self.copy.lock().unwrap().extend(batch.iter().cloned());
-        self.otlp.export(batch)
-    }
-
-    fn set_resource(&mut self, resource: &Resource) {
-        self.otlp.set_resource(resource);
-    }
-}
-
-fn sorted(mut resource_spans: Vec<ResourceSpans>) -> Vec<ResourceSpans> {
-    for resource in resource_spans
-        .iter_mut()
-        .filter_map(|spans| spans.resource.as_mut())
-    {
-        resource.attributes.sort_by(|a, b| a.key.cmp(&b.key));
-    }
-    resource_spans
 }
 
 fn send_through(

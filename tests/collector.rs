@@ -1,0 +1,301 @@
+//! End to end through a real OpenTelemetry collector, rotel (installed from
+//! PyPI by `scripts/test`, which sets `ROTEL_AGENT`): the application exports
+//! to rotel over each OTLP protocol; rotel forwards over gRPC to an in-test
+//! receiver built on the official protobuf definitions; what arrives must be
+//! exactly the spans the application exported. A file written by the
+//! JSON-lines exporter, replayed into rotel's OTLP/HTTP JSON endpoint, must
+//! arrive as the same spans too. rotel binds loopback only and is stopped by
+//! its PID.
+//!
+//! Not part of `cargo test`: run with `scripts/test`, or
+//! `ROTEL_AGENT=/path/to/rotel-agent cargo test -p workflow-otel-tests --test collector`.
+
+mod support;
+
+use std::io::{Read as _, Write as _};
+use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use opentelemetry::KeyValue;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
+use support::{GrpcReceiver, Received, Tee, normalized, span_count};
+use workflow_otel::{
+    Instrumentation, JsonLinesExporter, OtlpExporter, OtlpProtocol, OtlpSettings, Pipeline,
+    PipelineConfig, checkpoint, child_workflow, step, workflow,
+};
+
+#[workflow(fields(order.id = 7))]
+fn checkout() -> Result<(), String> {
+    checkpoint("cart_loaded");
+    reserve("north");
+    pay()
+}
+
+#[step(args(warehouse))]
+fn reserve(warehouse: &str) -> usize {
+    warehouse.len()
+}
+
+#[child_workflow]
+fn pay() -> Result<(), String> {
+    Err("card declined".to_owned())
+}
+
+/// rotel, running until dropped; stopped by its PID.
+struct Rotel {
+    child: Child,
+    grpc: SocketAddr,
+    http: SocketAddr,
+}
+
+impl Drop for Rotel {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+fn start_rotel(forward_to: SocketAddr) -> Rotel {
+    let agent = std::env::var("ROTEL_AGENT")
+        .expect("ROTEL_AGENT must point at rotel's rotel-agent binary: run ./scripts/test, which installs it");
+    let (grpc, http) = (free_port(), free_port());
+    let log = std::env::temp_dir().join(format!("workflow-otel-rotel-{}.log", std::process::id()));
+    let child = Command::new(agent)
+        .arg("start")
+        .args(["--otlp-grpc-endpoint", &grpc.to_string()])
+        .args(["--otlp-http-endpoint", &http.to_string()])
+        .args(["--exporter", "otlp"])
+        .args(["--otlp-exporter-endpoint", &format!("http://{forward_to}")])
+        .args(["--otlp-exporter-protocol", "grpc"])
+        .args(["--batch-timeout", "20ms"])
+        .args(["--debug-log", "traces"])
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("rotel-agent starts");
+    let rotel = Rotel { child, grpc, http };
+    // Ready when both receivers accept connections.
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while [grpc, http]
+        .iter()
+        .any(|address| TcpStream::connect_timeout(address, Duration::from_millis(100)).is_err())
+    {
+        assert!(
+            Instant::now() < deadline,
+            "rotel did not listen within 20 s; see {}",
+            log.display()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    rotel
+}
+
+fn start_receiver(runtime: &tokio::runtime::Runtime) -> (SocketAddr, Received) {
+    let received = Received::default();
+    let address = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(
+            tonic::transport::Server::builder()
+                .add_service(
+                    // rotel forwards gzip-compressed.
+                    TraceServiceServer::new(GrpcReceiver(received.clone()))
+                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+                )
+                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        address
+    });
+    (address, received)
+}
+
+/// Waits until `count` spans have come through (rotel batches for 20 ms).
+fn wait_for(received: &Received, count: usize) {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while span_count(received) < count {
+        assert!(
+            Instant::now() < deadline,
+            "{} of {count} spans arrived within 20 s",
+            span_count(received)
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn resource(service: &str) -> Resource {
+    Resource::builder_empty()
+        .with_attributes([
+            KeyValue::new("service.name", service.to_owned()),
+            KeyValue::new("service.version", "1.0.0"),
+        ])
+        .build()
+}
+
+/// Runs the workload with `exporter` and returns the spans it was given.
+fn export_workload<E: SpanExporter + 'static>(
+    exporter: E,
+    copy: &Arc<Mutex<Vec<SpanData>>>,
+    resource: Resource,
+) {
+    let pipeline = Pipeline::with_config(exporter, PipelineConfig::default(), Some(resource));
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(pipeline.span_processor())
+        .build();
+    Instrumentation::new(&pipeline).run(|| {
+        checkout().unwrap_err();
+        let tracer = provider.tracer("http-client");
+        let mut span = tracer
+            .span_builder("GET /stock")
+            .with_kind(SpanKind::Client)
+            .start(&tracer);
+        span.set_attribute(KeyValue::new("http.response.status_code", 200));
+        span.end();
+    });
+    pipeline.shutdown().unwrap();
+    assert_eq!(pipeline.dropped_spans(), 0);
+    assert_eq!(copy.lock().unwrap().len(), 4);
+}
+
+#[test]
+fn each_protocol_reaches_a_real_collector_intact() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (receiver, received) = start_receiver(&runtime);
+    let rotel = start_rotel(receiver);
+    let protocols = [
+        (OtlpProtocol::Grpc, format!("http://{}", rotel.grpc)),
+        (
+            OtlpProtocol::HttpProtobuf,
+            format!("http://{}/v1/traces", rotel.http),
+        ),
+        (
+            OtlpProtocol::HttpJson,
+            format!("http://{}/v1/traces", rotel.http),
+        ),
+    ];
+    for (protocol, endpoint) in protocols {
+        let service = format!("collector-{protocol:?}");
+        let otlp = OtlpExporter::new(&OtlpSettings {
+            endpoint,
+            protocol,
+            headers: vec![],
+            timeout: Duration::from_secs(5),
+            gzip: protocol != OtlpProtocol::HttpJson,
+        })
+        .unwrap();
+        let copy = Arc::new(Mutex::new(Vec::new()));
+        export_workload(
+            Tee {
+                otlp,
+                copy: copy.clone(),
+            },
+            &copy,
+            resource(&service),
+        );
+        let spans = copy.lock().unwrap().clone();
+        wait_for(&received, spans.len());
+        let arrived: Vec<_> = std::mem::take(&mut *received.lock().unwrap())
+            .into_iter()
+            .flat_map(|(_, request)| request.resource_spans)
+            .collect();
+        let expected = group_spans_by_resource_and_scope(
+            spans,
+            &ResourceAttributesWithSchema::from(&resource(&service)),
+        );
+        assert_eq!(normalized(arrived), normalized(expected), "{protocol:?}");
+    }
+}
+
+#[test]
+fn a_json_lines_file_replays_into_a_real_collector() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (receiver, received) = start_receiver(&runtime);
+    let rotel = start_rotel(receiver);
+
+    let path =
+        std::env::temp_dir().join(format!("workflow-otel-replay-{}.jsonl", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let copy = Arc::new(Mutex::new(Vec::new()));
+    let file = JsonLinesExporter::create(&path).unwrap();
+    export_workload(
+        FileTee {
+            file,
+            copy: copy.clone(),
+        },
+        &copy,
+        resource("replayed"),
+    );
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::remove_file(&path).unwrap();
+    for line in text.lines() {
+        let mut stream = TcpStream::connect(rotel.http).unwrap();
+        write!(
+            stream,
+            "POST /v1/traces HTTP/1.1\r\nHost: {}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{line}",
+            rotel.http,
+            line.len()
+        )
+        .unwrap();
+        let mut response = String::new();
+        stream.read_to_string(&mut response).unwrap();
+        assert!(
+            response.starts_with("HTTP/1.1 200"),
+            "rotel refused the line: {response}"
+        );
+    }
+    let spans = copy.lock().unwrap().clone();
+    wait_for(&received, spans.len());
+    let arrived: Vec<_> = std::mem::take(&mut *received.lock().unwrap())
+        .into_iter()
+        .flat_map(|(_, request)| request.resource_spans)
+        .collect();
+    let expected = group_spans_by_resource_and_scope(
+        spans,
+        &ResourceAttributesWithSchema::from(&resource("replayed")),
+    );
+    assert_eq!(normalized(arrived), normalized(expected));
+}
+
+/// Keeps a copy of every batch written to the file.
+#[derive(Debug)]
+struct FileTee {
+    file: JsonLinesExporter,
+    copy: Arc<Mutex<Vec<SpanData>>>,
+}
+
+impl SpanExporter for FileTee {
+    fn export(
+        &self,
+        batch: Vec<SpanData>,
+    ) -> impl std::future::Future<Output = opentelemetry_sdk::error::OTelSdkResult> + Send {
+        self.copy.lock().unwrap().extend(batch.iter().cloned());
+        self.file.export(batch)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.file.set_resource(resource);
+    }
+}

@@ -1,0 +1,189 @@
+//! Shared by the OTLP tests: receivers built on the official protobuf
+//! definitions, and a tee that keeps what an exporter was given.
+
+#![allow(dead_code, unreachable_pub)]
+
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+
+use http_body_util::BodyExt as _;
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
+use opentelemetry_sdk::Resource;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use prost::Message as _;
+use workflow_otel::OtlpExporter;
+
+pub type Received = Arc<Mutex<Vec<(String, ExportTraceServiceRequest)>>>;
+
+pub struct GrpcReceiver(pub Received);
+
+#[tonic::async_trait]
+impl TraceService for GrpcReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportTraceServiceRequest>,
+    ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
+        let encoding = request
+            .metadata()
+            .get("grpc-encoding")
+            .and_then(|value| value.to_str().ok())
+            .unwrap_or("identity")
+            .to_owned();
+        self.0
+            .lock()
+            .unwrap()
+            .push((encoding, request.into_inner()));
+        Ok(tonic::Response::new(ExportTraceServiceResponse {
+            partial_success: None,
+        }))
+    }
+}
+
+/// Answers `POST /v1/traces` as an OTLP/HTTP collector does, decoding the body
+/// by its content type: protobuf or OTLP/JSON, gzip or not.
+pub async fn http_receiver(listener: tokio::net::TcpListener, received: Received) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            return;
+        };
+        let received = received.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(
+                move |request: hyper::Request<hyper::body::Incoming>| {
+                    let received = received.clone();
+                    async move {
+                        let header = |name: &str| {
+                            request
+                                .headers()
+                                .get(name)
+                                .and_then(|value| value.to_str().ok())
+                                .unwrap_or_default()
+                                .to_owned()
+                        };
+                        let (content_type, encoding, path) = (
+                            header("content-type"),
+                            header("content-encoding"),
+                            request.uri().path().to_owned(),
+                        );
+                        let body = request
+                            .into_body()
+                            .collect()
+                            .await
+                            .map(|body| body.to_bytes().to_vec())
+                            .unwrap_or_default();
+                        let body = if encoding == "gzip" {
+                            let mut plain = Vec::new();
+                            std::io::Read::read_to_end(
+                                &mut flate2::read::GzDecoder::new(&body[..]),
+                                &mut plain,
+                            )
+                            .unwrap();
+                            plain
+                        } else {
+                            body
+                        };
+                        let decoded = if content_type == "application/json" {
+                            serde_json::from_slice::<ExportTraceServiceRequest>(&body)
+                                .expect("valid OTLP/JSON")
+                        } else {
+                            ExportTraceServiceRequest::decode(&body[..])
+                                .expect("valid OTLP protobuf")
+                        };
+                        assert_eq!(path, "/v1/traces");
+                        received
+                            .lock()
+                            .unwrap()
+                            .push((format!("{content_type} {encoding}"), decoded));
+                        let mut response = hyper::Response::new(http_body_util::Full::new(
+                            hyper::body::Bytes::new(),
+                        ));
+                        response
+                            .headers_mut()
+                            .insert("content-type", content_type.parse().unwrap());
+                        Ok::<_, std::convert::Infallible>(response)
+                    }
+                },
+            );
+            let io = hyper_util::rt::TokioIo::new(stream);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(io, service)
+                .await;
+        });
+    }
+}
+
+/// Keeps a copy of every batch, then sends it on: what the receiver gets must
+/// be exactly these spans.
+#[derive(Debug)]
+pub struct Tee {
+    pub otlp: OtlpExporter,
+    pub copy: Arc<Mutex<Vec<SpanData>>>,
+}
+
+impl SpanExporter for Tee {
+    fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+        self.copy.lock().unwrap().extend(batch.iter().cloned());
+        self.otlp.export(batch)
+    }
+
+    fn set_resource(&mut self, resource: &Resource) {
+        self.otlp.set_resource(resource);
+    }
+}
+
+pub fn sorted(mut resource_spans: Vec<ResourceSpans>) -> Vec<ResourceSpans> {
+    for resource in resource_spans
+        .iter_mut()
+        .filter_map(|spans| spans.resource.as_mut())
+    {
+        resource.attributes.sort_by(|a, b| a.key.cmp(&b.key));
+    }
+    resource_spans
+}
+
+/// Spans grouped by resource and scope, each group sorted by span id: equal
+/// for the same spans however a collector batched them on the way.
+pub fn normalized(
+    resource_spans: Vec<ResourceSpans>,
+) -> Vec<(Vec<KeyValue>, Option<InstrumentationScope>, Vec<Span>)> {
+    let mut groups: Vec<(Vec<KeyValue>, Option<InstrumentationScope>, Vec<Span>)> = Vec::new();
+    for resource_spans in resource_spans {
+        let mut attributes = resource_spans
+            .resource
+            .map(|resource| resource.attributes)
+            .unwrap_or_default();
+        attributes.sort_by(|a, b| a.key.cmp(&b.key));
+        for scope_spans in resource_spans.scope_spans {
+            match groups
+                .iter_mut()
+                .find(|(a, s, _)| *a == attributes && *s == scope_spans.scope)
+            {
+                Some((_, _, spans)) => spans.extend(scope_spans.spans),
+                None => groups.push((attributes.clone(), scope_spans.scope, scope_spans.spans)),
+            }
+        }
+    }
+    for (_, _, spans) in &mut groups {
+        spans.sort_by(|a, b| a.span_id.cmp(&b.span_id));
+    }
+    groups.sort_by(|a, b| format!("{:?}", a.1).cmp(&format!("{:?}", b.1)));
+    groups
+}
+
+/// The spans in everything received so far.
+pub fn span_count(received: &Received) -> usize {
+    received
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|(_, request)| &request.resource_spans)
+        .flat_map(|resource| &resource.scope_spans)
+        .map(|scope| scope.spans.len())
+        .sum()
+}
