@@ -299,3 +299,53 @@ impl SpanExporter for FileTee {
         self.file.set_resource(resource);
     }
 }
+
+#[test]
+fn a_collector_killed_mid_run_costs_exactly_the_spans_sent_after() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let (receiver, received) = start_receiver(&runtime);
+    let mut rotel = start_rotel(receiver);
+    let otlp = OtlpExporter::new(&OtlpSettings {
+        endpoint: format!("http://{}", rotel.grpc),
+        protocol: OtlpProtocol::Grpc,
+        headers: vec![],
+        timeout: Duration::from_millis(500),
+        gzip: false,
+    })
+    .unwrap();
+    let config = PipelineConfig {
+        export_timeout: Duration::from_secs(2),
+        drop_report_interval: Duration::from_secs(3600),
+        ..PipelineConfig::default()
+    };
+    let pipeline = Pipeline::with_config(otlp, config, Some(resource("killed")));
+    let instrumentation = Instrumentation::new(&pipeline);
+    let run = || {
+        instrumentation.run(|| {
+            for _ in 0..10 {
+                checkout().unwrap_err();
+            }
+        });
+        10 * 3
+    };
+    let before = run();
+    pipeline.force_flush().unwrap();
+    wait_for(&received, before as usize);
+
+    // The collector dies: killed by its PID.
+    rotel.child.kill().unwrap();
+    rotel.child.wait().unwrap();
+    let after = run();
+    let _ = pipeline.shutdown();
+    assert_eq!(pipeline.exported_spans(), before);
+    assert_eq!(
+        pipeline.dropped_spans(),
+        after,
+        "dropped = produced - received by the collector"
+    );
+    assert_eq!(span_count(&received), before as usize);
+}

@@ -974,15 +974,17 @@ fn tracing_spans_nest_inside_steps_through_tracing_opentelemetry() {
     let subscriber = tracing_subscriber::registry().with(layer);
     tracing::subscriber::with_default(subscriber, || capture.run(uses_tracing));
     assert_eq!(
-        capture
-            .tree()
-            .render_with(|key| key == "http.request.method"),
+        capture.tree().render_with(
+            |key| key == "http.request.method" || key == "relationship.parent_workflow_name"
+        ),
         "\
 uses_tracing #1 [workflow] Unset
   calls_a_tracing_library #2 [step] Unset
     http.request #3 [span scope=tracing] Unset
       | http.request.method: \"GET\"
+      | relationship.parent_workflow_name: \"uses_tracing\"
       dns.lookup #4 [span scope=tracing] Unset
+        | relationship.parent_workflow_name: \"uses_tracing\"
 "
     );
 }
