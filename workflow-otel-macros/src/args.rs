@@ -16,6 +16,8 @@ mod kw {
     syn::custom_keyword!(Debug);
     syn::custom_keyword!(skip);
     syn::custom_keyword!(skip_all);
+    syn::custom_keyword!(parent);
+    syn::custom_keyword!(detached);
 }
 
 /// How a value is turned into an attribute string.
@@ -49,6 +51,10 @@ pub(crate) struct Options {
     pub(crate) err: Option<Format>,
     pub(crate) ret: Option<Format>,
     pub(crate) krate: Option<Path>,
+    /// `parent = expr`: the context the workflow continues from.
+    pub(crate) parent: Option<(Span, Expr)>,
+    /// `detached`: the child starts a trace of its own, linked to its parent.
+    pub(crate) detached: Option<Span>,
     /// Mistakes that do not stop parsing (a duplicated option), reported together.
     pub(crate) errors: Vec<syn::Error>,
 }
@@ -107,6 +113,15 @@ impl Parse for Options {
                 let keyword: kw::ret = input.parse()?;
                 seen.first_time("ret", keyword.span, &mut options.errors);
                 options.ret = Some(parse_format(input, Format::Debug)?);
+            } else if lookahead.peek(kw::parent) {
+                let keyword: kw::parent = input.parse()?;
+                seen.first_time("parent", keyword.span, &mut options.errors);
+                input.parse::<Token![=]>()?;
+                options.parent = Some((keyword.span, input.parse()?));
+            } else if lookahead.peek(kw::detached) {
+                let keyword: kw::detached = input.parse()?;
+                seen.first_time("detached", keyword.span, &mut options.errors);
+                options.detached = Some(keyword.span);
             } else if lookahead.peek(Token![crate]) {
                 let keyword: Token![crate] = input.parse()?;
                 seen.first_time("crate", keyword.span, &mut options.errors);

@@ -37,6 +37,18 @@ fn instrument_if(
         Err(error) => return with_errors(function.to_tokens_unchanged(), vec![error]),
     };
     let mut errors = std::mem::take(&mut options.errors);
+    if let (SpanKind::Step, Some((span, _))) = (kind, &options.parent) {
+        errors.push(syn::Error::new(
+            *span,
+            "`parent` is for `#[workflow]` and `#[child_workflow]`: a step runs inside the current workflow",
+        ));
+    }
+    if let (SpanKind::Workflow | SpanKind::Step, Some(span)) = (kind, options.detached) {
+        errors.push(syn::Error::new(
+            span,
+            "`detached` is for `#[child_workflow]`: it starts the child's own trace, linked to its parent",
+        ));
+    }
     let span_name = checked_name(&function, &options, &mut errors);
     check_args(&function, &options, &mut errors);
     let returns_opaque = contains_impl_trait(function.sig.output.to_token_stream());
@@ -184,8 +196,25 @@ fn expand(
     // `line!()` spanned at the function's name reports the `fn` line, not the attribute's.
     let line = quote_spanned!(sig.ident.span()=> ::core::line!());
     let err_debug = options.err == Some(Format::Debug);
+    let detached = options.detached.is_some();
 
     let fields = fields_closure(&private, options);
+    let start = match &options.parent {
+        None => quote!(#private::start(&#site, #fields)),
+        // Method syntax, so that `parent = msg` works whether `msg` is a value
+        // or a reference (the compiler dereferences to the implementing type).
+        Some((_, parent)) => quote! {
+            #private::start_from(
+                &#site,
+                {
+                    #[allow(unused_imports)]
+                    use #private::ParentSource as _;
+                    (#parent).parent_context()
+                },
+                #fields,
+            )
+        },
+    };
     let probe = probe_closure(&private, options, returns_opaque);
     let return_type: TokenStream = match (&sig.output, returns_opaque) {
         (_, true) => quote!(_),
@@ -214,8 +243,9 @@ fn expand(
                 ::core::file!(),
                 #line,
                 #err_debug,
+                #detached,
             );
-            let #span = #private::start(&#site, #fields);
+            let #span = #start;
             #call
         }
     }
@@ -333,6 +363,7 @@ mod tests {
                     ::core::concat!(::core::module_path!(), "::", "validate"),
                     ::core::file!(),
                     ::core::line!(),
+                    false,
                     false,
                 );
                 let __wfo_span = ::workflow_otel::__private::start(&__WFO_SITE, |__wfo_fields: &mut ::workflow_otel::__private::Fields| {

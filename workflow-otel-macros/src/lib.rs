@@ -5,6 +5,7 @@
 //! The documentation of each attribute lives on its re-export there.
 
 mod args;
+mod derive;
 mod expand;
 mod item;
 mod name;
@@ -45,4 +46,11 @@ pub fn child_workflow(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn step(attr: TokenStream, item: TokenStream) -> TokenStream {
     expand::instrument(SpanKind::Step, attr.into(), item.into()).into()
+}
+
+/// Implements `workflow_otel::propagation::Carried` for a message struct whose
+/// field marked `#[trace_context]` is a `TraceCarrier`. See `workflow_otel::Carried`.
+#[proc_macro_derive(Carried, attributes(trace_context))]
+pub fn derive_carried(input: TokenStream) -> TokenStream {
+    derive::carried(input.into()).into()
 }

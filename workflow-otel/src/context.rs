@@ -93,6 +93,20 @@ impl ParentWorkflow {
     }
 }
 
+/// What a child workflow inherits from its parent, local or remote.
+#[derive(Clone, Debug)]
+pub(crate) struct ParentLineage {
+    pub(crate) name: StringValue,
+    pub(crate) id: Uuid,
+    pub(crate) id_text: StringValue,
+    pub(crate) depth: u32,
+    pub(crate) hierarchy_path: StringValue,
+    pub(crate) correlation_id: StringValue,
+    pub(crate) root_span_id: SpanId,
+    /// The parent workflow's span (remote for a lineage from a carrier).
+    pub(crate) span_context: SpanContext,
+}
+
 /// The `Context` entry; private so only the macros' runtime can set it.
 #[derive(Clone)]
 pub(crate) struct CurrentWorkflow(pub(crate) Arc<WorkflowContext>);
@@ -102,7 +116,7 @@ impl WorkflowContext {
     /// `parent` if there is one.
     pub(crate) fn start(
         name: Cow<'static, str>,
-        parent: Option<&WorkflowContext>,
+        parent: Option<ParentLineage>,
         span_context: SpanContext,
         started: Instant,
         instrumentation: Option<Instrumentation>,
@@ -139,20 +153,34 @@ impl WorkflowContext {
                 ))),
                 name,
                 depth: parent.depth + 1,
-                parent: Some(ParentWorkflow {
-                    name: parent.name.clone(),
-                    id: parent.id,
-                    id_text: parent.id_text.clone(),
-                    span_context: parent.span_context.clone(),
-                }),
-                correlation_id: parent.correlation_id.clone(),
+                correlation_id: parent.correlation_id,
                 causation_id: Some(parent.id_text.clone()),
                 started,
                 root_span_id: parent.root_span_id,
                 span_context,
+                parent: Some(ParentWorkflow {
+                    name: parent.name,
+                    id: parent.id,
+                    id_text: parent.id_text,
+                    span_context: parent.span_context,
+                }),
                 attributes: Mutex::new(Vec::new()),
                 instrumentation,
             },
+        }
+    }
+
+    /// What a child of this workflow inherits.
+    pub(crate) fn as_parent(&self) -> ParentLineage {
+        ParentLineage {
+            name: self.name.clone(),
+            id: self.id,
+            id_text: self.id_text.clone(),
+            depth: self.depth,
+            hierarchy_path: self.hierarchy_path.clone(),
+            correlation_id: self.correlation_id.clone(),
+            root_span_id: self.root_span_id,
+            span_context: self.span_context.clone(),
         }
     }
 

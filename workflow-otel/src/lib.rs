@@ -69,12 +69,14 @@ mod otlp;
 mod otlp_json;
 mod pipeline;
 mod processors;
+pub mod propagation;
 mod record;
 mod setup;
 mod span;
 mod spawn;
 mod time;
 mod tree;
+pub mod w3c;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
@@ -184,13 +186,49 @@ pub use workflow_otel_macros::child_workflow;
 /// ```
 pub use workflow_otel_macros::step;
 
+pub use propagation::Carried;
+/// Derives [`propagation::Carried`] for a message struct: mark the field that
+/// carries the context with `#[trace_context]` (a
+/// [`propagation::TraceCarrier`]); `#[trace_context(crate = path)]` on the
+/// struct if this crate is renamed. The sender calls
+/// `inject_current_context()`; the receiver continues the trace with
+/// `#[child_workflow(parent = msg)]`.
+///
+/// ```
+/// use workflow_otel::propagation::TraceCarrier;
+/// use workflow_otel::{Carried, child_workflow, workflow};
+///
+/// #[derive(Carried, Default)]
+/// struct Job {
+///     payload: u32,
+///     #[trace_context]
+///     context: TraceCarrier,
+/// }
+///
+/// #[workflow]
+/// fn dispatch() -> u32 {
+///     let mut job = Job { payload: 20, ..Job::default() };
+///     job.inject_current_context(); // then send it: a queue, a database row, a socket
+///     handle(&job)
+/// }
+///
+/// #[child_workflow(parent = job)]
+/// fn handle(job: &Job) -> u32 {
+///     job.payload + workflow_otel::current_workflow().map_or(0, |w| w.depth())
+/// }
+/// # let pipeline = workflow_otel::Pipeline::new(workflow_otel::ConsoleExporter::with_writer(std::io::sink()));
+/// assert_eq!(workflow_otel::Instrumentation::new(&pipeline).run(dispatch), 21);
+/// ```
+pub use workflow_otel_macros::Carried;
+
 /// The runtime the attribute macros expand to. Not a stable API: it changes
 /// without notice, in patch releases too.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::propagation::ParentSource;
     pub use crate::span::{
         ActiveSpan, AttributeValue, DebugField, Fields, Finish, Instrumented, Kind, NotAResult,
         Probe, ResultDebugError, ResultError, ResultOpaqueError, Site, TypedField, instrument,
-        no_fields, no_probe, run, start,
+        no_fields, no_probe, run, start, start_from,
     };
 }

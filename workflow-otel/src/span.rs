@@ -21,10 +21,11 @@ use std::time::Instant;
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry::{Context, KeyValue, Value};
 
-use crate::context::{CurrentWorkflow, WorkflowContext};
+use crate::context::{CurrentWorkflow, ParentLineage, WorkflowContext};
 use crate::ids;
 use crate::instrumentation::Instrumentation;
 use crate::pipeline::{Pipeline, current_recording, enter_recording, leave_recording};
+use crate::propagation::RemoteWorkflow;
 use crate::record::{EndState, ErrorRecord, Extras, RawSpan};
 
 /// What an annotated function opens.
@@ -48,6 +49,7 @@ pub struct Site {
     pub(crate) file: &'static str,
     pub(crate) line: u32,
     err_debug: bool,
+    pub(crate) detached: bool,
 }
 
 impl Site {
@@ -59,6 +61,7 @@ impl Site {
         file: &'static str,
         line: u32,
         err_debug: bool,
+        detached: bool,
     ) -> Site {
         Site {
             kind,
@@ -67,6 +70,7 @@ impl Site {
             file,
             line,
             err_debug,
+            detached,
         }
     }
 }
@@ -92,7 +96,7 @@ pub(crate) struct Recording {
 }
 
 /// Stands in for the site of a recording already handed over.
-static UNKNOWN_SITE: Site = Site::new(Kind::Step, "unknown", "unknown", "unknown", 0, false);
+static UNKNOWN_SITE: Site = Site::new(Kind::Step, "unknown", "unknown", "unknown", 0, false, false);
 
 /// Records `args(..)` and `fields(..)` onto a span that is recording.
 #[derive(Debug)]
@@ -214,6 +218,46 @@ fn start_step(
     }
 }
 
+/// Starts the span for one call of a workflow whose parent is `parent` (the
+/// `parent = ..` option): typically a context extracted from another process.
+pub fn start_from(
+    site: &'static Site,
+    parent: Context,
+    fields: impl FnOnce(&mut Fields<'_>),
+) -> ActiveSpan {
+    let mut span = ActiveSpan {
+        cx: None,
+        recording: None,
+    };
+    start_workflow(&mut span, site, &parent, fields);
+    span
+}
+
+/// The workflow a new workflow under `parent` continues: a local one, or one
+/// received from another process.
+fn parent_lineage(parent: &Context, parent_span: &SpanContext) -> Option<ParentLineage> {
+    if let Some(local) = parent.get::<CurrentWorkflow>() {
+        return Some(local.0.as_parent());
+    }
+    let remote = parent.get::<RemoteWorkflow>()?;
+    Some(ParentLineage {
+        name: remote.name.clone(),
+        id: remote.id,
+        id_text: remote.id_text.clone(),
+        depth: remote.depth,
+        hierarchy_path: remote.hierarchy_path.clone(),
+        correlation_id: remote.correlation_id.clone(),
+        root_span_id: remote.root_span_id,
+        span_context: SpanContext::new(
+            parent_span.trace_id(),
+            remote.span_id,
+            parent_span.trace_flags(),
+            true,
+            parent_span.trace_state().clone(),
+        ),
+    })
+}
+
 fn start_workflow(
     span: &mut ActiveSpan,
     site: &'static Site,
@@ -221,14 +265,23 @@ fn start_workflow(
     fields: impl FnOnce(&mut Fields<'_>),
 ) {
     let parent_ref = parent.span();
-    let parent_span = parent_ref.span_context();
-    let parent_workflow = parent.get::<CurrentWorkflow>().map(|current| &current.0);
+    let mut parent_span = parent_ref.span_context();
+    let local_parent = parent.get::<CurrentWorkflow>().map(|current| &current.0);
+    let lineage = parent_lineage(parent, parent_span);
     let fallback;
-    let instrumentation = match parent_workflow.and_then(|workflow| workflow.instrumentation()) {
+    let instrumentation = match local_parent.and_then(|workflow| workflow.instrumentation()) {
         Some(pinned) => Some(pinned),
         None => {
-            fallback = Instrumentation::from_context(parent);
-            fallback.as_deref()
+            // A parent given explicitly (`parent = ..`) rarely carries one:
+            // then the caller's own context decides.
+            fallback = Instrumentation::from_context(parent)
+                .map(|found| found.into_owned())
+                .or_else(|| {
+                    Context::map_current(|current| {
+                        Instrumentation::from_context(current).map(|found| found.into_owned())
+                    })
+                });
+            fallback.as_ref()
         }
     };
     let started = Instant::now();
@@ -238,7 +291,7 @@ fn start_workflow(
         // would make other libraries' spans below look unsampled.
         let workflow = Arc::new(WorkflowContext::start(
             Cow::Borrowed(site.name),
-            parent_workflow.map(|workflow| &**workflow),
+            lineage,
             SpanContext::empty_context(),
             started,
             None,
@@ -246,10 +299,15 @@ fn start_workflow(
         span.cx = Some(parent.with_value(CurrentWorkflow(workflow)));
         return;
     };
+    // A detached child starts a trace of its own, linked to its parent.
+    let root = SpanContext::empty_context();
+    if site.detached {
+        parent_span = &root;
+    }
     let span_context = join_trace(site, parent, parent_span, instrumentation);
     let workflow = Arc::new(WorkflowContext::start(
         Cow::Borrowed(site.name),
-        parent_workflow.map(|workflow| &**workflow),
+        lineage,
         span_context.clone(),
         started,
         Some(instrumentation.clone()),
