@@ -1,0 +1,6 @@
+use workflow_otel::workflow;
+
+#[workflow(detached)]
+fn nightly() {}
+
+fn main() {}
