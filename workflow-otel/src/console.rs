@@ -6,7 +6,7 @@ use std::future::{Future, ready};
 use std::io::{self, Write};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_sdk::error::OTelSdkResult;
@@ -29,9 +29,10 @@ pub const DEFAULT_MAX_PENDING_SPANS: usize = 4096;
 /// ```
 ///
 /// Spans arrive children first; they wait (up to
-/// [`DEFAULT_MAX_PENDING_SPANS`]) until their trace's local root ends, then the
-/// whole tree is printed at once. Spans still waiting at flush or shutdown are
-/// printed as they are. When the limit is reached the oldest waiting trace is
+/// [`DEFAULT_MAX_PENDING_SPANS`]) until their trace's root ends, then the whole
+/// tree is printed at once. The parts of a trace whose root is in another
+/// process are printed half a second after their last span came (at the next
+/// export). Spans still waiting at flush or shutdown are printed as they are. When the limit is reached the oldest waiting trace is
 /// dropped, counted in [`dropped_spans`](Self::dropped_spans), and reported on
 /// stderr at shutdown: never silently.
 pub struct ConsoleExporter {
@@ -45,8 +46,15 @@ pub struct ConsoleExporter {
 struct Pending {
     spans: HashMap<TraceId, Vec<SpanData>>,
     arrival: VecDeque<TraceId>,
+    /// Traces of which only parts with a remote parent are here (this process
+    /// serves another's trace), with when their last span came.
+    remote_only: HashMap<TraceId, Instant>,
     count: usize,
 }
+
+/// How long a trace with no root of its own here waits for more spans before
+/// it is printed: a service handling remote calls never sees the root.
+const REMOTE_TRACE_HOLD: Duration = Duration::from_millis(500);
 
 impl ConsoleExporter {
     /// Prints to standard output.
@@ -80,17 +88,32 @@ impl ConsoleExporter {
         {
             let mut guard = self.pending.lock().unwrap_or_else(|p| p.into_inner());
             let pending = &mut *guard;
+            let now = Instant::now();
             for span in batch {
                 let trace_id = span.span_context.trace_id();
-                let is_local_root =
-                    span.parent_span_id == SpanId::INVALID || span.parent_span_is_remote;
+                let is_root = span.parent_span_id == SpanId::INVALID;
+                if span.parent_span_is_remote {
+                    pending.remote_only.insert(trace_id, now);
+                }
                 let waiting = pending.spans.entry(trace_id).or_default();
                 if waiting.is_empty() {
                     pending.arrival.push_back(trace_id);
                 }
                 waiting.push(span);
                 pending.count += 1;
-                if is_local_root && let Some(spans) = pending.take(trace_id) {
+                // The whole trace is here once its root is: print it at once.
+                if is_root && let Some(spans) = pending.take(trace_id) {
+                    complete.push(spans);
+                }
+            }
+            let idle: Vec<TraceId> = pending
+                .remote_only
+                .iter()
+                .filter(|(_, seen)| now.duration_since(**seen) >= REMOTE_TRACE_HOLD)
+                .map(|(trace_id, _)| *trace_id)
+                .collect();
+            for trace_id in idle {
+                if let Some(spans) = pending.take(trace_id) {
                     complete.push(spans);
                 }
             }
@@ -139,6 +162,7 @@ impl ConsoleExporter {
 
 impl Pending {
     fn take(&mut self, trace_id: TraceId) -> Option<Vec<SpanData>> {
+        self.remote_only.remove(&trace_id);
         let spans = self.spans.remove(&trace_id)?;
         self.arrival.retain(|waiting| *waiting != trace_id);
         self.count -= spans.len();

@@ -70,6 +70,8 @@ mod otlp_json;
 mod pipeline;
 mod processors;
 pub mod propagation;
+#[cfg(feature = "serde")]
+mod read_json;
 mod record;
 mod setup;
 mod span;
@@ -95,6 +97,9 @@ pub use instrumentation::{Instrumentation, SuccessStatus};
 pub use otlp::OtlpExporter;
 pub use pipeline::{DropReport, Pipeline, PipelineConfig, PipelineProcessor, report_to_stderr};
 pub use processors::{RelationshipProcessor, WorkflowIdentityProcessor};
+#[cfg(feature = "serde")]
+#[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
+pub use read_json::read_json_lines;
 pub use setup::{Setup, TelemetryGuard, setup};
 #[cfg(feature = "tokio")]
 pub use spawn::spawn;
