@@ -372,7 +372,7 @@ pub(crate) fn key_value_list(name: &str, value: &str) -> Result<Vec<(String, Str
                 format!("`{}` has an empty key", member.trim()),
             ));
         }
-        let decoded = percent_decode(raw.trim()).ok_or_else(|| {
+        let decoded = crate::w3c::percent_decode(raw.trim()).ok_or_else(|| {
             SetupError::new(
                 name,
                 value,
@@ -382,23 +382,6 @@ pub(crate) fn key_value_list(name: &str, value: &str) -> Result<Vec<(String, Str
         pairs.push((key.to_owned(), decoded));
     }
     Ok(pairs)
-}
-
-fn percent_decode(text: &str) -> Option<String> {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut index = 0;
-    while index < bytes.len() {
-        if bytes[index] == b'%' {
-            let hex = text.get(index + 1..index + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            index += 3;
-        } else {
-            out.push(bytes[index]);
-            index += 1;
-        }
-    }
-    String::from_utf8(out).ok()
 }
 
 #[cfg(test)]

@@ -46,7 +46,7 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags
 use opentelemetry::{Context, StringValue};
 use uuid::Uuid;
 
-use crate::context::WorkflowContext;
+use crate::context::{ParentLineage, WorkflowContext};
 use crate::instrumentation::Instrumentation;
 use crate::w3c::{self, BaggageEntry, TraceParent};
 
@@ -308,18 +308,10 @@ pub fn inject_current(carrier: &mut impl Carrier) {
     Context::map_current(|cx| inject(cx, carrier));
 }
 
-/// A workflow lineage received from another process.
+/// A workflow lineage received from another process: what a child workflow
+/// started under the extracted context inherits.
 #[derive(Clone, Debug)]
-pub(crate) struct RemoteWorkflow {
-    pub(crate) name: StringValue,
-    pub(crate) id: Uuid,
-    pub(crate) id_text: StringValue,
-    pub(crate) depth: u32,
-    pub(crate) hierarchy_path: StringValue,
-    pub(crate) correlation_id: StringValue,
-    pub(crate) root_span_id: SpanId,
-    pub(crate) span_id: SpanId,
-}
+pub(crate) struct RemoteWorkflow(pub(crate) ParentLineage);
 
 /// Reads `carrier` into a new context: the remote span as parent (if the
 /// `traceparent` is valid; otherwise a new trace starts, as the spec says),
@@ -369,7 +361,22 @@ pub fn extract(carrier: &impl Carrier) -> Context {
             SpanId::from_hex(&lineage.span_id),
         )
     {
-        cx = cx.with_value(RemoteWorkflow {
+        // The parent workflow's span, in the trace the traceparent names (none
+        // if that was invalid: then the lineage continues, without a link).
+        let remote = cx.span().span_context().clone();
+        let span_context = if remote.is_valid() {
+            let state = remote.trace_state().clone();
+            SpanContext::new(
+                remote.trace_id(),
+                span_id,
+                remote.trace_flags(),
+                true,
+                state,
+            )
+        } else {
+            SpanContext::empty_context()
+        };
+        cx = cx.with_value(RemoteWorkflow(ParentLineage {
             name: StringValue::from(lineage.name),
             id,
             id_text: StringValue::from(lineage.id),
@@ -377,8 +384,8 @@ pub fn extract(carrier: &impl Carrier) -> Context {
             hierarchy_path: StringValue::from(lineage.hierarchy_path),
             correlation_id: StringValue::from(lineage.correlation_id),
             root_span_id,
-            span_id,
-        });
+            span_context,
+        }));
     }
     cx
 }

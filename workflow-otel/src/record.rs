@@ -150,7 +150,9 @@ impl RawSpan {
                 attributes.push(KeyValue::new(attr::WORKFLOW_END_TIME, rfc3339(end_time)));
                 attributes.push(KeyValue::new(attr::WORKFLOW_DURATION, seconds));
                 attributes.extend(workflow.take_attributes());
-                if let (Kind::ChildWorkflow, Some(parent)) = (site.kind, workflow.parent()) {
+                if let (Kind::ChildWorkflow, Some(parent)) = (site.kind, workflow.parent())
+                    && parent.span_context().is_valid()
+                {
                     links.push(Link::new(
                         parent.span_context().clone(),
                         vec![KeyValue::new(attr::LINK_TYPE, attr::LINK_PARENT_WORKFLOW)],

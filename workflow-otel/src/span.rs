@@ -235,27 +235,13 @@ pub fn start_from(
 
 /// The workflow a new workflow under `parent` continues: a local one, or one
 /// received from another process.
-fn parent_lineage(parent: &Context, parent_span: &SpanContext) -> Option<ParentLineage> {
-    if let Some(local) = parent.get::<CurrentWorkflow>() {
-        return Some(local.0.as_parent());
+fn parent_lineage(parent: &Context) -> Option<ParentLineage> {
+    match parent.get::<CurrentWorkflow>() {
+        Some(local) => Some(local.0.as_parent()),
+        None => parent
+            .get::<RemoteWorkflow>()
+            .map(|remote| remote.0.clone()),
     }
-    let remote = parent.get::<RemoteWorkflow>()?;
-    Some(ParentLineage {
-        name: remote.name.clone(),
-        id: remote.id,
-        id_text: remote.id_text.clone(),
-        depth: remote.depth,
-        hierarchy_path: remote.hierarchy_path.clone(),
-        correlation_id: remote.correlation_id.clone(),
-        root_span_id: remote.root_span_id,
-        span_context: SpanContext::new(
-            parent_span.trace_id(),
-            remote.span_id,
-            parent_span.trace_flags(),
-            true,
-            parent_span.trace_state().clone(),
-        ),
-    })
 }
 
 fn start_workflow(
@@ -267,7 +253,7 @@ fn start_workflow(
     let parent_ref = parent.span();
     let mut parent_span = parent_ref.span_context();
     let local_parent = parent.get::<CurrentWorkflow>().map(|current| &current.0);
-    let lineage = parent_lineage(parent, parent_span);
+    let lineage = parent_lineage(parent);
     let fallback;
     let instrumentation = match local_parent.and_then(|workflow| workflow.instrumentation()) {
         Some(pinned) => Some(pinned),
