@@ -18,35 +18,18 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData, SpanExporter};
-use support::{GrpcReceiver, Received, Tee, normalized, span_count};
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use support::{
+    GrpcReceiver, Received, Tee, checkout, export_checkout, normalized, resource, span_count,
+};
 use workflow_otel::{
     Instrumentation, JsonLinesExporter, OtlpExporter, OtlpProtocol, OtlpSettings, Pipeline,
-    PipelineConfig, checkpoint, child_workflow, step, workflow,
+    PipelineConfig,
 };
-
-#[workflow(fields(order.id = 7))]
-fn checkout() -> Result<(), String> {
-    checkpoint("cart_loaded");
-    reserve("north");
-    pay()
-}
-
-#[step(args(warehouse))]
-fn reserve(warehouse: &str) -> usize {
-    warehouse.len()
-}
-
-#[child_workflow]
-fn pay() -> Result<(), String> {
-    Err("card declined".to_owned())
-}
 
 /// rotel, running until dropped; stopped by its PID.
 struct Rotel {
@@ -137,40 +120,6 @@ fn wait_for(received: &Received, count: usize) {
     }
 }
 
-fn resource(service: &str) -> Resource {
-    Resource::builder_empty()
-        .with_attributes([
-            KeyValue::new("service.name", service.to_owned()),
-            KeyValue::new("service.version", "1.0.0"),
-        ])
-        .build()
-}
-
-/// Runs the workload with `exporter` and returns the spans it was given.
-fn export_workload<E: SpanExporter + 'static>(
-    exporter: E,
-    copy: &Arc<Mutex<Vec<SpanData>>>,
-    resource: Resource,
-) {
-    let pipeline = Pipeline::with_config(exporter, PipelineConfig::default(), Some(resource));
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(pipeline.span_processor())
-        .build();
-    Instrumentation::new(&pipeline).run(|| {
-        checkout().unwrap_err();
-        let tracer = provider.tracer("http-client");
-        let mut span = tracer
-            .span_builder("GET /stock")
-            .with_kind(SpanKind::Client)
-            .start(&tracer);
-        span.set_attribute(KeyValue::new("http.response.status_code", 200));
-        span.end();
-    });
-    pipeline.shutdown().unwrap();
-    assert_eq!(pipeline.dropped_spans(), 0);
-    assert_eq!(copy.lock().unwrap().len(), 4);
-}
-
 #[test]
 fn each_protocol_reaches_a_real_collector_intact() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -202,12 +151,11 @@ fn each_protocol_reaches_a_real_collector_intact() {
         })
         .unwrap();
         let copy = Arc::new(Mutex::new(Vec::new()));
-        export_workload(
+        export_checkout(
             Tee {
                 otlp,
                 copy: copy.clone(),
             },
-            &copy,
             resource(&service),
         );
         let spans = copy.lock().unwrap().clone();
@@ -239,12 +187,11 @@ fn a_json_lines_file_replays_into_a_real_collector() {
     let _ = std::fs::remove_file(&path);
     let copy = Arc::new(Mutex::new(Vec::new()));
     let file = JsonLinesExporter::create(&path).unwrap();
-    export_workload(
+    export_checkout(
         FileTee {
             file,
             copy: copy.clone(),
         },
-        &copy,
         resource("replayed"),
     );
 

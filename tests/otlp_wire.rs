@@ -6,40 +6,23 @@
 
 mod support;
 
-use support::{GrpcReceiver, Received, Tee, http_receiver, sorted};
+use support::{
+    GrpcReceiver, Received, Tee, checkout, export_checkout, http_receiver, reserve, resource,
+    sorted,
+};
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::trace::{SdkTracerProvider, SpanData};
+use opentelemetry_sdk::trace::SpanData;
 use workflow_otel::{
     Instrumentation, OtlpExporter, OtlpProtocol, OtlpSettings, Pipeline, PipelineConfig,
-    child_workflow, step, workflow,
 };
-
-#[workflow(fields(order.id = 7))]
-fn checkout() -> Result<(), String> {
-    reserve("north");
-    pay()
-}
-
-#[step(args(warehouse))]
-fn reserve(warehouse: &str) -> usize {
-    warehouse.len()
-}
-
-#[child_workflow]
-fn pay() -> Result<(), String> {
-    Err("card declined".to_owned())
-}
 
 fn send_through(
     protocol: OtlpProtocol,
@@ -56,35 +39,14 @@ fn send_through(
     })
     .unwrap();
     let copy = Arc::new(Mutex::new(Vec::new()));
-    let resource = Resource::builder_empty()
-        .with_attributes([
-            KeyValue::new("service.name", "wire-test"),
-            KeyValue::new("service.version", "1.0.0"),
-        ])
-        .build();
-    let pipeline = Pipeline::with_config(
+    let resource = resource("wire-test");
+    export_checkout(
         Tee {
             otlp,
             copy: copy.clone(),
         },
-        PipelineConfig::default(),
-        Some(resource.clone()),
+        resource.clone(),
     );
-    let provider = SdkTracerProvider::builder()
-        .with_span_processor(pipeline.span_processor())
-        .build();
-    Instrumentation::new(&pipeline).run(|| {
-        checkout().unwrap_err();
-        let tracer = provider.tracer("http-client");
-        let mut span = tracer
-            .span_builder("GET /stock")
-            .with_kind(SpanKind::Client)
-            .start(&tracer);
-        span.set_attribute(KeyValue::new("http.response.status_code", 200));
-        span.end();
-    });
-    pipeline.shutdown().unwrap();
-    assert_eq!(pipeline.dropped_spans(), 0);
     let spans = copy.lock().unwrap().clone();
     assert_eq!(spans.len(), 4);
     let expected = group_spans_by_resource_and_scope(

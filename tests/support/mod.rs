@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt as _;
+use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -15,9 +16,68 @@ use opentelemetry_proto::tonic::common::v1::{InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, Span};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use prost::Message as _;
-use workflow_otel::OtlpExporter;
+use workflow_otel::{
+    Instrumentation, OtlpExporter, Pipeline, PipelineConfig, checkpoint, child_workflow, step,
+    workflow,
+};
+
+/// The workload every OTLP test sends: a workflow with a checkpoint event, a
+/// step with an argument, a child workflow (a link) that fails (status,
+/// exception event).
+#[workflow(fields(order.id = 7))]
+pub fn checkout() -> Result<(), String> {
+    checkpoint("cart_loaded");
+    reserve("north");
+    pay()
+}
+
+#[step(args(warehouse))]
+pub fn reserve(warehouse: &str) -> usize {
+    warehouse.len()
+}
+
+#[child_workflow]
+fn pay() -> Result<(), String> {
+    Err("card declined".to_owned())
+}
+
+/// A resource with a service name and version.
+pub fn resource(service: &str) -> Resource {
+    Resource::builder_empty()
+        .with_attributes([
+            opentelemetry::KeyValue::new("service.name", service.to_owned()),
+            opentelemetry::KeyValue::new("service.version", "1.0.0"),
+        ])
+        .build()
+}
+
+/// Exports one `checkout` (3 spans) and one client span of another library
+/// (4 in all) through `exporter`, and shuts the pipeline down: every span was
+/// handed to the exporter, none dropped.
+pub fn export_checkout<E: SpanExporter + 'static>(exporter: E, resource: Resource) {
+    let pipeline = Pipeline::with_config(exporter, PipelineConfig::default(), Some(resource));
+    let provider = SdkTracerProvider::builder()
+        .with_span_processor(pipeline.span_processor())
+        .build();
+    Instrumentation::new(&pipeline).run(|| {
+        checkout().unwrap_err();
+        let tracer = provider.tracer("http-client");
+        let mut span = tracer
+            .span_builder("GET /stock")
+            .with_kind(SpanKind::Client)
+            .start(&tracer);
+        span.set_attribute(opentelemetry::KeyValue::new(
+            "http.response.status_code",
+            200,
+        ));
+        span.end();
+    });
+    pipeline.shutdown().unwrap();
+    assert_eq!(pipeline.dropped_spans(), 0);
+}
 
 pub type Received = Arc<Mutex<Vec<(String, ExportTraceServiceRequest)>>>;
 
