@@ -110,6 +110,20 @@ impl Instrumentation {
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
     }
 
+    /// Removes the process default only if it records into `pipeline`, so that
+    /// dropping an old setup never uninstalls a newer one.
+    pub(crate) fn uninstall_if_for(pipeline: &Pipeline) {
+        let mut default = DEFAULT
+            .write()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if default
+            .as_ref()
+            .is_some_and(|installed| installed.pipeline.same_as(pipeline))
+        {
+            *default = None;
+        }
+    }
+
     /// Uses this instrumentation on the current thread until the guard drops.
     pub fn enter(&self) -> ContextGuard {
         Context::current().with_value(self.clone()).attach()

@@ -332,6 +332,11 @@ impl Pipeline {
         }
     }
 
+    /// Whether both handles feed the same worker.
+    pub(crate) fn same_as(&self, other: &Pipeline) -> bool {
+        Arc::ptr_eq(&self.shared, &other.shared)
+    }
+
     /// Spans lost so far: dropped because the queue was full or the pipeline
     /// was shut down, or in a batch the exporter failed or timed out on.
     pub fn dropped_spans(&self) -> u64 {

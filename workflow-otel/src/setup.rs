@@ -354,7 +354,7 @@ impl TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        Instrumentation::uninstall();
+        Instrumentation::uninstall_if_for(&self.pipeline);
         // The provider first: its spans still flow into the pipeline.
         let _ = self.provider.shutdown();
         if let Err(error) = self.pipeline.shutdown() {
