@@ -25,6 +25,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use support::{
     GrpcReceiver, Received, Tee, checkout, export_checkout, normalized, resource, span_count,
+    take_received,
 };
 use workflow_otel::{
     Instrumentation, JsonLinesExporter, OtlpExporter, OtlpProtocol, OtlpSettings, Pipeline,
@@ -160,10 +161,7 @@ fn each_protocol_reaches_a_real_collector_intact() {
         );
         let spans = copy.lock().unwrap().clone();
         wait_for(&received, spans.len());
-        let arrived: Vec<_> = std::mem::take(&mut *received.lock().unwrap())
-            .into_iter()
-            .flat_map(|(_, request)| request.resource_spans)
-            .collect();
+        let arrived = take_received(&received);
         let expected = group_spans_by_resource_and_scope(
             spans,
             &ResourceAttributesWithSchema::from(&resource(&service)),
@@ -215,10 +213,7 @@ fn a_json_lines_file_replays_into_a_real_collector() {
     }
     let spans = copy.lock().unwrap().clone();
     wait_for(&received, spans.len());
-    let arrived: Vec<_> = std::mem::take(&mut *received.lock().unwrap())
-        .into_iter()
-        .flat_map(|(_, request)| request.resource_spans)
-        .collect();
+    let arrived = take_received(&received);
     let expected = group_spans_by_resource_and_scope(
         spans,
         &ResourceAttributesWithSchema::from(&resource("replayed")),

@@ -8,7 +8,7 @@ mod support;
 
 use support::{
     GrpcReceiver, Received, Tee, checkout, export_checkout, http_receiver, reserve, resource,
-    sorted,
+    sorted, span_count, take_received,
 };
 
 use std::net::SocketAddr;
@@ -16,7 +16,6 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
-use opentelemetry_proto::tonic::trace::v1::ResourceSpans;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::trace::SpanData;
@@ -53,11 +52,7 @@ fn send_through(
         spans.clone(),
         &ResourceAttributesWithSchema::from(&resource),
     );
-    let requests = std::mem::take(&mut *received.lock().unwrap());
-    let arrived: Vec<ResourceSpans> = requests
-        .into_iter()
-        .flat_map(|(_, request)| request.resource_spans)
-        .collect();
+    let arrived = take_received(received);
     assert_eq!(sorted(arrived), sorted(expected), "{protocol:?}");
     spans
 }
@@ -273,17 +268,7 @@ fn a_backend_that_dies_mid_run_loses_exactly_what_was_sent_after() {
     );
     let before = workload(&pipeline);
     pipeline.force_flush().unwrap();
-    let spans_received = |received: &Received| -> u64 {
-        received
-            .lock()
-            .unwrap()
-            .iter()
-            .flat_map(|(_, request)| &request.resource_spans)
-            .flat_map(|resource| &resource.scope_spans)
-            .map(|scope| scope.spans.len() as u64)
-            .sum()
-    };
-    assert_eq!(spans_received(&received), before);
+    assert_eq!(span_count(&received) as u64, before);
 
     // The collector goes away: the server stops and its connections close.
     stop.send(()).unwrap();
@@ -291,7 +276,7 @@ fn a_backend_that_dies_mid_run_loses_exactly_what_was_sent_after() {
     drop(runtime);
     let after = workload(&pipeline);
     let _ = pipeline.shutdown();
-    assert_eq!(spans_received(&received), before);
+    assert_eq!(span_count(&received) as u64, before);
     assert_eq!(pipeline.exported_spans(), before);
     assert_eq!(
         pipeline.dropped_spans(),

@@ -81,6 +81,19 @@ fn requests(path: &std::path::Path) -> Vec<ExportTraceServiceRequest> {
         .collect()
 }
 
+/// The text of resource attribute `key` in the first request of a file.
+fn resource_attribute(lines: &[ExportTraceServiceRequest], key: &str) -> String {
+    let resource = lines[0].resource_spans[0].resource.as_ref().unwrap();
+    text(
+        &resource
+            .attributes
+            .iter()
+            .find(|kv| kv.key == key)
+            .unwrap()
+            .value,
+    )
+}
+
 fn text(value: &Option<opentelemetry_proto::tonic::common::v1::AnyValue>) -> String {
     match value.as_ref().and_then(|value| value.value.as_ref()) {
         Some(Value::StringValue(text)) => text.clone(),
@@ -108,17 +121,7 @@ fn the_environment_alone_sends_spans_to_a_file_and_code_overrides_it() {
     drop(telemetry);
 
     let lines = requests(&from_env);
-    let resource = lines[0].resource_spans[0].resource.as_ref().unwrap();
-    let attribute = |key: &str| {
-        text(
-            &resource
-                .attributes
-                .iter()
-                .find(|kv| kv.key == key)
-                .unwrap()
-                .value,
-        )
-    };
+    let attribute = |key: &str| resource_attribute(&lines, key);
     assert_eq!(attribute("service.name"), "from-env");
     assert_eq!(attribute("team"), "payments");
     assert_eq!(attribute("region"), "eu-west");
@@ -155,20 +158,8 @@ fn the_environment_alone_sends_spans_to_a_file_and_code_overrides_it() {
         .unwrap();
     nightly_import();
     drop(telemetry);
-    let resource = requests(&explicit)[0].resource_spans[0]
-        .resource
-        .clone()
-        .unwrap();
-    let attribute = |key: &str| {
-        text(
-            &resource
-                .attributes
-                .iter()
-                .find(|kv| kv.key == key)
-                .unwrap()
-                .value,
-        )
-    };
+    let explicit_lines = requests(&explicit);
+    let attribute = |key: &str| resource_attribute(&explicit_lines, key);
     assert_eq!(attribute("service.name"), "explicit");
     assert_eq!(attribute("deployment.environment.name"), "staging");
     assert_eq!(

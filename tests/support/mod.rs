@@ -247,3 +247,11 @@ pub fn span_count(received: &Received) -> usize {
         .map(|scope| scope.spans.len())
         .sum()
 }
+
+/// Everything received so far, as one list, leaving the receiver empty.
+pub fn take_received(received: &Received) -> Vec<ResourceSpans> {
+    std::mem::take(&mut *received.lock().unwrap())
+        .into_iter()
+        .flat_map(|(_, request)| request.resource_spans)
+        .collect()
+}
