@@ -167,6 +167,7 @@ fn failing_config(report: fn(&workflow_otel::DropReport)) -> PipelineConfig {
         export_timeout: Duration::from_secs(1),
         drop_report_interval: Duration::ZERO,
         drop_report: report,
+        ..PipelineConfig::default()
     }
 }
 

@@ -104,6 +104,18 @@ pub(crate) struct OtlpEnv {
 }
 
 impl OtlpEnv {
+    /// Where the endpoint comes from, for error messages.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) fn endpoint_source(&self) -> &'static str {
+        if self.traces_endpoint.is_some() {
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        } else if self.base_endpoint.is_some() {
+            "OTEL_EXPORTER_OTLP_ENDPOINT"
+        } else {
+            "the default OTLP endpoint"
+        }
+    }
+
     /// Settings for `protocol` (explicit) or the environment's, with the
     /// OpenTelemetry defaults for what neither gives.
     #[cfg_attr(not(any(feature = "otlp", test)), allow(dead_code))]
@@ -130,64 +142,109 @@ impl OtlpEnv {
 }
 
 /// Reads every variable through `lookup` (the process environment, or a map
-/// in tests). Empty values count as unset, as the specification says.
-pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<EnvSettings, SetupError> {
+/// in tests). Empty values count as unset, as the specification says. A value
+/// that cannot be used leaves that one setting at its default and is
+/// returned as a problem; every other setting still counts.
+pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings, Vec<SetupError>) {
     let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+    let mut problems = Vec::new();
+    let mut read = |_variable: &str, outcome: Result<(), SetupError>| {
+        if let Err(problem) = outcome {
+            problems.push(problem);
+        }
+    };
     let mut settings = EnvSettings {
         service_name: get("OTEL_SERVICE_NAME"),
         ..EnvSettings::default()
     };
     if let Some(value) = get("OTEL_RESOURCE_ATTRIBUTES") {
-        settings.resource_attributes = key_value_list("OTEL_RESOURCE_ATTRIBUTES", &value)?
-            .into_iter()
-            .map(|(key, value)| KeyValue::new(key, value))
-            .collect();
+        let name = "OTEL_RESOURCE_ATTRIBUTES";
+        read(
+            name,
+            key_value_list(name, &value, false).map(|pairs| {
+                settings.resource_attributes = pairs
+                    .into_iter()
+                    .map(|(key, value)| KeyValue::new(key, value))
+                    .collect();
+            }),
+        );
     }
     if let Some(value) = get("OTEL_TRACES_EXPORTER") {
         let file = get("WORKFLOW_OTEL_FILE").unwrap_or_else(|| "traces.jsonl".to_owned());
-        settings.exporters = Some(exporters("OTEL_TRACES_EXPORTER", &value, &file)?);
+        let (kinds, problem) = exporters("OTEL_TRACES_EXPORTER", &value, &file);
+        settings.exporters = (!kinds.is_empty()).then_some(kinds);
+        read("OTEL_TRACES_EXPORTER", problem);
     }
     if let Some(value) = get("OTEL_TRACES_SAMPLER") {
         let argument = get("OTEL_TRACES_SAMPLER_ARG");
-        settings.sampler = Some(sampler(&value, argument.as_deref())?);
+        let (sampler, problem) = sampler(&value, argument.as_deref());
+        settings.sampler = sampler;
+        read("OTEL_TRACES_SAMPLER", problem);
     }
     let pipeline = &mut settings.pipeline;
     if let Some(value) = get("OTEL_BSP_SCHEDULE_DELAY") {
-        pipeline.scheduled_delay = millis("OTEL_BSP_SCHEDULE_DELAY", &value)?;
+        let name = "OTEL_BSP_SCHEDULE_DELAY";
+        read(
+            name,
+            millis(name, &value, 0).map(|delay| pipeline.scheduled_delay = delay),
+        );
     }
     if let Some(value) = get("OTEL_BSP_EXPORT_TIMEOUT") {
-        pipeline.export_timeout = millis("OTEL_BSP_EXPORT_TIMEOUT", &value)?;
+        let name = "OTEL_BSP_EXPORT_TIMEOUT";
+        read(
+            name,
+            millis(name, &value, 1).map(|timeout| pipeline.export_timeout = timeout),
+        );
     }
     if let Some(value) = get("OTEL_BSP_MAX_QUEUE_SIZE") {
-        pipeline.max_queue_size = positive("OTEL_BSP_MAX_QUEUE_SIZE", &value)?;
+        let name = "OTEL_BSP_MAX_QUEUE_SIZE";
+        read(
+            name,
+            positive(name, &value).map(|size| pipeline.max_queue_size = size),
+        );
     }
     if let Some(value) = get("OTEL_BSP_MAX_EXPORT_BATCH_SIZE") {
-        let batch = positive("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", &value)?;
-        if batch > pipeline.max_queue_size {
-            return Err(SetupError::new(
-                "OTEL_BSP_MAX_EXPORT_BATCH_SIZE",
-                &value,
-                format!(
-                    "a batch cannot be larger than the queue ({} spans)",
-                    pipeline.max_queue_size
-                ),
-            ));
-        }
-        pipeline.max_export_batch_size = batch;
+        let name = "OTEL_BSP_MAX_EXPORT_BATCH_SIZE";
+        let batch = positive(name, &value).and_then(|batch| {
+            if batch > pipeline.max_queue_size {
+                Err(SetupError::new(
+                    name,
+                    &value,
+                    format!(
+                        "a batch cannot be larger than the queue ({} spans)",
+                        pipeline.max_queue_size
+                    ),
+                ))
+            } else {
+                Ok(batch)
+            }
+        });
+        read(
+            name,
+            batch.map(|batch| pipeline.max_export_batch_size = batch),
+        );
     }
     let otlp = &mut settings.otlp;
-    if let Some(value) = get("OTEL_EXPORTER_OTLP_ENDPOINT") {
-        otlp.base_endpoint = Some(url("OTEL_EXPORTER_OTLP_ENDPOINT", &value)?);
-    }
-    if let Some(value) = get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-        otlp.traces_endpoint = Some(url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &value)?);
+    for (name, target) in [
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &mut otlp.base_endpoint),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            &mut otlp.traces_endpoint,
+        ),
+    ] {
+        if let Some(value) = get(name) {
+            read(name, url(name, &value).map(|url| *target = Some(url)));
+        }
     }
     for name in [
         "OTEL_EXPORTER_OTLP_PROTOCOL",
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
     ] {
         if let Some(value) = get(name) {
-            otlp.protocol = Some(protocol(name, &value)?);
+            read(
+                name,
+                protocol(name, &value).map(|p| otlp.protocol = Some(p)),
+            );
         }
     }
     for name in [
@@ -196,11 +253,22 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<EnvSet
     ] {
         if let Some(value) = get(name) {
             // Signal-specific headers add to, and override, the general ones.
-            for (key, header) in key_value_list(name, &value)? {
-                otlp.headers
-                    .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&key));
-                otlp.headers.push((key, header));
-            }
+            let parsed = key_value_list(name, &value, true).and_then(|pairs| {
+                for (key, header) in &pairs {
+                    check_header(name, key, header)?;
+                }
+                Ok(pairs)
+            });
+            read(
+                name,
+                parsed.map(|pairs| {
+                    for (key, header) in pairs {
+                        otlp.headers
+                            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&key));
+                        otlp.headers.push((key, header));
+                    }
+                }),
+            );
         }
     }
     for name in [
@@ -208,7 +276,10 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
     ] {
         if let Some(value) = get(name) {
-            otlp.timeout = Some(millis(name, &value)?);
+            read(
+                name,
+                millis(name, &value, 1).map(|t| otlp.timeout = Some(t)),
+            );
         }
     }
     for name in [
@@ -216,85 +287,114 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> Result<EnvSet
         "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
     ] {
         if let Some(value) = get(name) {
-            otlp.gzip = Some(match value.trim() {
-                "gzip" => true,
-                "none" => false,
-                _ => return Err(SetupError::new(name, &value, "expected `gzip` or `none`")),
-            });
+            let gzip = match value.trim().to_ascii_lowercase().as_str() {
+                "gzip" => Ok(true),
+                "none" => Ok(false),
+                _ => Err(SetupError::new(name, &value, "expected `gzip` or `none`")),
+            };
+            read(name, gzip.map(|gzip| otlp.gzip = Some(gzip)));
         }
     }
-    Ok(settings)
+    (settings, problems)
 }
 
-fn exporters(name: &str, value: &str, file: &str) -> Result<Vec<ExporterKind>, SetupError> {
+/// The exporters named in `value` (case-insensitive, comma-separated). An
+/// unknown name is left out and reported; the others still count.
+fn exporters(name: &str, value: &str, file: &str) -> (Vec<ExporterKind>, Result<(), SetupError>) {
     let mut kinds = Vec::new();
-    for item in value.split(',').map(str::trim) {
-        let kind = match item {
+    let mut unknown = Vec::new();
+    for item in value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let kind = match item.to_ascii_lowercase().as_str() {
             "otlp" => ExporterKind::Otlp,
             "console" => ExporterKind::Console,
             "jsonl" => ExporterKind::File(PathBuf::from(file)),
             "none" => ExporterKind::None,
             _ => {
-                return Err(SetupError::new(
-                    name,
-                    value,
-                    format!(
-                        "unknown exporter `{item}`; expected a list of `otlp`, `console`, `jsonl`, `none`"
-                    ),
-                ));
+                unknown.push(item);
+                continue;
             }
         };
         if !kinds.contains(&kind) {
             kinds.push(kind);
         }
     }
-    if kinds.len() > 1 && kinds.contains(&ExporterKind::None) {
-        return Err(SetupError::new(
+    if !unknown.is_empty() {
+        let problem = SetupError::new(
             name,
             value,
-            "`none` cannot be combined with other exporters",
-        ));
+            format!(
+                "unknown exporter `{}`; expected a list of `otlp`, `console`, `jsonl`, `none`",
+                unknown.join("`, `")
+            ),
+        );
+        return (kinds, Err(problem));
     }
-    Ok(kinds)
+    if kinds.len() > 1 && kinds.contains(&ExporterKind::None) {
+        kinds.retain(|kind| *kind != ExporterKind::None);
+        let problem = SetupError::new(
+            name,
+            value,
+            "`none` cannot be combined with other exporters; it is ignored",
+        );
+        return (kinds, Err(problem));
+    }
+    (kinds, Ok(()))
 }
 
-/// The samplers of the specification's `OTEL_TRACES_SAMPLER`. Spans of ours
-/// with a parent always follow it; the sampler decides for new traces.
-pub(crate) fn sampler(value: &str, argument: Option<&str>) -> Result<Sampler, SetupError> {
-    let ratio = || -> Result<f64, SetupError> {
+/// The samplers of the specification's `OTEL_TRACES_SAMPLER` (names
+/// case-insensitive). Spans of ours with a parent always follow it; the
+/// sampler decides for new traces. An unknown name leaves the default
+/// sampler; a bad ratio leaves the named sampler with ratio 1.
+pub(crate) fn sampler(
+    value: &str,
+    argument: Option<&str>,
+) -> (Option<Sampler>, Result<(), SetupError>) {
+    let mut problem = Ok(());
+    let mut ratio = || -> f64 {
         match argument {
-            None => Ok(1.0),
+            None => 1.0,
             Some(text) => match text.trim().parse::<f64>() {
-                Ok(ratio) if (0.0..=1.0).contains(&ratio) => Ok(ratio),
-                _ => Err(SetupError::new(
-                    "OTEL_TRACES_SAMPLER_ARG",
-                    text,
-                    "expected a probability from 0 to 1, e.g. 0.25",
-                )),
+                Ok(ratio) if (0.0..=1.0).contains(&ratio) => ratio,
+                _ => {
+                    problem = Err(SetupError::new(
+                        "OTEL_TRACES_SAMPLER_ARG",
+                        text,
+                        "expected a probability from 0 to 1, e.g. 0.25; using 1",
+                    ));
+                    1.0
+                }
             },
         }
     };
     let parent_based = |root: Sampler| Sampler::ParentBased(Box::new(root));
-    Ok(match value.trim() {
+    let sampler = match value.trim().to_ascii_lowercase().as_str() {
         "always_on" => Sampler::AlwaysOn,
         "always_off" => Sampler::AlwaysOff,
-        "traceidratio" => Sampler::TraceIdRatioBased(ratio()?),
+        "traceidratio" => Sampler::TraceIdRatioBased(ratio()),
         "parentbased_always_on" => parent_based(Sampler::AlwaysOn),
         "parentbased_always_off" => parent_based(Sampler::AlwaysOff),
-        "parentbased_traceidratio" => parent_based(Sampler::TraceIdRatioBased(ratio()?)),
+        "parentbased_traceidratio" => parent_based(Sampler::TraceIdRatioBased(ratio())),
         _ => {
-            return Err(SetupError::new(
-                "OTEL_TRACES_SAMPLER",
-                value,
-                "expected one of always_on, always_off, traceidratio, parentbased_always_on, \
-                 parentbased_always_off, parentbased_traceidratio",
-            ));
+            return (
+                None,
+                Err(SetupError::new(
+                    "OTEL_TRACES_SAMPLER",
+                    value,
+                    "expected one of always_on, always_off, traceidratio, parentbased_always_on, \
+                     parentbased_always_off, parentbased_traceidratio",
+                )),
+            );
         }
-    })
+    };
+    (Some(sampler), problem)
 }
 
 fn protocol(name: &str, value: &str) -> Result<OtlpProtocol, SetupError> {
-    match value.trim() {
+    match value.trim().to_ascii_lowercase().as_str() {
         "grpc" => Ok(OtlpProtocol::Grpc),
         "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
         "http/json" => Ok(OtlpProtocol::HttpJson),
@@ -306,76 +406,157 @@ fn protocol(name: &str, value: &str) -> Result<OtlpProtocol, SetupError> {
     }
 }
 
-fn millis(name: &str, value: &str) -> Result<Duration, SetupError> {
-    value
-        .trim()
-        .parse::<u64>()
-        .map(Duration::from_millis)
-        .map_err(|_| SetupError::new(name, value, "expected a whole number of milliseconds"))
-}
-
-fn positive(name: &str, value: &str) -> Result<usize, SetupError> {
-    match value.trim().parse::<usize>() {
-        Ok(number) if number > 0 => Ok(number),
+/// A whole number of milliseconds, at least `minimum`, at most 2^31 - 1 (the
+/// range the specification asks SDKs to support).
+fn millis(name: &str, value: &str, minimum: u64) -> Result<Duration, SetupError> {
+    match value.trim().parse::<u64>() {
+        Ok(number) if (minimum..=MAX_SPEC_INTEGER).contains(&number) => {
+            Ok(Duration::from_millis(number))
+        }
         _ => Err(SetupError::new(
             name,
             value,
-            "expected a whole number greater than 0",
+            format!("expected a whole number of milliseconds from {minimum} to {MAX_SPEC_INTEGER}"),
         )),
     }
 }
 
+/// The largest integer the specification asks SDKs to accept.
+const MAX_SPEC_INTEGER: u64 = (1 << 31) - 1;
+
+fn positive(name: &str, value: &str) -> Result<usize, SetupError> {
+    match value.trim().parse::<u64>() {
+        Ok(number) if (1..=MAX_SPEC_INTEGER).contains(&number) => Ok(number as usize),
+        _ => Err(SetupError::new(
+            name,
+            value,
+            format!("expected a whole number from 1 to {MAX_SPEC_INTEGER}"),
+        )),
+    }
+}
+
+/// An `http://` or `https://` URL with a host and, if given, a port from 1
+/// to 65535. Credentials in it never reach an error message.
 fn url(name: &str, value: &str) -> Result<String, SetupError> {
     let trimmed = value.trim();
     let rest = trimmed
         .strip_prefix("http://")
         .or_else(|| trimmed.strip_prefix("https://"));
-    match rest {
-        Some(rest)
-            if !rest.is_empty()
-                && !rest.starts_with('/')
-                && !rest.contains(char::is_whitespace) =>
+    let authority = rest.map(|rest| rest.split(['/', '?', '#']).next().unwrap_or_default());
+    let host_port = authority.map(|authority| authority.rsplit('@').next().unwrap_or_default());
+    let port_ok = |host_port: &str| match host_port.rsplit_once(':') {
+        // An IPv6 literal's colons are inside brackets.
+        Some((host, port)) if !port.contains(']') => {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|port| port > 0)
+        }
+        _ => true,
+    };
+    match host_port {
+        Some(host_port)
+            if !host_port.is_empty()
+                && !trimmed.contains(char::is_whitespace)
+                && port_ok(host_port) =>
         {
             Ok(trimmed.to_owned())
         }
         _ => Err(SetupError::new(
             name,
-            value,
-            "expected an http:// or https:// URL with a host, e.g. http://localhost:4318",
+            &without_credentials(value),
+            "expected an http:// or https:// URL with a host and an optional port, e.g. \
+             http://localhost:4318",
         )),
     }
 }
 
+/// `value` with any `user:password@` part of a URL replaced by `***@`.
+fn without_credentials(value: &str) -> String {
+    let Some(scheme_end) = value.find("://") else {
+        return value.to_owned();
+    };
+    let after = &value[scheme_end + 3..];
+    let authority_end = after.find(['/', '?', '#']).unwrap_or(after.len());
+    match after[..authority_end].rfind('@') {
+        Some(at) => format!("{}***{}", &value[..scheme_end + 3], &after[at..]),
+        None => value.to_owned(),
+    }
+}
+
+/// What an error shows of a value that may hold secrets: its size only.
+fn redacted(value: &str) -> String {
+    format!("<{} bytes, not shown>", value.len())
+}
+
+/// A header must be a valid HTTP field: a token name, a value of visible
+/// characters, spaces and tabs.
+fn check_header(name: &str, key: &str, value: &str) -> Result<(), SetupError> {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if !key.bytes().all(token) {
+        return Err(SetupError::new(
+            name,
+            &redacted(value),
+            format!("`{key}` is not a valid HTTP header name"),
+        ));
+    }
+    if !value
+        .bytes()
+        .all(|b| b == b'\t' || (0x20..0x7f).contains(&b) || b >= 0x80)
+    {
+        return Err(SetupError::new(
+            name,
+            &redacted(value),
+            format!("the value of header `{key}` has a control character"),
+        ));
+    }
+    Ok(())
+}
+
 /// `key1=value1,key2=value2`, values percent-encoded: the format of
-/// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS`.
-pub(crate) fn key_value_list(name: &str, value: &str) -> Result<Vec<(String, String)>, SetupError> {
+/// `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_EXPORTER_OTLP_HEADERS`. With `secret`,
+/// errors name keys but never show values.
+pub(crate) fn key_value_list(
+    name: &str,
+    value: &str,
+    secret: bool,
+) -> Result<Vec<(String, String)>, SetupError> {
+    let shown = if secret {
+        redacted(value)
+    } else {
+        value.to_owned()
+    };
     let mut pairs = Vec::new();
     for member in value.split(',') {
         if member.trim().is_empty() {
             continue;
         }
         let Some((key, raw)) = member.split_once('=') else {
+            let what = if secret {
+                "a member".to_owned()
+            } else {
+                format!("`{}`", member.trim())
+            };
             return Err(SetupError::new(
                 name,
-                value,
-                format!(
-                    "`{}` has no `=`: expected key=value pairs separated by commas",
-                    member.trim()
-                ),
+                &shown,
+                format!("{what} has no `=`: expected key=value pairs separated by commas"),
             ));
         };
         let key = key.trim();
         if key.is_empty() {
+            let what = if secret {
+                "a member".to_owned()
+            } else {
+                format!("`{}`", member.trim())
+            };
             return Err(SetupError::new(
                 name,
-                value,
-                format!("`{}` has an empty key", member.trim()),
+                &shown,
+                format!("{what} has an empty key"),
             ));
         }
         let decoded = crate::w3c::percent_decode(raw.trim()).ok_or_else(|| {
             SetupError::new(
                 name,
-                value,
+                &shown,
                 format!("the value of `{key}` has a malformed %-escape or is not UTF-8"),
             )
         })?;
@@ -389,12 +570,19 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    fn env(pairs: &[(&str, &str)]) -> Result<EnvSettings, SetupError> {
+    fn env(pairs: &[(&str, &str)]) -> (EnvSettings, Vec<SetupError>) {
         let map: HashMap<String, String> = pairs
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
         from_env(|name| map.get(name).cloned())
+    }
+
+    /// The one problem `pairs` give.
+    fn problem(pairs: &[(&str, &str)]) -> SetupError {
+        let (_, problems) = env(pairs);
+        assert_eq!(problems.len(), 1, "{pairs:?}: {problems:?}");
+        problems[0].clone()
     }
 
     #[test]
@@ -417,7 +605,13 @@ mod tests {
             ("OTEL_TRACES_SAMPLER", "sometimes", "expected one of"),
             ("OTEL_BSP_SCHEDULE_DELAY", "5s", "milliseconds"),
             ("OTEL_BSP_EXPORT_TIMEOUT", "-1", "milliseconds"),
-            ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "greater than 0"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "0", "from 1 to"),
+            ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "from 1 to"),
+            (
+                "OTEL_BSP_MAX_QUEUE_SIZE",
+                "100000000000",
+                "from 1 to 2147483647",
+            ),
             (
                 "OTEL_EXPORTER_OTLP_ENDPOINT",
                 "localhost:4317",
@@ -429,16 +623,21 @@ mod tests {
                 "http:// or https://",
             ),
             (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                "http://collector:99999",
+                "optional port",
+            ),
+            (
                 "OTEL_EXPORTER_OTLP_PROTOCOL",
                 "http/xml",
                 "`grpc`, `http/protobuf` or `http/json`",
             ),
-            ("OTEL_EXPORTER_OTLP_HEADERS", "api-key", "has no `=`"),
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten", "milliseconds"),
+            ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0", "from 1 to"),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "`gzip` or `none`"),
         ];
         for (name, value, reason) in cases {
-            let error = env(&[(name, value)]).expect_err(name);
+            let error = problem(&[(name, value)]);
             assert_eq!(error.setting, name);
             assert_eq!(error.value, value);
             assert!(
@@ -451,21 +650,109 @@ mod tests {
                 "{error}"
             );
         }
-        let error = env(&[
+        let error = problem(&[
             ("OTEL_TRACES_SAMPLER", "traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
-        ])
-        .unwrap_err();
+        ]);
         assert_eq!(
             (error.setting.as_str(), error.value.as_str()),
             ("OTEL_TRACES_SAMPLER_ARG", "1.5")
         );
-        let error = env(&[
+        let error = problem(&[
             ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
             ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20"),
-        ])
-        .unwrap_err();
+        ]);
         assert_eq!(error.setting, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
+    }
+
+    #[test]
+    fn a_bad_value_keeps_that_setting_at_its_default_and_the_others_apply() {
+        let (settings, problems) = env(&[
+            ("OTEL_TRACES_EXPORTER", "jsonl,zipkin"),
+            ("WORKFLOW_OTEL_FILE", "/tmp/t.jsonl"),
+            ("OTEL_TRACES_SAMPLER", "sometimes"),
+            ("OTEL_BSP_EXPORT_TIMEOUT", "0"),
+            ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+        ]);
+        let named: Vec<&str> = problems.iter().map(|p| p.setting.as_str()).collect();
+        assert_eq!(
+            named,
+            [
+                "OTEL_TRACES_EXPORTER",
+                "OTEL_TRACES_SAMPLER",
+                "OTEL_BSP_EXPORT_TIMEOUT"
+            ]
+        );
+        // The exporter asked for still counts; the rest keep their defaults.
+        assert_eq!(
+            settings.exporters,
+            Some(vec![ExporterKind::File("/tmp/t.jsonl".into())])
+        );
+        assert!(settings.sampler.is_none());
+        assert_eq!(
+            settings.pipeline.export_timeout,
+            PipelineConfig::default().export_timeout
+        );
+        assert_eq!(
+            settings.pipeline.scheduled_delay,
+            Duration::from_millis(250)
+        );
+        // A traceidratio with a bad ratio is still a traceidratio, at 1.
+        let (settings, _) = env(&[
+            ("OTEL_TRACES_SAMPLER", "traceidratio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "lots"),
+        ]);
+        assert_eq!(
+            format!("{:?}", settings.sampler.unwrap()),
+            format!("{:?}", Sampler::TraceIdRatioBased(1.0))
+        );
+    }
+
+    #[test]
+    fn enumerated_values_are_case_insensitive() {
+        let (settings, problems) = env(&[
+            ("OTEL_TRACES_EXPORTER", "CONSOLE,Otlp"),
+            ("OTEL_TRACES_SAMPLER", "ParentBased_TraceIdRatio"),
+            ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "HTTP/JSON"),
+            ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP"),
+        ]);
+        assert_eq!(problems, []);
+        assert_eq!(
+            settings.exporters,
+            Some(vec![ExporterKind::Console, ExporterKind::Otlp])
+        );
+        assert_eq!(
+            format!("{:?}", settings.sampler.unwrap()),
+            format!(
+                "{:?}",
+                Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.5)))
+            )
+        );
+        assert_eq!(settings.otlp.protocol, Some(OtlpProtocol::HttpJson));
+        assert_eq!(settings.otlp.gzip, Some(true));
+    }
+
+    #[test]
+    fn secrets_never_reach_an_error_message() {
+        let secret = "sk-live-0123456789";
+        for (name, value) in [
+            ("OTEL_EXPORTER_OTLP_HEADERS", format!("api-key {secret}")),
+            ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", format!("x=1,{secret}")),
+            ("OTEL_EXPORTER_OTLP_HEADERS", format!("=%zz{secret}")),
+            ("OTEL_EXPORTER_OTLP_HEADERS", format!("api-key=%zz{secret}")),
+            ("OTEL_EXPORTER_OTLP_HEADERS", format!("api-key={secret}%0A")),
+            ("OTEL_EXPORTER_OTLP_HEADERS", format!("bad key={secret}")),
+            (
+                "OTEL_EXPORTER_OTLP_ENDPOINT",
+                format!("http://user:{secret}@collector:99999"),
+            ),
+        ] {
+            let error = problem(&[(name, &value)]);
+            assert_eq!(error.setting, name, "the variable actually set is named");
+            let shown = format!("{error} {error:?}");
+            assert!(!shown.contains(secret), "{shown}");
+        }
     }
 
     #[test]
@@ -490,8 +777,9 @@ mod tests {
             ("OTEL_EXPORTER_OTLP_TIMEOUT", "1500"),
             ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
             ("OTEL_BSP_EXPORT_TIMEOUT", ""),
-        ])
-        .unwrap();
+        ]);
+        assert_eq!(settings.1, []);
+        let settings = settings.0;
         assert_eq!(settings.service_name.as_deref(), Some("checkout"));
         assert_eq!(
             settings.resource_attributes,

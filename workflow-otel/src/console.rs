@@ -1,6 +1,6 @@
 //! The console exporter: prints each trace as a tree once its root span ends.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::fmt;
 use std::future::{Future, ready};
 use std::io::{self, Write};
@@ -37,6 +37,9 @@ pub const DEFAULT_MAX_PENDING_SPANS: usize = 4096;
 /// stderr at shutdown: never silently.
 pub struct ConsoleExporter {
     writer: Mutex<Box<dyn Write + Send>>,
+    /// Traces printed lately, to mark spans that end after their root as a
+    /// late part of a trace already shown.
+    printed: Mutex<RecentTraces>,
     pending: Mutex<Pending>,
     max_pending: usize,
     dropped: AtomicU64,
@@ -66,6 +69,7 @@ impl ConsoleExporter {
     pub fn with_writer(writer: impl Write + Send + 'static) -> Self {
         ConsoleExporter {
             writer: Mutex::new(Box::new(writer)),
+            printed: Mutex::new(RecentTraces::default()),
             pending: Mutex::new(Pending::default()),
             max_pending: DEFAULT_MAX_PENDING_SPANS,
             dropped: AtomicU64::new(0),
@@ -138,7 +142,19 @@ impl ConsoleExporter {
         let tree = SpanTree::from_spans(spans);
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(trace_id) = trace_id {
-            writeln!(writer, "trace {trace_id}")?;
+            let seen = self
+                .printed
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(trace_id);
+            if seen {
+                writeln!(
+                    writer,
+                    "trace {trace_id} (late part: spans that ended after the tree above was printed)"
+                )?;
+            } else {
+                writeln!(writer, "trace {trace_id}")?;
+            }
         }
         writer.write_all(tree.render_console().as_bytes())?;
         writer.flush()
@@ -157,6 +173,32 @@ impl ConsoleExporter {
             self.print(spans)?;
         }
         Ok(())
+    }
+}
+
+/// How many printed traces are remembered for marking late parts.
+const REMEMBERED_TRACES: usize = 1024;
+
+#[derive(Default)]
+struct RecentTraces {
+    order: VecDeque<TraceId>,
+    set: HashSet<TraceId>,
+}
+
+impl RecentTraces {
+    /// Remembers `trace_id`; whether it was printed before.
+    fn insert(&mut self, trace_id: TraceId) -> bool {
+        if self.set.contains(&trace_id) {
+            return true;
+        }
+        if self.order.len() == REMEMBERED_TRACES
+            && let Some(oldest) = self.order.pop_front()
+        {
+            self.set.remove(&oldest);
+        }
+        self.order.push_back(trace_id);
+        self.set.insert(trace_id);
+        false
     }
 }
 

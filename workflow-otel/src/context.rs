@@ -146,13 +146,12 @@ impl WorkflowContext {
             Some(parent) => WorkflowContext {
                 id,
                 id_text,
-                hierarchy_path: StringValue::from(Arc::<str>::from(format!(
-                    "{}/{}",
+                hierarchy_path: StringValue::from(Arc::<str>::from(extend_path(
                     parent.hierarchy_path.as_str(),
-                    name.as_str()
+                    name.as_str(),
                 ))),
                 name,
-                depth: parent.depth + 1,
+                depth: parent.depth.saturating_add(1).min(MAX_WORKFLOW_DEPTH),
                 correlation_id: parent.correlation_id,
                 causation_id: Some(parent.id_text.clone()),
                 started,
@@ -300,6 +299,45 @@ impl fmt::Debug for WorkflowContext {
             .field("causation_id", &self.causation_id)
             .finish_non_exhaustive()
     }
+}
+
+/// The deepest nesting recorded: a child of a workflow at this depth gets the
+/// same depth (it saturates), and a lineage received with a larger depth is
+/// ignored.
+pub const MAX_WORKFLOW_DEPTH: u32 = 1_000_000;
+
+/// The most names a hierarchy path keeps. A longer path keeps its first
+/// [`PATH_HEAD`] names and its last ones, with [`PATH_ELISION`] between, so a
+/// job that re-queues itself forever still carries a bounded path.
+pub const MAX_PATH_SEGMENTS: usize = 16;
+
+/// The names a shortened hierarchy path keeps from its start.
+pub const PATH_HEAD: usize = 4;
+
+/// The segment that stands for the names a shortened path leaves out.
+pub const PATH_ELISION: &str = "…";
+
+/// `parent/name`, shortened to [`MAX_PATH_SEGMENTS`] names.
+pub(crate) fn extend_path(parent: &str, name: &str) -> String {
+    let mut path = String::with_capacity(parent.len() + 1 + name.len());
+    path.push_str(parent);
+    path.push('/');
+    path.push_str(name);
+    bound_path(&path)
+}
+
+/// `path` with at most [`MAX_PATH_SEGMENTS`] names: the first [`PATH_HEAD`],
+/// then [`PATH_ELISION`], then the last ones.
+pub(crate) fn bound_path(path: &str) -> String {
+    let segments: Vec<&str> = path.split('/').collect();
+    if segments.len() <= MAX_PATH_SEGMENTS {
+        return path.to_owned();
+    }
+    let tail = MAX_PATH_SEGMENTS - PATH_HEAD - 1;
+    let mut kept: Vec<&str> = segments[..PATH_HEAD].to_vec();
+    kept.push(PATH_ELISION);
+    kept.extend_from_slice(&segments[segments.len() - tail..]);
+    kept.join("/")
 }
 
 /// A UUID version 7 (RFC 9562): 48 bits of Unix milliseconds, then random

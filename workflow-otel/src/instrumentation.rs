@@ -112,16 +112,25 @@ impl Instrumentation {
 
     /// Removes the process default only if it records into `pipeline`, so that
     /// dropping an old setup never uninstalls a newer one.
-    pub(crate) fn uninstall_if_for(pipeline: &Pipeline) {
+    pub(crate) fn uninstall_if_for(pipeline: &Pipeline) -> bool {
         let mut default = DEFAULT
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if default
+        let ours = default
             .as_ref()
-            .is_some_and(|installed| installed.pipeline.same_as(pipeline))
-        {
+            .is_some_and(|installed| installed.pipeline.same_as(pipeline));
+        if ours {
             *default = None;
         }
+        ours
+    }
+
+    /// The default installed with [`install`](Self::install), if any.
+    pub(crate) fn installed() -> Option<Instrumentation> {
+        DEFAULT
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .clone()
     }
 
     /// Uses this instrumentation on the current thread until the guard drops.

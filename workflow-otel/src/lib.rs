@@ -64,6 +64,7 @@ mod fanout;
 mod file;
 mod ids;
 mod instrumentation;
+mod lifecycle;
 #[cfg(feature = "otlp")]
 mod otlp;
 mod otlp_json;
@@ -73,6 +74,7 @@ pub mod propagation;
 #[cfg(feature = "serde")]
 mod read_json;
 mod record;
+mod redact;
 mod setup;
 mod span;
 mod spawn;
@@ -92,19 +94,23 @@ pub use context::{
 };
 pub use file::JsonLinesExporter;
 pub use instrumentation::{Instrumentation, SuccessStatus};
+pub use lifecycle::flush;
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
 pub use otlp::OtlpExporter;
-pub use pipeline::{DropReport, Pipeline, PipelineConfig, PipelineProcessor, report_to_stderr};
+pub use pipeline::{
+    DropReport, MAX_QUEUE_SIZE, Pipeline, PipelineConfig, PipelineProcessor, report_to_stderr,
+};
 pub use processors::{RelationshipProcessor, WorkflowIdentityProcessor};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
 pub use read_json::read_json_lines;
+pub use redact::{DEFAULT_MAX_ERROR_TEXT, ErrorText};
 pub use setup::{Setup, TelemetryGuard, setup};
 #[cfg(feature = "tokio")]
 pub use spawn::spawn;
 pub use spawn::{in_current_context, spawn_thread};
-pub use tree::{NodeKind, SpanNode, SpanTree};
+pub use tree::{MAX_CONSOLE_DEPTH, NodeKind, SpanNode, SpanTree};
 
 /// Opens a workflow span around every call of the function.
 ///

@@ -15,6 +15,10 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::config::{OtlpProtocol, OtlpSettings, SetupError};
 
+/// The setting an exporter error names until `setup()` replaces it with the
+/// variable the endpoint came from.
+pub(crate) const ENDPOINT_SETTING: &str = "OtlpSettings::endpoint";
+
 /// Sends spans to an OTLP endpoint: a collector, Jaeger, Tempo, the Datadog
 /// agent, any OTLP backend.
 ///
@@ -55,7 +59,7 @@ impl OtlpExporter {
             .build()
             .map_err(|error| {
                 SetupError::new(
-                    "otlp",
+                    ENDPOINT_SETTING,
                     &settings.endpoint,
                     format!("cannot start the exporter's runtime: {error}"),
                 )
@@ -64,16 +68,16 @@ impl OtlpExporter {
         for (name, value) in &settings.headers {
             let header_name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
                 SetupError::new(
-                    "OTEL_EXPORTER_OTLP_HEADERS",
-                    name,
-                    "not a valid header name",
+                    "OtlpSettings::headers",
+                    "<not shown>",
+                    format!("`{name}` is not a valid HTTP header name"),
                 )
             })?;
             let header_value = http::HeaderValue::from_str(value).map_err(|_| {
                 SetupError::new(
-                    "OTEL_EXPORTER_OTLP_HEADERS",
-                    value,
-                    format!("not a valid value for header `{name}`"),
+                    "OtlpSettings::headers",
+                    "<not shown>",
+                    format!("the value of header `{name}` is not a valid HTTP header value"),
                 )
             })?;
             headers.append(header_name, header_value);
@@ -117,7 +121,7 @@ impl OtlpExporter {
         };
         let inner = built.map_err(|error| {
             SetupError::new(
-                "otlp",
+                ENDPOINT_SETTING,
                 &settings.endpoint,
                 format!("cannot build the OTLP exporter: {error}"),
             )

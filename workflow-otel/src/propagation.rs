@@ -42,11 +42,12 @@
 use std::collections::HashMap;
 
 use opentelemetry::baggage::{BaggageExt as _, KeyValueMetadata};
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt as _, TraceFlags, TraceId};
 use opentelemetry::{Context, StringValue};
 use uuid::Uuid;
 
-use crate::context::{ParentLineage, WorkflowContext};
+pub use crate::context::{MAX_PATH_SEGMENTS, MAX_WORKFLOW_DEPTH, PATH_ELISION, PATH_HEAD};
+use crate::context::{ParentLineage, WorkflowContext, bound_path};
 use crate::instrumentation::Instrumentation;
 use crate::w3c::{self, BaggageEntry, TraceParent};
 
@@ -157,9 +158,22 @@ impl WorkflowLineage {
         )
     }
 
-    /// Reads the header form; anything malformed gives `None` (the trace still
-    /// continues, without lineage).
+    /// Reads the header form within the limits below; anything malformed
+    /// gives `None` (the trace still continues, without lineage).
+    ///
+    /// | field | rule |
+    /// |---|---|
+    /// | the header | at most [`MAX_LINEAGE_HEADER_BYTES`], else ignored |
+    /// | `name`, each path name | 1 to 128 of `A-Z a-z 0-9 _ - . :` (the rule for workflow names); longer ones are cut to 128 |
+    /// | `path` | names joined by `/`; more than [`MAX_PATH_SEGMENTS`] are shortened to the first [`PATH_HEAD`], `…`, and the last ones |
+    /// | `depth` | at most [`MAX_WORKFLOW_DEPTH`] |
+    /// | `id` | a UUID |
+    /// | `correlation` | 1 to [`MAX_CORRELATION_ID_BYTES`] visible ASCII characters |
+    /// | `root`, `span` | 16 lowercase hex digits, not all zero |
     pub fn from_header(header: &str) -> Option<WorkflowLineage> {
+        if header.len() > MAX_LINEAGE_HEADER_BYTES {
+            return None;
+        }
         let mut fields: HashMap<&str, String> = HashMap::new();
         for part in header.split(';') {
             let (key, value) = part.trim().split_once('=')?;
@@ -167,11 +181,20 @@ impl WorkflowLineage {
                 return None;
             }
         }
+        let path = fields.remove("path")?;
+        let mut segments = Vec::new();
+        for segment in path.split('/') {
+            segments.push(if segment == PATH_ELISION {
+                segment
+            } else {
+                bounded_name(segment)?
+            });
+        }
         let lineage = WorkflowLineage {
-            name: fields.remove("name")?,
+            name: bounded_name(&fields.remove("name")?)?.to_owned(),
             id: fields.remove("id")?,
             depth: fields.remove("depth")?.parse().ok()?,
-            hierarchy_path: fields.remove("path")?,
+            hierarchy_path: bound_path(&segments.join("/")),
             correlation_id: fields.remove("correlation")?,
             root_span_id: fields.remove("root")?,
             span_id: fields.remove("span")?,
@@ -180,13 +203,34 @@ impl WorkflowLineage {
     }
 
     fn is_valid(&self) -> bool {
-        !self.name.is_empty()
-            && Uuid::parse_str(&self.id).is_ok()
+        Uuid::parse_str(&self.id).is_ok()
+            && (1..=MAX_CORRELATION_ID_BYTES).contains(&self.correlation_id.len())
+            && self.correlation_id.bytes().all(|b| b.is_ascii_graphic())
             && [&self.root_span_id, &self.span_id].iter().all(|id| {
-                id.len() == 16 && SpanId::from_hex(id).is_ok_and(|id| id != SpanId::INVALID)
+                id.len() == 16
+                    && id
+                        .bytes()
+                        .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+                    && SpanId::from_hex(id).is_ok_and(|id| id != SpanId::INVALID)
             })
-            && self.depth < u32::MAX
+            && self.depth <= MAX_WORKFLOW_DEPTH
     }
+}
+
+/// The longest `workflow-lineage` header read; a longer one is ignored.
+/// Every header this crate writes fits: 16 names of 128 bytes and the ids.
+pub const MAX_LINEAGE_HEADER_BYTES: usize = 4096;
+
+/// The longest correlation id a lineage may carry.
+pub const MAX_CORRELATION_ID_BYTES: usize = 128;
+
+/// The longest workflow name, as the attributes check at compile time.
+const MAX_NAME_BYTES: usize = 128;
+
+/// A name made of the characters workflow names allow, cut to 128 bytes.
+fn bounded_name(name: &str) -> Option<&str> {
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.' | b':');
+    (!name.is_empty() && name.bytes().all(allowed)).then(|| &name[..name.len().min(MAX_NAME_BYTES)])
 }
 
 /// The context a message carries: the W3C fields as their header values, and
@@ -268,6 +312,10 @@ pub trait Carried {
 
 /// Writes `cx` into `carrier`: `traceparent` and `tracestate` if `cx` has a
 /// valid span, `baggage` if it has any, the lineage if a workflow is active.
+///
+/// A `tracestate` and `baggage` received by [`extract`] go out as they came
+/// (members in their order, all of them), unless the code in between changed
+/// them through the OpenTelemetry API; then the API's view is written.
 pub fn inject(cx: &Context, carrier: &mut impl Carrier) {
     let span = cx.span();
     let span_context = span.span_context();
@@ -275,32 +323,106 @@ pub fn inject(cx: &Context, carrier: &mut impl Carrier) {
         let parent = TraceParent {
             trace_id: span_context.trace_id(),
             span_id: span_context.span_id(),
-            flags: span_context.trace_flags(),
+            // Unknown bits are not ours to send on (Trace Context: vendors
+            // MUST set them to zero).
+            flags: TraceFlags::new(span_context.trace_flags().to_u8() & KNOWN_FLAGS),
         };
         carrier.set(TRACEPARENT, parent.to_header());
-        let state = span_context.trace_state().header();
+        let otel_state = span_context.trace_state().header();
+        let state = match cx.get::<ReceivedTraceState>() {
+            Some(received)
+                if received.trace_id == span_context.trace_id()
+                    && received.representable == otel_state =>
+            {
+                received.header.clone()
+            }
+            _ => otel_state,
+        };
         if !state.is_empty() {
             carrier.set(TRACESTATE, state);
         }
     }
     let baggage = cx.baggage();
-    if !baggage.is_empty() {
-        let entries: Vec<BaggageEntry> = baggage
-            .iter()
-            .map(|(key, (value, metadata))| BaggageEntry {
-                key: key.to_string(),
-                value: value.to_string(),
-                properties: metadata.as_str().to_owned(),
-            })
-            .collect();
-        let header = w3c::format_baggage(&entries);
-        if !header.is_empty() {
-            carrier.set(BAGGAGE, header);
+    let current = baggage_view(cx);
+    let header = match cx.get::<ReceivedBaggage>() {
+        Some(received) if received.view == current => w3c::format_baggage(&received.entries),
+        _ => {
+            let entries: Vec<BaggageEntry> = baggage
+                .iter()
+                .map(|(key, (value, metadata))| BaggageEntry {
+                    key: key.to_string(),
+                    value: value.to_string(),
+                    properties: metadata.as_str().to_owned(),
+                })
+                .collect();
+            w3c::format_baggage(&in_received_order(entries, cx.get::<ReceivedBaggage>()))
         }
+    };
+    if !header.is_empty() {
+        carrier.set(BAGGAGE, header);
     }
     if let Some(workflow) = WorkflowContext::from_context(cx) {
         carrier.set(WORKFLOW_LINEAGE, WorkflowLineage::of(&workflow).to_header());
     }
+}
+
+/// The trace-flag bits this version of Trace Context defines: `sampled` and
+/// (Level 2) `random`.
+const KNOWN_FLAGS: u8 = 0x03;
+
+/// The `tracestate` received with the trace, whole: the SDK's `TraceState`
+/// may hold fewer members (see [`w3c::TraceStateList::to_trace_state`]).
+#[derive(Debug)]
+struct ReceivedTraceState {
+    trace_id: TraceId,
+    header: String,
+    /// What the SDK's `TraceState` made of it: while spans still carry
+    /// this, nobody has changed the state since.
+    representable: String,
+}
+
+/// The baggage received, in its order and beyond the SDK's 64-entry cap.
+#[derive(Debug)]
+struct ReceivedBaggage {
+    entries: Vec<BaggageEntry>,
+    /// What the SDK's `Baggage` held after extraction, sorted: while the
+    /// context's baggage is still this, nobody has changed it.
+    view: Vec<(String, String, String)>,
+}
+
+fn baggage_view(cx: &Context) -> Vec<(String, String, String)> {
+    let mut view: Vec<(String, String, String)> = cx
+        .baggage()
+        .iter()
+        .map(|(key, (value, metadata))| {
+            (
+                key.to_string(),
+                value.to_string(),
+                metadata.as_str().to_owned(),
+            )
+        })
+        .collect();
+    view.sort();
+    view
+}
+
+/// Baggage changed through the API: the keys received first, in their
+/// order, then new keys sorted, so the header is the same on every run.
+fn in_received_order(
+    mut entries: Vec<BaggageEntry>,
+    received: Option<&ReceivedBaggage>,
+) -> Vec<BaggageEntry> {
+    let position = |key: &str| {
+        received
+            .and_then(|received| received.entries.iter().position(|entry| entry.key == key))
+            .unwrap_or(usize::MAX)
+    };
+    entries.sort_by(|a, b| {
+        position(&a.key)
+            .cmp(&position(&b.key))
+            .then_with(|| a.key.cmp(&b.key))
+    });
+    entries
 }
 
 /// Writes the current context into `carrier`.
@@ -329,15 +451,22 @@ pub fn extract(carrier: &impl Carrier) -> Context {
         .and_then(|header| TraceParent::parse(&header).ok());
     if let Some(parent) = parent {
         // An invalid tracestate is dropped; the traceparent still counts.
-        let state = carrier
+        let received = carrier
             .get(TRACESTATE)
             .and_then(|header| w3c::parse_tracestate(&header).ok())
             .unwrap_or_default();
-        let flags = TraceFlags::new(parent.flags.to_u8());
+        let state = received.to_trace_state();
+        if !received.is_empty() {
+            cx = cx.with_value(ReceivedTraceState {
+                trace_id: parent.trace_id,
+                header: received.header(),
+                representable: state.header(),
+            });
+        }
         cx = cx.with_remote_span_context(SpanContext::new(
             parent.trace_id,
             parent.span_id,
-            flags,
+            parent.flags,
             true,
             state,
         ));
@@ -345,11 +474,15 @@ pub fn extract(carrier: &impl Carrier) -> Context {
     if let Some(header) = carrier.get(BAGGAGE) {
         let (entries, _skipped) = w3c::parse_baggage(&header);
         if !entries.is_empty() {
-            cx = cx.with_baggage(
-                entries
-                    .into_iter()
-                    .map(|entry| KeyValueMetadata::new(entry.key, entry.value, entry.properties)),
-            );
+            cx = cx.with_baggage(entries.iter().map(|entry| {
+                KeyValueMetadata::new(
+                    entry.key.clone(),
+                    entry.value.clone(),
+                    entry.properties.clone(),
+                )
+            }));
+            let view = baggage_view(&cx);
+            cx = cx.with_value(ReceivedBaggage { entries, view });
         }
     }
     if let Some(lineage) = carrier

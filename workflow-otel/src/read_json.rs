@@ -102,7 +102,7 @@ fn span_context(value: &Json, flags: u32) -> Result<SpanContext, String> {
         span_id,
         TraceFlags::new(flags as u8),
         flags & 0x200 != 0,
-        state,
+        state.to_trace_state(),
     ))
 }
 

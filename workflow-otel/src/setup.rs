@@ -16,8 +16,10 @@ use crate::console::ConsoleExporter;
 use crate::fanout::{DynExporter, Fanout};
 use crate::file::JsonLinesExporter;
 use crate::instrumentation::{Instrumentation, SuccessStatus};
+use crate::lifecycle;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
+use crate::redact::ErrorText;
 
 /// Builds and installs the tracing pipeline. Start with [`setup`].
 ///
@@ -45,6 +47,7 @@ pub struct Setup {
     otlp_endpoint: Option<String>,
     otlp_protocol: Option<OtlpProtocol>,
     workflow_processors: bool,
+    error_text: Option<ErrorText>,
     environment: Lookup,
 }
 
@@ -68,6 +71,7 @@ pub fn setup() -> Setup {
         otlp_endpoint: None,
         otlp_protocol: None,
         workflow_processors: true,
+        error_text: None,
         environment: Box::new(|name| std::env::var(name).ok()),
     }
 }
@@ -160,6 +164,22 @@ impl Setup {
         self
     }
 
+    /// How error text is cut and redacted before export (by default cut at
+    /// [`DEFAULT_MAX_ERROR_TEXT`](crate::DEFAULT_MAX_ERROR_TEXT) bytes);
+    /// overrides the one in [`pipeline_config`](Self::pipeline_config).
+    ///
+    /// ```no_run
+    /// let _telemetry = workflow_otel::setup()
+    ///     .error_text(workflow_otel::ErrorText::default().redact(|text| {
+    ///         text.split("password=").next().unwrap_or_default().to_owned()
+    ///     }))
+    ///     .install();
+    /// ```
+    pub fn error_text(mut self, rule: ErrorText) -> Self {
+        self.error_text = Some(rule);
+        self
+    }
+
     /// Leaves out the processors that stamp the workflow onto other
     /// libraries' spans ([`WorkflowIdentityProcessor`], [`RelationshipProcessor`]).
     pub fn without_workflow_processors(mut self) -> Self {
@@ -173,9 +193,41 @@ impl Setup {
         self
     }
 
-    /// Installs, or says which setting is wrong. Nothing is installed on error.
+    /// Installs, or says which setting is wrong: every value in the
+    /// environment must be valid. Nothing is installed on error.
     pub fn try_install(self) -> Result<TelemetryGuard, SetupError> {
-        let env = config::from_env(&self.environment)?;
+        self.build(true)
+    }
+
+    /// Installs. A variable whose value cannot be used is reported on stderr
+    /// (naming the variable, never showing secrets) and that one setting keeps
+    /// its default; the others still count. If an exporter cannot be set up at
+    /// all (a file that cannot be opened, say), the console exporter is
+    /// installed instead, so a typo never stops the program.
+    pub fn install(self) -> TelemetryGuard {
+        let service_name = self.service_name.clone();
+        match self.build(false) {
+            Ok(guard) => guard,
+            Err(error) => {
+                eprintln!("workflow-otel: {error}; exporting to the console instead");
+                let mut fallback = setup().console().environment_from(|_| None);
+                fallback.service_name = service_name;
+                // The console alone reads no variable and opens no file.
+                fallback.try_install().unwrap_or_else(|_| console_guard())
+            }
+        }
+    }
+
+    fn build(self, strict: bool) -> Result<TelemetryGuard, SetupError> {
+        let (env, problems) = config::from_env(&self.environment);
+        if let Some(problem) = problems.first()
+            && strict
+        {
+            return Err(problem.clone());
+        }
+        for problem in &problems {
+            eprintln!("workflow-otel: {problem}; that setting keeps its default");
+        }
         let mut resource = Resource::builder_empty()
             .with_attributes(env.resource_attributes.clone())
             .with_attribute(KeyValue::new("telemetry.sdk.name", "workflow-otel"))
@@ -232,6 +284,9 @@ impl Setup {
         }
         let explicit_pipeline = self.pipeline.is_some();
         let mut pipeline_config = self.pipeline.unwrap_or(env.pipeline);
+        if let Some(rule) = self.error_text {
+            pipeline_config.error_text = rule;
+        }
         let delay_unset =
             pipeline_config.scheduled_delay == PipelineConfig::default().scheduled_delay;
         if console_only && !explicit_pipeline && delay_unset {
@@ -258,24 +313,8 @@ impl Setup {
             .sampler(sampler)
             .success_status(self.success_status)
             .install();
+        lifecycle::installed();
         Ok(TelemetryGuard { pipeline, provider })
-    }
-
-    /// Installs. A setting that is wrong is reported on stderr, naming the
-    /// variable and value, and the console exporter is installed instead, so a
-    /// typo in the environment never stops the program.
-    pub fn install(self) -> TelemetryGuard {
-        let service_name = self.service_name.clone();
-        match self.try_install() {
-            Ok(guard) => guard,
-            Err(error) => {
-                eprintln!("workflow-otel: {error}; exporting to the console instead");
-                let mut fallback = setup().console().environment_from(|_| None);
-                fallback.service_name = service_name;
-                // The console alone reads no variable and opens no file.
-                fallback.try_install().unwrap_or_else(|_| console_guard())
-            }
-        }
     }
 }
 
@@ -294,10 +333,21 @@ fn otlp_exporter(
     protocol: Option<OtlpProtocol>,
 ) -> Result<Box<dyn DynExporter>, SetupError> {
     let mut settings = env.settings(protocol);
+    let mut source = env.endpoint_source();
     if let Some(endpoint) = endpoint {
         settings.endpoint = endpoint;
+        source = "Setup::otlp_endpoint";
     }
-    Ok(Box::new(crate::otlp::OtlpExporter::new(&settings)?))
+    match crate::otlp::OtlpExporter::new(&settings) {
+        Ok(exporter) => Ok(Box::new(exporter)),
+        Err(mut error) => {
+            // The exporter knows the URL, not where it came from.
+            if error.setting == crate::otlp::ENDPOINT_SETTING {
+                error.setting = source.to_owned();
+            }
+            Err(error)
+        }
+    }
 }
 
 #[cfg(not(feature = "otlp"))]
@@ -323,8 +373,19 @@ impl fmt::Debug for Setup {
     }
 }
 
-/// Exports what is left and shuts the pipeline down when dropped.
+/// Exports what is left and shuts the pipeline down when dropped, within the
+/// pipeline's shutdown timeout (5 s by default) whatever the backend does.
+///
+/// Keep it for as long as the program runs workflows: `let _telemetry =
+/// setup().install();` in `main`. Dropped at once (`let _ = ...` or a bare
+/// statement), it shuts telemetry down before anything is recorded, and the
+/// first workflow that runs afterwards says so on stderr. Kept where it is
+/// never dropped (a `static`), or left behind by [`std::process::exit`], its
+/// pipeline is flushed when the process exits; [`crate::flush`] does the same
+/// on demand.
 #[derive(Debug)]
+#[must_use = "dropping the guard shuts telemetry down at once and nothing is exported: \
+              keep it alive with `let _telemetry = ...` until the program ends"]
 pub struct TelemetryGuard {
     pipeline: Pipeline,
     provider: SdkTracerProvider,
@@ -332,9 +393,9 @@ pub struct TelemetryGuard {
 
 impl TelemetryGuard {
     /// Exports every span ended so far (with the console exporter: prints the
-    /// trees of finished traces now) and waits for the exporter.
+    /// trees of finished traces now) and waits for the exporter, at most the
+    /// pipeline's shutdown timeout.
     pub fn flush(&self) {
-        let _ = self.provider.force_flush();
         if let Err(error) = self.pipeline.force_flush() {
             eprintln!("workflow-otel: flushing the pipeline failed: {error}");
         }
@@ -354,8 +415,12 @@ impl TelemetryGuard {
 
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
-        Instrumentation::uninstall_if_for(&self.pipeline);
-        // The provider first: its spans still flow into the pipeline.
+        if Instrumentation::uninstall_if_for(&self.pipeline) {
+            crate::lifecycle::guard_dropped();
+        }
+        // The provider first: its spans still flow into the pipeline. Its
+        // processors hold nothing (ours forwards each span at once), so this
+        // takes no time; the pipeline's shutdown is what is bounded.
         let _ = self.provider.shutdown();
         if let Err(error) = self.pipeline.shutdown() {
             eprintln!("workflow-otel: shutting the pipeline down failed: {error}");

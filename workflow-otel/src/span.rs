@@ -146,6 +146,10 @@ pub fn start(site: &'static Site, fields: impl FnOnce(&mut Fields<'_>)) -> Activ
     span
 }
 
+/// Trace Context Level 2's `random` trace flag: the trace id's rightmost 7
+/// bytes are random. Kept from a parent that sets it, set on traces we start.
+const RANDOM_FLAG: u8 = 0x02;
+
 /// The trace a new span joins, and whether it is sampled: its parent's, or a
 /// new trace for which the sampler decides.
 fn join_trace(
@@ -154,22 +158,20 @@ fn join_trace(
     parent_span: &SpanContext,
     instrumentation: &Instrumentation,
 ) -> SpanContext {
-    let (trace_id, trace_state, sampled) = if parent_span.is_valid() {
+    let (trace_id, trace_state, sampled, random) = if parent_span.is_valid() {
         (
             parent_span.trace_id(),
             parent_span.trace_state().clone(),
             parent_span.is_sampled(),
+            parent_span.trace_flags().to_u8() & RANDOM_FLAG,
         )
     } else {
         let trace_id = ids::trace_id();
         let sampled = instrumentation.samples_root(parent, trace_id, site.name);
-        (trace_id, TraceState::default(), sampled)
+        // Our trace ids are random in all their bits: say so (Level 2).
+        (trace_id, TraceState::default(), sampled, RANDOM_FLAG)
     };
-    let flags = if sampled {
-        TraceFlags::SAMPLED
-    } else {
-        TraceFlags::default()
-    };
+    let flags = TraceFlags::new(random | u8::from(sampled));
     SpanContext::new(trace_id, ids::span_id(), flags, false, trace_state)
 }
 
@@ -194,7 +196,10 @@ fn start_step(
             fallback = Instrumentation::from_context(parent);
             match &fallback {
                 Some(found) => &**found,
-                None => return,
+                None => {
+                    crate::lifecycle::nothing_records();
+                    return;
+                }
             }
         }
     };
@@ -273,6 +278,7 @@ fn start_workflow(
     let started = Instant::now();
     let ticks = ids::now();
     let Some(instrumentation) = instrumentation else {
+        crate::lifecycle::nothing_records();
         // Nothing records: keep the lineage, but attach no span context, which
         // would make other libraries' spans below look unsampled.
         let workflow = Arc::new(WorkflowContext::start(

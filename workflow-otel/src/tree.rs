@@ -1,7 +1,7 @@
 //! Finished spans arranged as trees by their parent span ids, with two
 //! renderings: a normalised one for assertions, and the console one for people.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -55,10 +55,13 @@ impl SpanNode {
         }
     }
 
-    fn walk<'a>(&'a self, visit: &mut impl FnMut(&'a SpanNode)) {
-        visit(self);
-        for child in &self.children {
-            child.walk(visit);
+    /// This span and every span below it, parents before children, without
+    /// recursion: a tree may be as deep as a program's recursion.
+    fn walk<'a>(&'a self, visit: &mut impl FnMut(&'a SpanNode, usize)) {
+        let mut stack = vec![(self, 0)];
+        while let Some((node, depth)) = stack.pop() {
+            visit(node, depth);
+            stack.extend(node.children.iter().rev().map(|child| (child, depth + 1)));
         }
     }
 
@@ -80,10 +83,11 @@ fn find_attribute<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a Value
 }
 
 impl SpanTree {
-    /// Arranges `spans` into trees.
+    /// Arranges `spans` into trees. Spans whose parents form a cycle (which
+    /// only a corrupt or hostile input has) become roots, so none is lost.
     pub fn from_spans(spans: impl IntoIterator<Item = SpanData>) -> SpanTree {
         let spans: Vec<SpanData> = spans.into_iter().collect();
-        let known: std::collections::HashSet<(TraceId, SpanId)> = spans
+        let known: HashSet<(TraceId, SpanId)> = spans
             .iter()
             .map(|span| (span.span_context.trace_id(), span.span_context.span_id()))
             .collect();
@@ -97,12 +101,18 @@ impl SpanTree {
                 roots.push(span);
             }
         }
-        let mut roots: Vec<SpanNode> = roots
+        let mut nodes: Vec<SpanNode> = roots
             .into_iter()
-            .map(|span| attach_children(span, &mut children))
+            .map(|span| build_subtree(span, &mut children))
             .collect();
-        sort_by_start(&mut roots);
-        SpanTree { roots }
+        // What is left hangs off a cycle: each becomes a root of its own.
+        while let Some(key) = children.keys().next().copied() {
+            for span in children.remove(&key).unwrap_or_default() {
+                nodes.push(build_subtree(span, &mut children));
+            }
+        }
+        sort_by_start(&mut nodes);
+        SpanTree { roots: nodes }
     }
 
     /// The root spans, in start order.
@@ -114,7 +124,7 @@ impl SpanTree {
     pub fn nodes(&self) -> Vec<&SpanNode> {
         let mut nodes = Vec::new();
         for root in &self.roots {
-            root.walk(&mut |node| nodes.push(node));
+            root.walk(&mut |node, _| nodes.push(node));
         }
         nodes
     }
@@ -148,39 +158,88 @@ impl SpanTree {
                 .insert(node.span.span_context.span_id(), index + 1);
         }
         let mut out = String::new();
-        let mut number = 0;
-        for root in &self.roots {
-            render_node(root, 0, &keep, &mut normaliser, &mut number, &mut out);
+        for (index, (node, depth)) in self.nodes_with_depth().into_iter().enumerate() {
+            render_node(node, depth, index + 1, &keep, &mut normaliser, &mut out);
         }
         out
     }
 
+    fn nodes_with_depth(&self) -> Vec<(&SpanNode, usize)> {
+        let mut nodes = Vec::new();
+        for root in &self.roots {
+            root.walk(&mut |node, depth| nodes.push((node, depth)));
+        }
+        nodes
+    }
+
     /// The console rendering: one tree per root with durations and status
-    /// marks (`✓` success, `✗` error with its message, `⊘` cancelled).
+    /// marks (`✓` success, `✗` error with the first line of its message,
+    /// `⊘` cancelled). Nesting deeper than [`MAX_CONSOLE_DEPTH`] levels is
+    /// summed up in one line, so any tree prints in bounded width.
     pub fn render_console(&self) -> String {
         let mut out = String::new();
         for root in &self.roots {
-            console_line(root, "", "", &mut out);
+            render_console_tree(root, &mut out);
         }
         out
     }
 }
 
-fn attach_children(
+impl Drop for SpanTree {
+    // Dropping nested `Vec`s recurses once per level: a deep enough tree
+    // would overflow the stack of the thread that drops it. Flatten first.
+    fn drop(&mut self) {
+        let mut stack = std::mem::take(&mut self.roots);
+        while let Some(mut node) = stack.pop() {
+            stack.append(&mut node.children);
+        }
+    }
+}
+
+/// The levels the console tree shows below a root; deeper spans are counted
+/// in one line at this depth.
+pub const MAX_CONSOLE_DEPTH: usize = 64;
+
+/// Builds the node for `span` and everything below it, children in start
+/// order, with an explicit stack instead of recursion.
+fn build_subtree(
     span: SpanData,
     children: &mut HashMap<(TraceId, SpanId), Vec<SpanData>>,
 ) -> SpanNode {
-    let key = (span.span_context.trace_id(), span.span_context.span_id());
-    let mut nodes: Vec<SpanNode> = children
-        .remove(&key)
-        .unwrap_or_default()
-        .into_iter()
-        .map(|child| attach_children(child, children))
-        .collect();
-    sort_by_start(&mut nodes);
-    SpanNode {
+    struct Frame {
+        span: SpanData,
+        waiting: Vec<SpanData>,
+        built: Vec<SpanNode>,
+    }
+    let key = |span: &SpanData| (span.span_context.trace_id(), span.span_context.span_id());
+    let waiting = children.remove(&key(&span)).unwrap_or_default();
+    let mut stack = vec![Frame {
         span,
-        children: nodes,
+        waiting,
+        built: Vec::new(),
+    }];
+    loop {
+        let top = stack.last_mut().expect("the root frame is popped last");
+        if let Some(child) = top.waiting.pop() {
+            let waiting = children.remove(&key(&child)).unwrap_or_default();
+            stack.push(Frame {
+                span: child,
+                waiting,
+                built: Vec::new(),
+            });
+            continue;
+        }
+        let frame = stack.pop().expect("checked above");
+        let mut nodes = frame.built;
+        sort_by_start(&mut nodes);
+        let node = SpanNode {
+            span: frame.span,
+            children: nodes,
+        };
+        match stack.last_mut() {
+            Some(parent) => parent.built.push(node),
+            None => return node,
+        }
     }
 }
 
@@ -289,12 +348,11 @@ fn attribute_list(attributes: &[KeyValue], normaliser: &mut Normaliser) -> Strin
 fn render_node(
     node: &SpanNode,
     depth: usize,
+    number: usize,
     keep: &impl Fn(&str) -> bool,
     normaliser: &mut Normaliser,
-    number: &mut usize,
     out: &mut String,
 ) {
-    *number += 1;
     let indent = "  ".repeat(depth);
     let scope = match node.kind() {
         NodeKind::Other => format!(" scope={}", node.span.instrumentation_scope.name()),
@@ -335,9 +393,6 @@ fn render_node(
             attribute_list(&link.attributes, normaliser)
         );
     }
-    for child in &node.children {
-        render_node(child, depth + 1, keep, normaliser, number, out);
-    }
 }
 
 /// `850µs`, `12.3ms`, `2.50s`.
@@ -352,7 +407,54 @@ pub(crate) fn human_duration(duration: Duration) -> String {
     }
 }
 
-fn console_line(node: &SpanNode, own_prefix: &str, child_prefix: &str, out: &mut String) {
+/// One tree, preorder with an explicit stack; each entry carries the prefix
+/// of its own line and the prefix its children continue.
+fn render_console_tree(root: &SpanNode, out: &mut String) {
+    let mut stack = vec![(root, String::new(), String::new(), 0usize)];
+    while let Some((node, own_prefix, child_prefix, depth)) = stack.pop() {
+        console_line(node, &own_prefix, out);
+        if node.children.is_empty() {
+            continue;
+        }
+        if depth == MAX_CONSOLE_DEPTH {
+            let (spans, failed) = descendants(node);
+            let _ = writeln!(
+                out,
+                "{child_prefix}└── … {spans} more spans deeper than {MAX_CONSOLE_DEPTH} levels \
+                 ({failed} failed) not shown"
+            );
+            continue;
+        }
+        let count = node.children.len();
+        for (index, child) in node.children.iter().enumerate().rev() {
+            let (branch, continuation) = if index + 1 == count {
+                ("└── ", "    ")
+            } else {
+                ("├── ", "│   ")
+            };
+            stack.push((
+                child,
+                format!("{child_prefix}{branch}"),
+                format!("{child_prefix}{continuation}"),
+                depth + 1,
+            ));
+        }
+    }
+}
+
+/// How many spans are below `node`, and how many of them failed.
+fn descendants(node: &SpanNode) -> (usize, usize) {
+    let (mut spans, mut failed) = (0, 0);
+    node.walk(&mut |below, depth| {
+        if depth > 0 {
+            spans += 1;
+            failed += usize::from(matches!(below.span.status, Status::Error { .. }));
+        }
+    });
+    (spans, failed)
+}
+
+fn console_line(node: &SpanNode, prefix: &str, out: &mut String) {
     let cancelled = [attr::STEP_STATUS, attr::WORKFLOW_STATUS]
         .iter()
         .any(|key| {
@@ -360,7 +462,7 @@ fn console_line(node: &SpanNode, own_prefix: &str, child_prefix: &str, out: &mut
                 .is_some_and(|value| value.as_str() == attr::STATUS_CANCELLED)
         });
     let mark = match &node.span.status {
-        Status::Error { description } => format!("✗ {description}"),
+        Status::Error { description } => format!("✗ {}", first_line(description)),
         _ if cancelled => "⊘ cancelled".to_owned(),
         _ => "✓".to_owned(),
     };
@@ -381,25 +483,22 @@ fn console_line(node: &SpanNode, own_prefix: &str, child_prefix: &str, out: &mut
     };
     let _ = writeln!(
         out,
-        "{own_prefix}{} {}{args} [{}] {mark}",
+        "{prefix}{} {}{args} [{}] {mark}",
         kind_label(node),
         node.span.name,
         human_duration(node.duration()),
     );
-    let count = node.children.len();
-    for (index, child) in node.children.iter().enumerate() {
-        let last = index + 1 == count;
-        let (branch, continuation) = if last {
-            ("└── ", "    ")
-        } else {
-            ("├── ", "│   ")
-        };
-        console_line(
-            child,
-            &format!("{child_prefix}{branch}"),
-            &format!("{child_prefix}{continuation}"),
-            out,
-        );
+}
+
+/// The first line of a message, with a count of the lines left out, so an
+/// error chain or a backtrace keeps the tree one line per span.
+fn first_line(message: &str) -> String {
+    let mut lines = message.trim_end().lines();
+    let first = lines.next().unwrap_or_default();
+    match lines.count() {
+        0 => first.to_owned(),
+        1 => format!("{first} (+1 more line)"),
+        more => format!("{first} (+{more} more lines)"),
     }
 }
 

@@ -130,29 +130,22 @@ impl TraceParent {
 /// At most this many `tracestate` list-members.
 pub const MAX_TRACESTATE_MEMBERS: usize = 32;
 
-fn tracestate_key_char(b: u8) -> bool {
-    b.is_ascii_lowercase() || b.is_ascii_digit() || matches!(b, b'_' | b'-' | b'*' | b'/')
-}
+/// The longest `tracestate` value read (32 members of the largest size, with
+/// room for spaces); a longer one is ignored whole.
+pub const MAX_TRACESTATE_BYTES: usize = 32 * 1024;
 
-/// `simple-key` or `tenant-id@system-id`, per Trace Context §3.3.1.3.1.
+/// `( lcalpha / DIGIT ) 0*255 ( keychar )`, keychar being lowercase letters,
+/// digits, `_ - * / @`: the key grammar of Trace Context Level 2, which
+/// replaced Level 1's split into simple and `tenant@system` keys.
 fn valid_tracestate_key(key: &str) -> bool {
     let bytes = key.as_bytes();
-    match key.split_once('@') {
-        None => {
-            (1..=256).contains(&bytes.len())
-                && bytes[0].is_ascii_lowercase()
-                && bytes.iter().all(|&b| tracestate_key_char(b))
-        }
-        Some((tenant, system)) => {
-            let (tenant, system) = (tenant.as_bytes(), system.as_bytes());
-            (1..=241).contains(&tenant.len())
-                && (tenant[0].is_ascii_lowercase() || tenant[0].is_ascii_digit())
-                && tenant.iter().all(|&b| tracestate_key_char(b))
-                && (1..=14).contains(&system.len())
-                && system[0].is_ascii_lowercase()
-                && system.iter().all(|&b| tracestate_key_char(b))
-        }
-    }
+    (1..=256).contains(&bytes.len())
+        && (bytes[0].is_ascii_lowercase() || bytes[0].is_ascii_digit())
+        && bytes.iter().all(|&b| {
+            b.is_ascii_lowercase()
+                || b.is_ascii_digit()
+                || matches!(b, b'_' | b'-' | b'*' | b'/' | b'@')
+        })
 }
 
 /// 1 to 256 printable characters but `,` and `=`, not ending in a space.
@@ -165,10 +158,64 @@ fn valid_tracestate_value(value: &str) -> bool {
         && bytes[bytes.len() - 1] != b' '
 }
 
+/// A `tracestate` as received: its members in order, each valid by the
+/// Level 2 grammar.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TraceStateList {
+    members: Vec<(String, String)>,
+}
+
+impl TraceStateList {
+    /// The members, in order.
+    pub fn members(&self) -> &[(String, String)] {
+        &self.members
+    }
+
+    /// Whether there are no members.
+    pub fn is_empty(&self) -> bool {
+        self.members.is_empty()
+    }
+
+    /// The header value: members joined by `,`, without the spaces and
+    /// empty members the input may have had.
+    pub fn header(&self) -> String {
+        let mut out = String::new();
+        for (index, (key, value)) in self.members.iter().enumerate() {
+            if index > 0 {
+                out.push(',');
+            }
+            out.push_str(key);
+            out.push('=');
+            out.push_str(value);
+        }
+        out
+    }
+
+    /// The members the `opentelemetry` crate's `TraceState` can hold. Its
+    /// key check is stricter than the specification (it rejects a 14-letter
+    /// system id after `@`, and keys with two `@`), so propagation keeps the
+    /// whole list itself and this is what spans carry.
+    pub fn to_trace_state(&self) -> TraceState {
+        let representable = self
+            .members
+            .iter()
+            .filter(|(key, value)| TraceState::from_key_value([(key, value)]).is_ok())
+            .map(|(key, value)| (key, value));
+        TraceState::from_key_value(representable).unwrap_or_default()
+    }
+}
+
 /// Parses a `tracestate` value: comma-separated `key=value` members, empty
-/// members and spaces around them allowed, at most 32 members, keys unique.
-/// Any violation rejects the whole header, as the spec asks.
-pub fn parse_tracestate(value: &str) -> Result<TraceState, HeaderError> {
+/// members and spaces around them allowed, at most 32 members, at most
+/// [`MAX_TRACESTATE_BYTES`]. A key that appears again is dropped there (the
+/// first position is the one that counts); any other violation rejects the
+/// whole header, as the spec asks.
+pub fn parse_tracestate(value: &str) -> Result<TraceStateList, HeaderError> {
+    if value.len() > MAX_TRACESTATE_BYTES {
+        return Err(error(format!(
+            "tracestate is longer than {MAX_TRACESTATE_BYTES} bytes"
+        )));
+    }
     let mut members: Vec<(String, String)> = Vec::new();
     for member in value.split(',') {
         let member = member.trim_matches(optional_whitespace);
@@ -187,15 +234,14 @@ pub fn parse_tracestate(value: &str) -> Result<TraceState, HeaderError> {
             )));
         }
         if members.iter().any(|(existing, _)| existing == key) {
-            return Err(error(format!("tracestate key {key:?} appears twice")));
+            continue;
         }
         members.push((key.to_owned(), member_value.to_owned()));
         if members.len() > MAX_TRACESTATE_MEMBERS {
             return Err(error("tracestate has more than 32 members"));
         }
     }
-    TraceState::from_key_value(members)
-        .map_err(|rejected| error(format!("tracestate rejected: {rejected}")))
+    Ok(TraceStateList { members })
 }
 
 /// At most this many baggage list-members are read or written.
@@ -253,11 +299,12 @@ fn parse_member(member: &str) -> Result<BaggageEntry, HeaderError> {
             "baggage value of {key:?} has a character that must be percent-encoded"
         )));
     }
-    let value = percent_decode(value).ok_or_else(|| {
-        error(format!(
-            "baggage value of {key:?} has a bad %-escape or is not UTF-8"
-        ))
-    })?;
+    // Escapes that do not decode to UTF-8 become U+FFFD, as the Baggage
+    // specification requires; a `%` not followed by two hex digits is no
+    // escape at all, and the member is skipped.
+    let value = percent_decode_bytes(value)
+        .map(|bytes| String::from_utf8_lossy(&bytes).into_owned())
+        .ok_or_else(|| error(format!("baggage value of {key:?} has a bad %-escape")))?;
     let mut properties = Vec::new();
     for property in parts {
         let property = property.trim_matches(optional_whitespace);
@@ -276,8 +323,8 @@ fn parse_member(member: &str) -> Result<BaggageEntry, HeaderError> {
 }
 
 /// Parses a `baggage` value. A malformed member is skipped with its reason
-/// (the others still count); members past 180, or past 8192 bytes of header,
-/// are dropped whole, never cut.
+/// (the others still count); members past 180, or past 8192 bytes of header
+/// (spaces and empty members included), are dropped whole, never cut.
 pub fn parse_baggage(value: &str) -> (Vec<BaggageEntry>, Vec<HeaderError>) {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
@@ -285,6 +332,13 @@ pub fn parse_baggage(value: &str) -> (Vec<BaggageEntry>, Vec<HeaderError>) {
     for member in value.split(',') {
         let trimmed = member.trim_matches(optional_whitespace);
         if trimmed.is_empty() {
+            size += member.len() + 1;
+            if size > MAX_BAGGAGE_BYTES {
+                problems.push(error(
+                    "baggage is longer than 8192 bytes; the rest is dropped",
+                ));
+                break;
+            }
             continue;
         }
         if entries.len() == MAX_BAGGAGE_MEMBERS {
@@ -293,7 +347,7 @@ pub fn parse_baggage(value: &str) -> (Vec<BaggageEntry>, Vec<HeaderError>) {
             ));
             break;
         }
-        size += trimmed.len() + usize::from(size > 0);
+        size += member.len() + usize::from(size > 0);
         if size > MAX_BAGGAGE_BYTES {
             problems.push(error(
                 "baggage is longer than 8192 bytes; the rest is dropped",
@@ -349,7 +403,13 @@ pub(crate) fn percent_encode(value: &str) -> String {
     out
 }
 
+/// Decodes `%XX` escapes; `None` for a `%` not followed by two hex digits
+/// or a result that is not UTF-8.
 pub(crate) fn percent_decode(text: &str) -> Option<String> {
+    String::from_utf8(percent_decode_bytes(text)?).ok()
+}
+
+fn percent_decode_bytes(text: &str) -> Option<Vec<u8>> {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut index = 0;
@@ -366,7 +426,7 @@ pub(crate) fn percent_decode(text: &str) -> Option<String> {
             index += 1;
         }
     }
-    String::from_utf8(out).ok()
+    Some(out)
 }
 
 #[cfg(test)]
@@ -519,19 +579,20 @@ mod tests {
         let too_many = too_many.join(",");
         let long_key = format!("{}=v", "a".repeat(257));
         let long_value = format!("k={}", "v".repeat(257));
+        let huge = ",".repeat(MAX_TRACESTATE_BYTES + 1);
         let rows: [(&str, &str); 12] = [
             ("novalue", "no `=`"),
             ("Upper=v", "not a valid key"),
-            ("1digit=v", "not a valid key"),
-            ("a@=v", "not a valid key"),
+            ("_under=v", "not a valid key"),
+            ("@vendor=v", "not a valid key"),
             ("a@Vendor=v", "not a valid key"),
-            ("a@vendorvendorvend=v", "not a valid key"),
+            ("a.b=v", "not a valid key"),
             ("k=", "not a valid value"),
             ("k=tab\tinside", "not a valid value"),
             ("k=a=b", "not a valid value"),
-            ("k=v,k=w", "appears twice"),
             (&too_many, "more than 32"),
             (&long_key, "not a valid key"),
+            (&huge, "longer than"),
         ];
         for (header, reason) in rows {
             let problem = parse_tracestate(header).expect_err(header);
@@ -543,6 +604,35 @@ mod tests {
                 .0
                 .contains("not a valid value")
         );
+    }
+
+    #[test]
+    fn tracestate_keys_follow_the_level_2_grammar() {
+        // Level 2: a key starts with a lowercase letter or digit and holds
+        // up to 256 of `a-z 0-9 _ - * / @`, `@` anywhere.
+        let tenant = format!("{}@{}", "t".repeat(241), "s".repeat(14));
+        for key in [
+            "1digit",
+            "foo@",
+            "foo@@bar",
+            "a@1",
+            "a@vendorvendorvend",
+            &tenant,
+        ] {
+            let header = format!("{key}=v");
+            let state = parse_tracestate(&header).expect(&header);
+            assert_eq!(state.header(), header);
+        }
+        // The SDK's TraceState rejects some of these: spans carry what it
+        // can hold, and propagation keeps the whole list (tests/propagation.rs).
+        let state = parse_tracestate(&format!("{tenant}=v,rojo=1")).unwrap();
+        assert_eq!(state.to_trace_state().header(), "rojo=1");
+    }
+
+    #[test]
+    fn a_repeated_tracestate_key_drops_the_repeat_not_the_header() {
+        let state = parse_tracestate("congo=1,rojo=2,congo=3").unwrap();
+        assert_eq!(state.header(), "congo=1,rojo=2");
     }
 
     #[test]
@@ -580,14 +670,15 @@ mod tests {
         let (entries, problems) =
             parse_baggage("ok=1,novalue,bad key=2,k=with space,k2=%zz,k3=%ff,k4=v;=p,ok2=2");
         let keys: Vec<&str> = entries.iter().map(|entry| entry.key.as_str()).collect();
-        assert_eq!(keys, ["ok", "ok2"]);
+        assert_eq!(keys, ["ok", "k3", "ok2"]);
+        // An escape that is not UTF-8 becomes U+FFFD (Baggage: MUST).
+        assert_eq!(entries[1].value, "\u{FFFD}");
         let reasons: Vec<String> = problems.iter().map(ToString::to_string).collect();
         let expected = [
             "no `=`",
             "not a token",
             "must be percent-encoded",
             "bad %-escape",
-            "not UTF-8",
             "malformed",
         ];
         assert_eq!(reasons.len(), expected.len(), "{reasons:?}");

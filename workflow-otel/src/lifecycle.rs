@@ -1,0 +1,84 @@
+//! The ends of a program's telemetry that no destructor sees: a guard kept in
+//! a `static`, `std::process::exit`, or a guard dropped at once by mistake.
+//!
+//! `setup()` registers one C `atexit` handler per process, which flushes the
+//! installed pipeline (bounded by its shutdown timeout) when the process
+//! exits normally, whether `main` returned or `std::process::exit` was
+//! called. A program whose guard is gone but whose workflows still run is
+//! told so once on stderr, instead of exporting nothing in silence.
+
+use std::sync::Once;
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
+
+use crate::instrumentation::Instrumentation;
+
+const NEVER: u8 = 0;
+const INSTALLED: u8 = 1;
+const DROPPED: u8 = 2;
+
+static STATE: AtomicU8 = AtomicU8::new(NEVER);
+static WARNED: AtomicBool = AtomicBool::new(false);
+static AT_EXIT: Once = Once::new();
+
+unsafe extern "C" {
+    /// From the C library every Rust program on a hosted target links.
+    fn atexit(callback: extern "C" fn()) -> std::ffi::c_int;
+}
+
+extern "C" fn flush_at_exit() {
+    // Never unwind into C.
+    let _ = std::panic::catch_unwind(flush);
+}
+
+/// `setup()` installed a pipeline as the default.
+pub(crate) fn installed() {
+    STATE.store(INSTALLED, Ordering::Relaxed);
+    AT_EXIT.call_once(|| {
+        // SAFETY: `flush_at_exit` is an `extern "C" fn()` that never unwinds;
+        // registering it has no other precondition.
+        let registered = unsafe { atexit(flush_at_exit) };
+        if registered != 0 {
+            eprintln!(
+                "workflow-otel: cannot register the exit flush; call workflow_otel::flush() \
+                 before std::process::exit"
+            );
+        }
+    });
+}
+
+/// The guard of the default pipeline was dropped: nothing records from now on.
+pub(crate) fn guard_dropped() {
+    STATE.store(DROPPED, Ordering::Relaxed);
+}
+
+/// A workflow or step ran with no pipeline to record into.
+pub(crate) fn nothing_records() {
+    if STATE.load(Ordering::Relaxed) == DROPPED && !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "workflow-otel: a workflow ran after the telemetry guard was dropped, so nothing is \
+             recorded. Keep the guard alive until the program ends: \
+             `let _telemetry = workflow_otel::setup().install();` (not `let _ = ...`)"
+        );
+    }
+}
+
+/// Exports every span ended so far through the installed pipeline and waits
+/// for the exporter, at most the pipeline's shutdown timeout (5 s by
+/// default). For programs that keep the guard where it is never dropped (a
+/// `static`) or that leave through [`std::process::exit`]: both are flushed
+/// at exit automatically, and this makes it explicit, e.g. before `exit` in
+/// a signal handler's thread. Does nothing when no pipeline is installed.
+///
+/// ```
+/// let telemetry = workflow_otel::setup().console().install();
+/// // ... workflows ...
+/// workflow_otel::flush();
+/// # drop(telemetry);
+/// ```
+pub fn flush() {
+    if let Some(instrumentation) = Instrumentation::installed()
+        && let Err(error) = instrumentation.pipeline().force_flush()
+    {
+        eprintln!("workflow-otel: flush failed: {error}");
+    }
+}
