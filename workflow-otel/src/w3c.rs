@@ -329,6 +329,7 @@ pub fn parse_baggage(value: &str) -> (Vec<BaggageEntry>, Vec<HeaderError>) {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
     let mut size = 0;
+    let mut written = 0;
     for member in value.split(',') {
         let trimmed = member.trim_matches(optional_whitespace);
         if trimmed.is_empty() {
@@ -355,11 +356,39 @@ pub fn parse_baggage(value: &str) -> (Vec<BaggageEntry>, Vec<HeaderError>) {
             break;
         }
         match parse_member(trimmed) {
-            Ok(entry) => entries.push(entry),
+            Ok(entry) => {
+                // What is accepted must also fit when written again, where
+                // a decoded U+FFFD takes nine bytes for the three it replaced.
+                let needed = written_len(&entry) + usize::from(written > 0);
+                if written + needed > MAX_BAGGAGE_BYTES {
+                    problems.push(error(format!(
+                        "baggage member {:?} would pass 8192 bytes when written; dropped",
+                        entry.key
+                    )));
+                    continue;
+                }
+                written += needed;
+                entries.push(entry);
+            }
             Err(problem) => problems.push(problem),
         }
     }
     (entries, problems)
+}
+
+/// The length of `entry` as [`format_baggage`] writes it.
+fn written_len(entry: &BaggageEntry) -> usize {
+    let value: usize = entry
+        .value
+        .bytes()
+        .map(|b| if baggage_octet(b) && b != b'%' { 1 } else { 3 })
+        .sum();
+    let properties = if entry.properties.is_empty() {
+        0
+    } else {
+        1 + entry.properties.len()
+    };
+    entry.key.len() + 1 + value + properties
 }
 
 /// Writes baggage entries, values percent-encoded; entries that would pass
