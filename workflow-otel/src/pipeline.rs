@@ -251,6 +251,8 @@ struct Counters {
     /// A flush or shutdown is waiting: the worker takes its deadline at the
     /// next batch, even in the middle of exporting a long queue.
     urgent: AtomicBool,
+    /// Times the worker woke up: an idle worker must not spin.
+    wakeups: AtomicU64,
 }
 
 impl Counters {
@@ -641,6 +643,7 @@ impl<E: SpanExporter> Worker<E> {
         let mut received = true;
         loop {
             self.wait(received);
+            self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
             self.take_requests();
             let (taken, disconnected) = self.drain(&mut batch);
             received = taken > 0;
@@ -837,5 +840,72 @@ pub(crate) fn block_on_with_timeout<F: Future>(future: F, timeout: Duration) -> 
             return None;
         }
         thread::park_timeout(deadline - now);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Accepts;
+
+    impl SpanExporter for Accepts {
+        fn export(&self, _batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
+            std::future::ready(Ok(()))
+        }
+    }
+
+    fn foreign_span() -> SpanData {
+        use opentelemetry::trace::{SpanContext, SpanKind, Status};
+        use std::time::SystemTime;
+        SpanData {
+            span_context: SpanContext::empty_context(),
+            parent_span_id: opentelemetry::trace::SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "foreign".into(),
+            start_time: SystemTime::now(),
+            end_time: SystemTime::now(),
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: InstrumentationScope::builder("test").build(),
+        }
+    }
+
+    /// With no export delay, an idle worker sleeps until a span arrives, and
+    /// each span wakes it about once: it never spins.
+    #[test]
+    fn a_worker_with_no_delay_sleeps_while_idle() {
+        let pipeline = Pipeline::with_config(
+            Accepts,
+            PipelineConfig {
+                scheduled_delay: Duration::ZERO,
+                ..PipelineConfig::default()
+            },
+            None,
+        );
+        let counters = pipeline.shared.counters.clone();
+        let started = Instant::now();
+        // Idle wake-ups: one per IDLE_WAIT at most.
+        let idle = |started: Instant| 2 + started.elapsed().as_secs() / IDLE_WAIT.as_secs();
+        // Idle: a spinning worker would wake millions of times here.
+        thread::sleep(Duration::from_millis(300));
+        assert!(counters.wakeups.load(Ordering::Relaxed) <= idle(started));
+        for _ in 0..200 {
+            pipeline.send(Message::Foreign(Box::new(foreign_span())));
+            // Let the worker take each span before the next one.
+            thread::sleep(Duration::from_millis(1));
+        }
+        pipeline.force_flush().unwrap();
+        let wakeups = counters.wakeups.load(Ordering::Relaxed);
+        assert!(
+            wakeups <= 2 * 200 + idle(started),
+            "{wakeups} wake-ups for 200 spans"
+        );
+        assert_eq!(pipeline.exported_spans(), 200);
     }
 }
