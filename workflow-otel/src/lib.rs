@@ -32,8 +32,8 @@
 //! attributes listed in [`attributes`]. Spans go to the [`Pipeline`] of the
 //! [`Instrumentation`] in effect, which exports them from a worker thread
 //! through any `opentelemetry_sdk` span exporter; [`setup()`] installs one
-//! that prints each trace as a tree, and [`testing::Capture`] one that keeps
-//! spans for assertions. With no instrumentation in effect nothing is
+//! that prints each trace as a tree, and `testing::Capture` (feature
+//! `testing`) one that keeps spans for assertions. With no instrumentation in effect nothing is
 //! recorded, and [`current_workflow`] still works.
 //!
 //! # What the attributes expand to

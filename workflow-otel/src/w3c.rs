@@ -3,9 +3,12 @@
 //!
 //! Written here rather than taken from the SDK's propagators because those
 //! are lenient where the specifications are not (they accept uppercase hex in
-//! some versions, and parse tracestate members they should reject), and give
-//! no reason when they drop a header; here every rejection says why, and every
-//! header accepted is written back byte for byte.
+//! some versions, and parse tracestate members they should reject), stricter
+//! where they should not be (the SDK's `TraceState` refuses some Level 2
+//! keys), and give no reason when they drop a header; here every rejection
+//! says why. A `traceparent` accepted is written back byte for byte (version
+//! `00`), a `tracestate` member by member; baggage values are decoded and
+//! encoded again (uppercase escapes, only where needed).
 
 use std::fmt;
 
