@@ -56,61 +56,50 @@
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod attributes;
-mod config;
-mod console;
-mod context;
-mod fanout;
-mod file;
-mod ids;
-mod instrumentation;
-mod lifecycle;
-#[cfg(feature = "otlp")]
-mod otlp;
-mod otlp_json;
+// The parts, and which way they depend (see ARCHITECTURE.md):
+// setup -> export, pipeline, record; record -> pipeline (hands it flat records);
+// propagation -> record; view -> record; export -> view (the console tree).
+mod error;
+mod export;
 mod pipeline;
-mod processors;
 pub mod propagation;
-#[cfg(feature = "serde")]
-mod read_json;
 mod record;
-mod redact;
 mod setup;
-mod span;
-mod spawn;
-mod time;
-mod tree;
-pub mod w3c;
+mod view;
 
 #[cfg(feature = "testing")]
 #[cfg_attr(docsrs, doc(cfg(feature = "testing")))]
 pub mod testing;
 
-pub use config::{ExporterKind, OtlpProtocol, OtlpSettings, SetupError};
-pub use console::{ConsoleExporter, DEFAULT_MAX_PENDING_SPANS};
-pub use context::{
-    ParentWorkflow, WorkflowContext, checkpoint, current_workflow, set_attribute,
-    set_workflow_attribute,
-};
-pub use file::JsonLinesExporter;
-pub use instrumentation::{Instrumentation, SuccessStatus};
-pub use lifecycle::flush;
+pub use error::SetupError;
 #[cfg(feature = "otlp")]
 #[cfg_attr(docsrs, doc(cfg(feature = "otlp")))]
-pub use otlp::OtlpExporter;
+pub use export::otlp::OtlpExporter;
+pub use export::{
+    ConsoleExporter, DEFAULT_MAX_PENDING_SPANS, JsonLinesExporter, OtlpProtocol, OtlpSettings,
+};
+pub use pipeline::error_text::{DEFAULT_MAX_ERROR_TEXT, ErrorText};
 pub use pipeline::{
     DropReport, MAX_QUEUE_SIZE, Pipeline, PipelineConfig, PipelineProcessor, report_to_stderr,
 };
-pub use processors::{RelationshipProcessor, WorkflowIdentityProcessor};
+pub use propagation::w3c;
+pub use record::attributes;
+pub use record::context::{
+    ParentWorkflow, WorkflowContext, checkpoint, current_workflow, set_attribute,
+    set_workflow_attribute,
+};
+pub use record::instrumentation::{Instrumentation, SuccessStatus};
+#[cfg(feature = "tokio")]
+pub use record::spawn::spawn;
+pub use record::spawn::{in_current_context, spawn_thread};
+pub use setup::env::ExporterKind;
+pub use setup::lifecycle::flush;
+pub use setup::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
+pub use setup::{Setup, TelemetryGuard, setup};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use read_json::read_json_lines;
-pub use redact::{DEFAULT_MAX_ERROR_TEXT, ErrorText};
-pub use setup::{Setup, TelemetryGuard, setup};
-#[cfg(feature = "tokio")]
-pub use spawn::spawn;
-pub use spawn::{in_current_context, spawn_thread};
-pub use tree::{MAX_CONSOLE_DEPTH, NodeKind, SpanNode, SpanTree};
+pub use view::read_json::read_json_lines;
+pub use view::tree::{MAX_CONSOLE_DEPTH, NodeKind, SpanNode, SpanTree};
 
 /// Opens a workflow span around every call of the function.
 ///
@@ -237,9 +226,10 @@ pub use workflow_otel_macros::Carried;
 #[doc(hidden)]
 pub mod __private {
     pub use crate::propagation::ParentSource;
-    pub use crate::span::{
-        ActiveSpan, AttributeValue, DebugField, Fields, Finish, Instrumented, Kind, NotAResult,
-        Probe, ResultDebugError, ResultError, ResultOpaqueError, Site, TypedField, instrument,
-        no_fields, no_probe, run, start, start_from,
+    pub use crate::record::probe::{
+        AttributeValue, DebugField, NotAResult, Probe, ResultDebugError, ResultError,
+        ResultOpaqueError, TypedField,
     };
+    pub use crate::record::run::{Finish, Instrumented, instrument, no_probe, run};
+    pub use crate::record::span::{ActiveSpan, Fields, Kind, Site, no_fields, start, start_from};
 }

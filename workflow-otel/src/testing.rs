@@ -15,10 +15,10 @@ use opentelemetry::context::WithContext;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SdkTracerProvider, ShouldSample, SpanData, SpanExporter};
 
-use crate::instrumentation::{Instrumentation, SuccessStatus};
 use crate::pipeline::{Pipeline, PipelineConfig};
-use crate::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
-use crate::tree::SpanTree;
+use crate::record::instrumentation::{Instrumentation, SuccessStatus};
+use crate::setup::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
+use crate::view::tree::SpanTree;
 
 /// Captures every span that ends while it is in effect.
 ///

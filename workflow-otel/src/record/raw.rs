@@ -13,12 +13,19 @@ use opentelemetry::trace::{Event, Link, SpanContext, SpanId, SpanKind, Status};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
-use crate::attributes as attr;
-use crate::context::WorkflowContext;
-use crate::ids::{Calibration, Ticks};
-use crate::instrumentation::SuccessStatus;
-use crate::span::{Kind, Site};
-use crate::time::{rfc3339, span_id_hex, trace_id_hex};
+use crate::record::attributes as attr;
+use crate::record::context::WorkflowContext;
+use crate::record::ids::{Calibration, Ticks};
+use crate::record::instrumentation::SuccessStatus;
+use crate::record::span::{Kind, Site};
+use crate::record::time::{rfc3339, span_id_hex, trace_id_hex};
+
+/// The instrumentation scope every span of ours carries.
+pub(crate) fn scope() -> InstrumentationScope {
+    InstrumentationScope::builder("workflow-otel")
+        .with_version(env!("CARGO_PKG_VERSION"))
+        .build()
+}
 
 /// How a call ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

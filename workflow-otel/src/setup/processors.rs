@@ -13,9 +13,9 @@ use opentelemetry::{Context, KeyValue};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{Span, SpanData, SpanProcessor};
 
-use crate::attributes as attr;
-use crate::context::WorkflowContext;
-use crate::time::{span_id_hex, trace_id_hex};
+use crate::record::attributes as attr;
+use crate::record::context::WorkflowContext;
+use crate::record::time::{span_id_hex, trace_id_hex};
 
 /// Stamps `observability.workflow_name`, `_id`, `_depth`, `observability.trace_id`
 /// and `observability.root_span_id` onto every span started inside a workflow.

@@ -12,7 +12,7 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::otlp_json::encode_request;
+use crate::export::otlp_json::encode_request;
 
 /// Writes each exported batch as one line of OTLP/JSON: an
 /// `ExportTraceServiceRequest` with hex ids, as the OpenTelemetry Collector's

@@ -13,7 +13,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::config::{OtlpProtocol, OtlpSettings, SetupError};
+use crate::error::SetupError;
+use crate::export::{OtlpProtocol, OtlpSettings};
 
 /// The setting an exporter error names until `setup()` replaces it with the
 /// variable the endpoint came from.

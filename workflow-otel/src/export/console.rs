@@ -12,7 +12,7 @@ use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::tree::SpanTree;
+use crate::view::tree::SpanTree;
 
 /// How many finished spans wait for their root before the oldest trace is dropped.
 pub const DEFAULT_MAX_PENDING_SPANS: usize = 4096;

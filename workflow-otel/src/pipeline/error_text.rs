@@ -12,7 +12,7 @@ use opentelemetry::trace::Status;
 use opentelemetry::{KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::attributes as attr;
+use crate::record::attributes as attr;
 
 /// The default cap on one error text, in bytes.
 pub const DEFAULT_MAX_ERROR_TEXT: usize = 1024;

@@ -9,107 +9,28 @@
 //! code opens through the OpenTelemetry SDK join the same queue through
 //! [`Pipeline::span_processor`].
 
-use std::cell::{Cell, RefCell};
+mod buffer;
+mod config;
+pub(crate) mod error_text;
+mod worker;
+
+pub(crate) use buffer::flush_thread_buffer;
+pub use config::{DropReport, MAX_QUEUE_SIZE, PipelineConfig, report_to_stderr};
+use worker::Worker;
+
 use std::fmt;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender, TryRecvError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Mutex};
-use std::task::{Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
-use opentelemetry::{Context, InstrumentationScope};
+use opentelemetry::Context;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{Span, SpanData, SpanExporter, SpanProcessor};
 
-use crate::record::RawSpan;
-use crate::redact::ErrorText;
-use crate::span::Recording;
-
-/// Queue length, batch size and timings of a [`Pipeline`]. The defaults are
-/// those of OpenTelemetry's batch span processor (`OTEL_BSP_*`), and of its
-/// SDK's flush and shutdown timeout.
-#[derive(Clone)]
-pub struct PipelineConfig {
-    /// Spans the queue holds before new ones are dropped (2048; at most
-    /// [`MAX_QUEUE_SIZE`]). Memory is taken as spans arrive, not up front.
-    pub max_queue_size: usize,
-    /// Spans per export call; a full batch also wakes the worker early (512).
-    pub max_export_batch_size: usize,
-    /// How long the worker waits between exports when batches stay small (5 s;
-    /// zero exports as soon as spans arrive).
-    pub scheduled_delay: Duration,
-    /// How long one export may take before its batch is given up (30 s).
-    pub export_timeout: Duration,
-    /// The most that [`Pipeline::force_flush`] and [`Pipeline::shutdown`]
-    /// take, whatever the backend does (5 s): what is not exported by then is
-    /// counted as dropped.
-    pub shutdown_timeout: Duration,
-    /// How often, at most, lost spans are reported (10 s).
-    pub drop_report_interval: Duration,
-    /// Where lost spans are reported: by default a line on stderr.
-    pub drop_report: fn(&DropReport),
-    /// What error text (status messages, exception messages and stack traces)
-    /// may leave the process; see [`ErrorText`].
-    pub error_text: ErrorText,
-}
-
-/// The largest `max_queue_size` accepted: 2^31 - 1, the largest integer the
-/// OpenTelemetry specification asks SDKs to support.
-pub const MAX_QUEUE_SIZE: usize = (1 << 31) - 1;
-
-impl Default for PipelineConfig {
-    fn default() -> Self {
-        PipelineConfig {
-            max_queue_size: 2048,
-            max_export_batch_size: 512,
-            scheduled_delay: Duration::from_secs(5),
-            export_timeout: Duration::from_secs(30),
-            shutdown_timeout: Duration::from_secs(5),
-            drop_report_interval: Duration::from_secs(10),
-            drop_report: report_to_stderr,
-            error_text: ErrorText::default(),
-        }
-    }
-}
-
-impl fmt::Debug for PipelineConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("PipelineConfig")
-            .field("max_queue_size", &self.max_queue_size)
-            .field("max_export_batch_size", &self.max_export_batch_size)
-            .field("scheduled_delay", &self.scheduled_delay)
-            .field("export_timeout", &self.export_timeout)
-            .field("shutdown_timeout", &self.shutdown_timeout)
-            .field("drop_report_interval", &self.drop_report_interval)
-            .field("error_text", &self.error_text)
-            .finish_non_exhaustive()
-    }
-}
-
-/// Spans lost since the last report, given to [`PipelineConfig::drop_report`]
-/// at most once per [`PipelineConfig::drop_report_interval`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DropReport {
-    /// Spans lost since the previous report.
-    pub dropped: u64,
-    /// Spans lost since the pipeline started.
-    pub dropped_total: u64,
-    /// Spans exported since the pipeline started.
-    pub exported_total: u64,
-}
-
-/// The default [`PipelineConfig::drop_report`]: one line on stderr.
-pub fn report_to_stderr(report: &DropReport) {
-    eprintln!(
-        "workflow-otel: {} spans dropped (queue full, export failed or timed out); \
-         {} dropped and {} exported in all",
-        report.dropped, report.dropped_total, report.exported_total
-    );
-}
+use crate::record::raw::RawSpan;
 
 /// A batch in the queue. It counts itself as dropped if it is discarded
 /// without being taken, so every way a queued span can be lost (a channel
@@ -154,74 +75,6 @@ impl Drop for Queued {
                 .fetch_add(count as u64, Ordering::Relaxed);
         }
     }
-}
-
-/// Spans a thread buffers before it hands them to the queue in one message.
-const LOCAL_BATCH: usize = 64;
-
-/// What a thread keeps between spans: the recording whose body runs now, and
-/// finished spans not yet handed to the queue.
-struct Local {
-    current: Cell<*const Recording>,
-    buffer: RefCell<Buffer>,
-}
-
-#[derive(Default)]
-struct Buffer {
-    spans: Vec<RawSpan>,
-    pipeline: Option<Pipeline>,
-}
-
-impl Buffer {
-    fn flush(&mut self) {
-        if let Some(pipeline) = &self.pipeline
-            && !self.spans.is_empty()
-        {
-            pipeline.send_batch(std::mem::take(&mut self.spans));
-        }
-    }
-}
-
-impl Drop for Buffer {
-    // A thread that exits hands over what it still holds.
-    fn drop(&mut self) {
-        self.flush();
-    }
-}
-
-thread_local! {
-    static LOCAL: Local = const {
-        Local {
-            current: Cell::new(std::ptr::null()),
-            buffer: RefCell::new(Buffer { spans: Vec::new(), pipeline: None }),
-        }
-    };
-}
-
-/// Makes `recording` the one whose body runs on this thread; returns the
-/// previous one, to give back to [`leave_recording`].
-pub(crate) fn enter_recording(recording: &Recording) -> *const Recording {
-    LOCAL
-        .try_with(|local| local.current.replace(recording))
-        .unwrap_or(std::ptr::null())
-}
-
-/// Restores the previous recording; leaving the outermost one hands the
-/// thread's finished spans to the queue, so none wait on an idle thread.
-pub(crate) fn leave_recording(previous: *const Recording) {
-    let _ = LOCAL.try_with(|local| {
-        local.current.set(previous);
-        if previous.is_null() {
-            local.buffer.borrow_mut().flush();
-        }
-    });
-}
-
-/// The recording whose body runs on this thread, if any.
-pub(crate) fn current_recording() -> *const Recording {
-    LOCAL
-        .try_with(|local| local.current.get())
-        .unwrap_or(std::ptr::null())
 }
 
 /// A flush or shutdown asked of the worker, with the time by which the
@@ -327,7 +180,7 @@ impl Pipeline {
         config: PipelineConfig,
         resource: Option<Resource>,
     ) -> Pipeline {
-        crate::ids::init_clock();
+        crate::record::ids::init_clock();
         if let Some(resource) = &resource {
             exporter.set_resource(resource);
         }
@@ -350,7 +203,7 @@ impl Pipeline {
             requests: Vec::new(),
             deadline: None,
             counters: counters.clone(),
-            scope: crate::instrumentation::scope(),
+            scope: crate::record::raw::scope(),
             batch_size,
             scheduled_delay: config.scheduled_delay,
             export_timeout: config.export_timeout,
@@ -399,35 +252,15 @@ impl Pipeline {
     }
 
     /// Takes a finished span: into the thread's buffer, which goes to the
-    /// queue when full, or now if no body of ours runs on this thread.
-    pub(crate) fn submit(&self, span: RawSpan) {
-        let mut span = Some(span);
-        let _ = LOCAL.try_with(|local| {
-            let mut buffer = local.buffer.borrow_mut();
-            let same = buffer
-                .pipeline
-                .as_ref()
-                .is_some_and(|pipeline| Arc::ptr_eq(&pipeline.shared, &self.shared));
-            if !same {
-                buffer.flush();
-                buffer.pipeline = Some(self.clone());
-            }
-            if let Some(span) = span.take() {
-                buffer.spans.push(span);
-            }
-            if buffer.spans.len() >= LOCAL_BATCH || local.current.get().is_null() {
-                buffer.flush();
-            }
-        });
-        // The thread is exiting and its buffer is gone: send the span alone.
-        if let Some(span) = span {
-            self.send_batch(vec![span]);
-        }
+    /// queue when full, or now unless `hold` (a body of ours still runs on
+    /// this thread and will flush the buffer when the outermost one ends).
+    pub(crate) fn submit(&self, span: RawSpan, hold: bool) {
+        buffer::submit(self, span, hold);
     }
 
     /// Queues spans in one message, or drops and counts them all if the queue
     /// would hold more than its limit. Never blocks.
-    fn send_batch(&self, spans: Vec<RawSpan>) {
+    pub(crate) fn send_batch(&self, spans: Vec<RawSpan>) {
         self.send(Message::Ours(spans));
     }
 
@@ -607,245 +440,14 @@ impl SpanProcessor for PipelineProcessor {
     }
 }
 
-/// How long an idle worker with no export delay sleeps before it looks again
-/// (senders wake it as soon as a span arrives).
-const IDLE_WAIT: Duration = Duration::from_secs(1);
-/// How long a worker that was woken but found nothing waits before it looks
-/// again: a sender between reserving and sending wakes it anyway.
-const RETRY_WAIT: Duration = Duration::from_millis(1);
-
-struct Worker<E> {
-    drop_report: fn(&DropReport),
-    drop_report_interval: Duration,
-    /// Drops already reported, and when.
-    reported: u64,
-    last_report: Instant,
-    exporter: E,
-    data: SharedReceiver,
-    control: Receiver<Control>,
-    /// Flushes and shutdowns taken from `control`, answered after the drain.
-    requests: Vec<Control>,
-    /// The earliest deadline of `requests`.
-    deadline: Option<Instant>,
-    counters: Arc<Counters>,
-    scope: InstrumentationScope,
-    batch_size: usize,
-    scheduled_delay: Duration,
-    export_timeout: Duration,
-    error_text: ErrorText,
-}
-
-impl<E: SpanExporter> Worker<E> {
-    /// Exports until shut down; returns the shutdown's answer, to be sent
-    /// once the exporter is dropped (files closed, connections ended).
-    fn run(mut self) -> Option<(SyncSender<OTelSdkResult>, OTelSdkResult)> {
-        let mut batch = Vec::new();
-        let mut received = true;
-        loop {
-            self.wait(received);
-            self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
-            self.take_requests();
-            let (taken, disconnected) = self.drain(&mut batch);
-            received = taken > 0;
-            let requests = std::mem::take(&mut self.requests);
-            let deadline = self.deadline.take();
-            let stopping = disconnected
-                || requests
-                    .iter()
-                    .any(|request| matches!(request, Control::Shutdown(..)));
-            self.report_drops(stopping);
-            for request in requests {
-                match request {
-                    Control::Flush(reply, _) => {
-                        let _ = reply.send(self.exporter.force_flush());
-                    }
-                    Control::Shutdown(reply, _) => {
-                        let left = deadline.map_or(self.export_timeout, |deadline| {
-                            deadline.saturating_duration_since(Instant::now())
-                        });
-                        let result = self.exporter.shutdown_with_timeout(left);
-                        return Some((reply, result));
-                    }
-                }
-            }
-            if disconnected {
-                // Every handle is gone, or a shutdown gave up on us.
-                let _ = self.exporter.shutdown_with_timeout(self.export_timeout);
-                return None;
-            }
-        }
-    }
-
-    /// Sleeps until there is work: a full batch, the scheduled delay, or a
-    /// flush or shutdown. Never spins: a wake-up that finds nothing sleeps
-    /// again.
-    fn wait(&self, received_last_time: bool) {
-        if self.counters.urgent.load(Ordering::Acquire) {
-            return;
-        }
-        let pending = self.counters.pending.load(Ordering::Relaxed);
-        let wait = if pending >= self.batch_size || (pending > 0 && self.scheduled_delay.is_zero())
-        {
-            if received_last_time {
-                return;
-            }
-            RETRY_WAIT
-        } else if pending == 0 && self.scheduled_delay.is_zero() {
-            IDLE_WAIT
-        } else {
-            self.scheduled_delay
-        };
-        thread::park_timeout(wait);
-    }
-
-    /// Takes the flushes and shutdowns asked for so far and adopts the
-    /// earliest of their deadlines.
-    fn take_requests(&mut self) {
-        self.counters.urgent.store(false, Ordering::Release);
-        for request in self.control.try_iter() {
-            let deadline = request.deadline();
-            self.deadline = Some(
-                self.deadline
-                    .map_or(deadline, |current| current.min(deadline)),
-            );
-            self.requests.push(request);
-        }
-    }
-
-    /// Reports spans lost since the last report, once per interval (and a
-    /// last time when stopping), so a dead backend is never silent and never
-    /// floods the log.
-    fn report_drops(&mut self, stopping: bool) {
-        let dropped_total = self.counters.dropped.load(Ordering::Relaxed);
-        let due = stopping || self.last_report.elapsed() >= self.drop_report_interval;
-        if dropped_total > self.reported && due {
-            (self.drop_report)(&DropReport {
-                dropped: dropped_total - self.reported,
-                dropped_total,
-                exported_total: self.counters.exported.load(Ordering::Relaxed),
-            });
-            self.reported = dropped_total;
-            self.last_report = Instant::now();
-        }
-    }
-
-    /// Takes one batch from the queue; `Err` once the queue is closed.
-    fn receive(&self) -> Result<Option<Message>, ()> {
-        let guard = self
-            .data
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(receiver) = guard.as_ref() else {
-            return Err(());
-        };
-        match receiver.try_recv() {
-            Ok(queued) => {
-                let message = queued.take();
-                if let Some(message) = &message {
-                    // Under the lock, so a shutdown that gives up sees it.
-                    self.counters
-                        .in_flight
-                        .fetch_add(message.len() as u64, Ordering::AcqRel);
-                }
-                Ok(message)
-            }
-            Err(TryRecvError::Empty) => Ok(None),
-            Err(TryRecvError::Disconnected) => Err(()),
-        }
-    }
-
-    /// Exports everything queued; returns how many spans it took and whether
-    /// the queue is closed.
-    fn drain(&mut self, batch: &mut Vec<SpanData>) -> (usize, bool) {
-        let clock = crate::ids::Calibration::now();
-        let mut taken = 0;
-        let disconnected = loop {
-            match self.receive() {
-                Ok(Some(Message::Ours(spans))) => {
-                    taken += spans.len();
-                    for raw in spans {
-                        batch.push(
-                            self.error_text
-                                .apply(raw.into_span_data(&self.scope, &clock)),
-                        );
-                        if batch.len() >= self.batch_size {
-                            self.export(batch);
-                        }
-                    }
-                }
-                Ok(Some(Message::Foreign(span))) => {
-                    taken += 1;
-                    batch.push(self.error_text.apply(*span));
-                    if batch.len() >= self.batch_size {
-                        self.export(batch);
-                    }
-                }
-                Ok(None) => break false,
-                Err(()) => break true,
-            }
-        };
-        if !batch.is_empty() {
-            self.export(batch);
-        }
-        (taken, disconnected)
-    }
-
-    fn export(&mut self, batch: &mut Vec<SpanData>) {
-        let spans = std::mem::take(batch);
-        let count = spans.len() as u64;
-        // A flush or shutdown asked for while this drain is under way.
-        if self.counters.urgent.load(Ordering::Acquire) {
-            self.take_requests();
-        }
-        let timeout = match self.deadline {
-            None => self.export_timeout,
-            Some(deadline) => {
-                let left = deadline.saturating_duration_since(Instant::now());
-                if left.is_zero() {
-                    self.counters.settle(count, false);
-                    return;
-                }
-                left.min(self.export_timeout)
-            }
-        };
-        let exported = matches!(
-            block_on_with_timeout(self.exporter.export(spans), timeout),
-            Some(Ok(()))
-        );
-        self.counters.settle(count, exported);
-    }
-}
-
-struct ThreadWaker(Thread);
-
-impl Wake for ThreadWaker {
-    fn wake(self: Arc<Self>) {
-        self.0.unpark();
-    }
-}
-
-/// Polls `future` on this thread until it is ready or `timeout` passes; a
-/// future still pending then is dropped, which cancels it.
-pub(crate) fn block_on_with_timeout<F: Future>(future: F, timeout: Duration) -> Option<F::Output> {
-    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
-    let mut task = std::task::Context::from_waker(&waker);
-    let mut future = pin!(future);
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Poll::Ready(output) = future.as_mut().poll(&mut task) {
-            return Some(output);
-        }
-        let now = Instant::now();
-        if now >= deadline {
-            return None;
-        }
-        thread::park_timeout(deadline - now);
-    }
-}
-
 #[cfg(test)]
 mod tests {
+    use std::future::Future;
+
+    use opentelemetry::InstrumentationScope;
+
     use super::*;
+    use crate::pipeline::worker::IDLE_WAIT;
 
     #[derive(Debug)]
     struct Accepts;

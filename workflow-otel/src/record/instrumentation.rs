@@ -3,11 +3,12 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use opentelemetry::context::{FutureExt as _, WithContext};
 use opentelemetry::trace::{SpanKind, TraceId};
-use opentelemetry::{Context, ContextGuard, InstrumentationScope};
+use opentelemetry::{Context, ContextGuard};
 use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
 
 use crate::pipeline::Pipeline;
@@ -64,14 +65,30 @@ pub struct Instrumentation {
     success_status: SuccessStatus,
 }
 
-/// The instrumentation scope every span of ours carries.
-pub(crate) fn scope() -> InstrumentationScope {
-    InstrumentationScope::builder("workflow-otel")
-        .with_version(env!("CARGO_PKG_VERSION"))
-        .build()
+static DEFAULT: RwLock<Option<Instrumentation>> = RwLock::new(None);
+
+/// Whether the default was removed by its guard's drop (and nothing replaced
+/// it), and whether a workflow running since was told so.
+static DROPPED_BY_GUARD: AtomicBool = AtomicBool::new(false);
+static WARNED: AtomicBool = AtomicBool::new(false);
+
+/// The guard of the default instrumentation was dropped: nothing records
+/// from now on.
+pub(crate) fn guard_dropped() {
+    DROPPED_BY_GUARD.store(true, Ordering::Relaxed);
 }
 
-static DEFAULT: RwLock<Option<Instrumentation>> = RwLock::new(None);
+/// A workflow or step ran with nothing to record into: say once why, if the
+/// reason is a guard dropped too early.
+pub(crate) fn nothing_records() {
+    if DROPPED_BY_GUARD.load(Ordering::Relaxed) && !WARNED.swap(true, Ordering::Relaxed) {
+        eprintln!(
+            "workflow-otel: a workflow ran after the telemetry guard was dropped, so nothing is \
+             recorded. Keep the guard alive until the program ends: \
+             `let _telemetry = workflow_otel::setup().install();` (not `let _ = ...`)"
+        );
+    }
+}
 
 impl Instrumentation {
     /// Records every trace into `pipeline`.
@@ -98,6 +115,7 @@ impl Instrumentation {
 
     /// Makes this the process default, used wherever no scope is active.
     pub fn install(self) {
+        DROPPED_BY_GUARD.store(false, Ordering::Relaxed);
         *DEFAULT
             .write()
             .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(self);

@@ -6,27 +6,21 @@
 //! here, so the expansion stays two calls long and can change without
 //! touching user crates.
 
-use std::any::Any;
 use std::borrow::Cow;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::fmt::{Debug, Display};
-use std::future::Future;
-use std::mem::ManuallyDrop;
-use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::Poll;
 use std::time::Instant;
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceState};
 use opentelemetry::{Context, KeyValue, Value};
 
-use crate::context::{CurrentWorkflow, ParentLineage, WorkflowContext};
-use crate::ids;
-use crate::instrumentation::Instrumentation;
-use crate::pipeline::{Pipeline, current_recording, enter_recording, leave_recording};
-use crate::propagation::RemoteWorkflow;
-use crate::record::{EndState, ErrorRecord, Extras, RawSpan};
+use crate::pipeline::{Pipeline, flush_thread_buffer};
+use crate::record::context::{CurrentWorkflow, ParentLineage, RemoteWorkflow, WorkflowContext};
+use crate::record::ids;
+use crate::record::instrumentation::Instrumentation;
+use crate::record::raw::{EndState, ErrorRecord, Extras, RawSpan};
+use crate::record::run::Finish;
 
 /// What an annotated function opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -48,7 +42,7 @@ pub struct Site {
     pub(crate) function: &'static str,
     pub(crate) file: &'static str,
     pub(crate) line: u32,
-    err_debug: bool,
+    pub(crate) err_debug: bool,
     pub(crate) detached: bool,
 }
 
@@ -80,8 +74,8 @@ impl Site {
 /// built. A step inside an unsampled trace has neither and costs nothing more.
 #[derive(Debug)]
 pub struct ActiveSpan {
-    cx: Option<Context>,
-    recording: Option<Recording>,
+    pub(crate) cx: Option<Context>,
+    pub(crate) recording: Option<Recording>,
 }
 
 /// A span being recorded. If dropped before [`Recording::finish`], it ends as
@@ -197,7 +191,7 @@ fn start_step(
             match &fallback {
                 Some(found) => &**found,
                 None => {
-                    crate::lifecycle::nothing_records();
+                    crate::record::instrumentation::nothing_records();
                     return;
                 }
             }
@@ -278,7 +272,7 @@ fn start_workflow(
     let started = Instant::now();
     let ticks = ids::now();
     let Some(instrumentation) = instrumentation else {
-        crate::lifecycle::nothing_records();
+        crate::record::instrumentation::nothing_records();
         // Nothing records: keep the lineage, but attach no span context, which
         // would make other libraries' spans below look unsampled.
         let workflow = Arc::new(WorkflowContext::start(
@@ -360,24 +354,24 @@ fn record(
 }
 
 /// How a call ended.
-enum Ending {
+pub(crate) enum Ending {
     Returned(Finish),
     Panicked(String),
     Cancelled,
 }
 
 impl Recording {
-    fn site(&self) -> &'static Site {
+    pub(crate) fn site(&self) -> &'static Site {
         self.raw.as_ref().map_or(&UNKNOWN_SITE, |raw| raw.site)
     }
 
-    fn span_id(&self) -> SpanId {
+    pub(crate) fn span_id(&self) -> SpanId {
         self.raw
             .as_ref()
             .map_or(SpanId::INVALID, |raw| raw.span_context.span_id())
     }
 
-    fn finish(&mut self, ending: Ending) {
+    pub(crate) fn finish(&mut self, ending: Ending) {
         let Some(raw) = &mut self.raw else {
             return;
         };
@@ -405,7 +399,7 @@ impl Recording {
         }
         raw.extras = extras;
         if let Some(raw) = self.raw.take() {
-            self.pipeline.submit(raw);
+            self.pipeline.submit(raw, !current_recording().is_null());
         }
     }
 
@@ -440,22 +434,38 @@ impl Drop for Recording {
     }
 }
 
+thread_local! {
+    /// The recording whose body runs on this thread, if any.
+    static CURRENT: Cell<*const Recording> = const { Cell::new(std::ptr::null()) };
+}
+
+/// The recording whose body runs on this thread, if any.
+fn current_recording() -> *const Recording {
+    CURRENT.try_with(Cell::get).unwrap_or(std::ptr::null())
+}
+
 /// Makes `recording` the current one until dropped, then restores the previous.
-struct CurrentRecording {
+pub(crate) struct CurrentRecording {
     previous: *const Recording,
 }
 
 impl CurrentRecording {
-    fn enter(recording: &Recording) -> CurrentRecording {
-        CurrentRecording {
-            previous: enter_recording(recording),
-        }
+    pub(crate) fn enter(recording: &Recording) -> CurrentRecording {
+        let previous = CURRENT
+            .try_with(|current| current.replace(recording))
+            .unwrap_or(std::ptr::null());
+        CurrentRecording { previous }
     }
 }
 
 impl Drop for CurrentRecording {
+    // Leaving the outermost recording hands the thread's finished spans to
+    // the queue.
     fn drop(&mut self) {
-        leave_recording(self.previous);
+        let _ = CURRENT.try_with(|current| current.set(self.previous));
+        if self.previous.is_null() {
+            flush_thread_buffer();
+        }
     }
 }
 
@@ -477,323 +487,4 @@ pub(crate) fn with_current_recording<V>(value: V, apply: impl FnOnce(&Recording,
     }
     apply(recording, value);
     None
-}
-
-/// Runs a sync body with the span attached, then finishes the span with the
-/// outcome `probe` reads from the return value. A panic ends the span as
-/// failed and then keeps unwinding.
-pub fn run<R, F, P>(span: ActiveSpan, body: F, probe: P) -> R
-where
-    F: FnOnce() -> R,
-    P: FnOnce(&R, &mut Finish),
-{
-    let ActiveSpan { cx, recording } = span;
-    let Some(mut recording) = recording else {
-        let _attached = cx.map(Context::attach);
-        return body();
-    };
-    let attached = cx.map(Context::attach);
-    let current = CurrentRecording::enter(&recording);
-    let result = catch_unwind(AssertUnwindSafe(body));
-    drop(current);
-    drop(attached);
-    match result {
-        Ok(value) => {
-            let mut finish = Finish::new(recording.site());
-            probe(&value, &mut finish);
-            recording.finish(Ending::Returned(finish));
-            value
-        }
-        Err(payload) => {
-            recording.finish(Ending::Panicked(panic_message(payload.as_ref())));
-            resume_unwind(payload)
-        }
-    }
-}
-
-/// Wraps an async body: the span is attached on every poll, finished with the
-/// outcome when the body completes, and ended as cancelled if the future is
-/// dropped first.
-pub fn instrument<R, F, P>(span: ActiveSpan, body: F, probe: P) -> Instrumented<F, P>
-where
-    F: Future<Output = R>,
-    P: FnOnce(&R, &mut Finish),
-{
-    Instrumented {
-        body: ManuallyDrop::new(body),
-        cx: span.cx,
-        recording: span.recording,
-        probe: Some(probe),
-    }
-}
-
-/// The future returned by [`instrument`].
-#[must_use = "futures do nothing unless polled"]
-#[derive(Debug)]
-pub struct Instrumented<F, P> {
-    // Dropped by hand in `Drop`, before `recording`, so that spans the body
-    // still holds end before their parent does.
-    body: ManuallyDrop<F>,
-    cx: Option<Context>,
-    recording: Option<Recording>,
-    probe: Option<P>,
-}
-
-impl<F, P> Future for Instrumented<F, P>
-where
-    F: Future,
-    P: FnOnce(&F::Output, &mut Finish),
-{
-    type Output = F::Output;
-
-    fn poll(self: Pin<&mut Self>, task: &mut std::task::Context<'_>) -> Poll<F::Output> {
-        // SAFETY: `body` is structurally pinned: it is never moved out of `self`,
-        // and is dropped in place in `Drop`. The other fields are not pinned,
-        // and `recording` is not moved while `current` below points to it.
-        let this = unsafe { self.get_unchecked_mut() };
-        // SAFETY: see above; `this.body` stays where it is for the future's life.
-        let body = unsafe { Pin::new_unchecked(&mut *this.body) };
-        let Some(recording) = &mut this.recording else {
-            let _attached = this.cx.clone().map(Context::attach);
-            return body.poll(task);
-        };
-        let attached = this.cx.clone().map(Context::attach);
-        let current = CurrentRecording::enter(recording);
-        let polled = catch_unwind(AssertUnwindSafe(|| body.poll(task)));
-        drop(current);
-        drop(attached);
-        match polled {
-            Ok(Poll::Pending) => Poll::Pending,
-            Ok(Poll::Ready(value)) => {
-                if let Some(probe) = this.probe.take() {
-                    let mut finish = Finish::new(recording.site());
-                    probe(&value, &mut finish);
-                    recording.finish(Ending::Returned(finish));
-                }
-                Poll::Ready(value)
-            }
-            Err(payload) => {
-                recording.finish(Ending::Panicked(panic_message(payload.as_ref())));
-                resume_unwind(payload)
-            }
-        }
-    }
-}
-
-impl<F, P> Drop for Instrumented<F, P> {
-    fn drop(&mut self) {
-        let attached = self.cx.clone().map(Context::attach);
-        // SAFETY: `body` is dropped exactly once, here, in place (so the pin
-        // contract holds) and never touched again.
-        unsafe { ManuallyDrop::drop(&mut self.body) };
-        drop(attached);
-        // `self.recording` drops next and ends the span as cancelled if unfinished.
-    }
-}
-
-fn panic_message(payload: &(dyn Any + Send)) -> String {
-    if let Some(message) = payload.downcast_ref::<&'static str>() {
-        (*message).to_owned()
-    } else if let Some(message) = payload.downcast_ref::<String>() {
-        message.clone()
-    } else {
-        "panicked with a non-string payload".to_owned()
-    }
-}
-
-/// What the outcome probe found in a return value.
-#[derive(Debug)]
-pub struct Finish {
-    err_debug: bool,
-    error: Option<ErrorRecord>,
-    return_value: Option<String>,
-}
-
-impl Finish {
-    fn new(site: &Site) -> Finish {
-        Finish {
-            err_debug: site.err_debug,
-            error: None,
-            return_value: None,
-        }
-    }
-
-    fn error(&mut self, type_name: &'static str, message: String) {
-        self.error = Some(ErrorRecord { type_name, message });
-    }
-
-    /// Records the return value with `Debug` (`ret`).
-    pub fn return_debug<T: Debug + ?Sized>(&mut self, value: &T) {
-        self.return_value = Some(format!("{value:?}"));
-    }
-
-    /// Records the return value with `Display` (`ret(Display)`).
-    pub fn return_display<T: Display + ?Sized>(&mut self, value: &T) {
-        self.return_value = Some(value.to_string());
-    }
-}
-
-/// The probe of a function whose return type the macro cannot name.
-pub fn no_probe<R>(_: &R, _: &mut Finish) {}
-
-/// Wraps a reference so that the compiler picks, through autoref
-/// specialisation, the most specific of the traits below that applies.
-#[derive(Debug)]
-pub struct Probe<'a, T: ?Sized>(pub &'a T);
-
-/// `Err(e)` of any `Result` whose error has `Display` and `Debug`.
-pub trait ResultError {
-    #[doc(hidden)]
-    fn __wfo_outcome(&self, finish: &mut Finish);
-}
-
-impl<T, E: Display + Debug> ResultError for &&&Probe<'_, Result<T, E>> {
-    fn __wfo_outcome(&self, finish: &mut Finish) {
-        if let Err(error) = self.0 {
-            let message = if finish.err_debug {
-                format!("{error:?}")
-            } else {
-                error.to_string()
-            };
-            finish.error(std::any::type_name::<E>(), message);
-        }
-    }
-}
-
-/// `Err(e)` of a `Result` whose error has only `Debug`.
-pub trait ResultDebugError {
-    #[doc(hidden)]
-    fn __wfo_outcome(&self, finish: &mut Finish);
-}
-
-impl<T, E: Debug> ResultDebugError for &&Probe<'_, Result<T, E>> {
-    fn __wfo_outcome(&self, finish: &mut Finish) {
-        if let Err(error) = self.0 {
-            finish.error(std::any::type_name::<E>(), format!("{error:?}"));
-        }
-    }
-}
-
-/// `Err(e)` of a `Result` whose error can't be formatted: its type names it.
-pub trait ResultOpaqueError {
-    #[doc(hidden)]
-    fn __wfo_outcome(&self, finish: &mut Finish);
-}
-
-impl<T, E> ResultOpaqueError for &Probe<'_, Result<T, E>> {
-    fn __wfo_outcome(&self, finish: &mut Finish) {
-        if self.0.is_err() {
-            let type_name = std::any::type_name::<E>();
-            finish.error(type_name, type_name.to_owned());
-        }
-    }
-}
-
-/// Any other return value: the call succeeded.
-pub trait NotAResult {
-    #[doc(hidden)]
-    fn __wfo_outcome(&self, finish: &mut Finish);
-}
-
-impl<T: ?Sized> NotAResult for Probe<'_, T> {
-    fn __wfo_outcome(&self, _: &mut Finish) {}
-}
-
-/// Values that become typed attributes rather than strings.
-pub trait AttributeValue {
-    /// The attribute value.
-    fn to_attribute_value(&self) -> Value;
-}
-
-macro_rules! lossless_ints {
-    ($($t:ty),*) => {$(
-        impl AttributeValue for $t {
-            fn to_attribute_value(&self) -> Value {
-                Value::I64(i64::from(*self))
-            }
-        }
-    )*};
-}
-lossless_ints!(i8, i16, i32, i64, u8, u16, u32);
-
-// OpenTelemetry integers are i64; a value that does not fit is kept exactly,
-// as its decimal text, rather than wrapped.
-macro_rules! wide_ints {
-    ($($t:ty),*) => {$(
-        impl AttributeValue for $t {
-            fn to_attribute_value(&self) -> Value {
-                match i64::try_from(*self) {
-                    Ok(value) => Value::I64(value),
-                    Err(_) => Value::from(self.to_string()),
-                }
-            }
-        }
-    )*};
-}
-wide_ints!(u64, usize, isize, i128, u128);
-
-impl AttributeValue for f64 {
-    fn to_attribute_value(&self) -> Value {
-        Value::F64(*self)
-    }
-}
-
-impl AttributeValue for f32 {
-    fn to_attribute_value(&self) -> Value {
-        Value::F64(f64::from(*self))
-    }
-}
-
-impl AttributeValue for bool {
-    fn to_attribute_value(&self) -> Value {
-        Value::Bool(*self)
-    }
-}
-
-impl AttributeValue for str {
-    fn to_attribute_value(&self) -> Value {
-        Value::from(self.to_owned())
-    }
-}
-
-impl AttributeValue for String {
-    fn to_attribute_value(&self) -> Value {
-        Value::from(self.clone())
-    }
-}
-
-impl AttributeValue for Cow<'_, str> {
-    fn to_attribute_value(&self) -> Value {
-        Value::from(self.clone().into_owned())
-    }
-}
-
-impl<T: AttributeValue + ?Sized> AttributeValue for &T {
-    fn to_attribute_value(&self) -> Value {
-        (**self).to_attribute_value()
-    }
-}
-
-/// A field whose type is an [`AttributeValue`] is recorded typed.
-pub trait TypedField {
-    #[doc(hidden)]
-    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str);
-}
-
-impl<T: AttributeValue + ?Sized> TypedField for &Probe<'_, T> {
-    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str) {
-        fields.value(key, self.0.to_attribute_value());
-    }
-}
-
-/// Any other field is recorded with `Debug`.
-pub trait DebugField {
-    #[doc(hidden)]
-    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str);
-}
-
-impl<T: Debug + ?Sized> DebugField for Probe<'_, T> {
-    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str) {
-        fields.debug(key, &self.0);
-    }
 }

@@ -9,7 +9,7 @@ use opentelemetry::trace::{SpanId, Status, TraceId};
 use opentelemetry::{Key, KeyValue, Value};
 use opentelemetry_sdk::trace::SpanData;
 
-use crate::attributes as attr;
+use crate::record::attributes as attr;
 
 /// Finished spans arranged by parent span id. A span whose parent is not among
 /// the spans given (or that has none) is a root.

@@ -12,7 +12,7 @@ use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use serde_json::Value as Json;
 
-use crate::w3c;
+use crate::propagation::w3c;
 
 fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, format!("not OTLP/JSON: {what}"))
@@ -225,7 +225,7 @@ fn any_value(value: &Json) -> Option<Value> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::otlp_json::encode_request;
+    use crate::export::otlp_json::encode_request;
     use opentelemetry_sdk::Resource;
 
     #[test]

@@ -14,9 +14,9 @@ use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt};
 use opentelemetry::{Context, KeyValue, StringValue};
 use uuid::Uuid;
 
-use crate::attributes;
-use crate::instrumentation::Instrumentation;
-use crate::span::with_current_recording;
+use crate::record::attributes;
+use crate::record::instrumentation::Instrumentation;
+use crate::record::span::with_current_recording;
 
 /// Identity and lineage of one workflow run.
 ///
@@ -107,6 +107,11 @@ pub(crate) struct ParentLineage {
     pub(crate) span_context: SpanContext,
 }
 
+/// A workflow lineage received from another process: what a child workflow
+/// started under the extracted context inherits.
+#[derive(Clone, Debug)]
+pub(crate) struct RemoteWorkflow(pub(crate) ParentLineage);
+
 /// The `Context` entry; private so only the macros' runtime can set it.
 #[derive(Clone)]
 pub(crate) struct CurrentWorkflow(pub(crate) Arc<WorkflowContext>);
@@ -122,7 +127,7 @@ impl WorkflowContext {
         instrumentation: Option<Instrumentation>,
     ) -> WorkflowContext {
         let id = new_uuid_v7();
-        let id_text = StringValue::from(Arc::<str>::from(crate::time::uuid_text(id)));
+        let id_text = StringValue::from(Arc::<str>::from(crate::record::time::uuid_text(id)));
         let name = match name {
             Cow::Borrowed(name) => StringValue::from(name),
             Cow::Owned(name) => StringValue::from(Arc::<str>::from(name)),
@@ -225,7 +230,7 @@ impl WorkflowContext {
 
     /// Wall-clock start time.
     pub fn started_at(&self) -> SystemTime {
-        crate::ids::system_time(self.started)
+        crate::record::ids::system_time(self.started)
     }
 
     /// Monotonic start time, for elapsed-time measurements.
@@ -346,8 +351,8 @@ fn new_uuid_v7() -> Uuid {
     let millis = SystemTime::now()
         .duration_since(SystemTime::UNIX_EPOCH)
         .map_or(0, |since| since.as_millis() as u64);
-    let random =
-        (u128::from(crate::ids::random_u64()) << 64) | u128::from(crate::ids::random_u64());
+    let random = (u128::from(crate::record::ids::random_u64()) << 64)
+        | u128::from(crate::record::ids::random_u64());
     let mut bits = (u128::from(millis & 0xffff_ffff_ffff) << 80) | (random & ((1 << 80) - 1));
     bits = (bits & !(0xf << 76)) | (0x7 << 76); // version 7
     bits = (bits & !(0x3 << 62)) | (0x2 << 62); // variant 0b10

@@ -3,6 +3,10 @@
 //! macros and, through an SDK tracer provider on the same pipeline, for every
 //! library that uses OpenTelemetry's global API.
 
+pub(crate) mod env;
+pub(crate) mod lifecycle;
+pub(crate) mod processors;
+
 use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -11,15 +15,16 @@ use opentelemetry::KeyValue;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{Sampler, SdkTracerProvider, ShouldSample, SpanExporter};
 
-use crate::config::{self, ExporterKind, OtlpProtocol, SetupError};
-use crate::console::ConsoleExporter;
-use crate::fanout::{DynExporter, Fanout};
-use crate::file::JsonLinesExporter;
-use crate::instrumentation::{Instrumentation, SuccessStatus};
-use crate::lifecycle;
+use crate::error::SetupError;
+use crate::export::OtlpProtocol;
+use crate::export::console::ConsoleExporter;
+use crate::export::fanout::{DynExporter, Fanout};
+use crate::export::file::JsonLinesExporter;
+use crate::pipeline::error_text::ErrorText;
 use crate::pipeline::{Pipeline, PipelineConfig};
-use crate::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
-use crate::redact::ErrorText;
+use crate::record::instrumentation::{Instrumentation, SuccessStatus};
+use crate::setup::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
+use env::ExporterKind;
 
 /// Builds and installs the tracing pipeline. Start with [`setup`].
 ///
@@ -219,7 +224,7 @@ impl Setup {
     }
 
     fn build(self, strict: bool) -> Result<TelemetryGuard, SetupError> {
-        let (env, problems) = config::from_env(&self.environment);
+        let (env, problems) = env::from_env(&self.environment);
         if let Some(problem) = problems.first()
             && strict
         {
@@ -328,7 +333,7 @@ fn console_guard() -> TelemetryGuard {
 
 #[cfg(feature = "otlp")]
 fn otlp_exporter(
-    env: &config::OtlpEnv,
+    env: &env::OtlpEnv,
     endpoint: Option<String>,
     protocol: Option<OtlpProtocol>,
 ) -> Result<Box<dyn DynExporter>, SetupError> {
@@ -338,11 +343,11 @@ fn otlp_exporter(
         settings.endpoint = endpoint;
         source = "Setup::otlp_endpoint";
     }
-    match crate::otlp::OtlpExporter::new(&settings) {
+    match crate::export::otlp::OtlpExporter::new(&settings) {
         Ok(exporter) => Ok(Box::new(exporter)),
         Err(mut error) => {
             // The exporter knows the URL, not where it came from.
-            if error.setting == crate::otlp::ENDPOINT_SETTING {
+            if error.setting == crate::export::otlp::ENDPOINT_SETTING {
                 error.setting = source.to_owned();
             }
             Err(error)
@@ -352,7 +357,7 @@ fn otlp_exporter(
 
 #[cfg(not(feature = "otlp"))]
 fn otlp_exporter(
-    _env: &config::OtlpEnv,
+    _env: &env::OtlpEnv,
     _endpoint: Option<String>,
     _protocol: Option<OtlpProtocol>,
 ) -> Result<Box<dyn DynExporter>, SetupError> {
@@ -416,7 +421,7 @@ impl TelemetryGuard {
 impl Drop for TelemetryGuard {
     fn drop(&mut self) {
         if Instrumentation::uninstall_if_for(&self.pipeline) {
-            crate::lifecycle::guard_dropped();
+            crate::record::instrumentation::guard_dropped();
         }
         // The provider first: its spans still flow into the pipeline. Its
         // processors hold nothing (ours forwards each span at once), so this

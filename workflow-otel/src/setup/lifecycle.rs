@@ -8,16 +8,9 @@
 //! told so once on stderr, instead of exporting nothing in silence.
 
 use std::sync::Once;
-use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 
-use crate::instrumentation::Instrumentation;
+use crate::record::instrumentation::Instrumentation;
 
-const NEVER: u8 = 0;
-const INSTALLED: u8 = 1;
-const DROPPED: u8 = 2;
-
-static STATE: AtomicU8 = AtomicU8::new(NEVER);
-static WARNED: AtomicBool = AtomicBool::new(false);
 static AT_EXIT: Once = Once::new();
 
 unsafe extern "C" {
@@ -32,7 +25,6 @@ extern "C" fn flush_at_exit() {
 
 /// `setup()` installed a pipeline as the default.
 pub(crate) fn installed() {
-    STATE.store(INSTALLED, Ordering::Relaxed);
     AT_EXIT.call_once(|| {
         // SAFETY: `flush_at_exit` is an `extern "C" fn()` that never unwinds;
         // registering it has no other precondition.
@@ -44,22 +36,6 @@ pub(crate) fn installed() {
             );
         }
     });
-}
-
-/// The guard of the default pipeline was dropped: nothing records from now on.
-pub(crate) fn guard_dropped() {
-    STATE.store(DROPPED, Ordering::Relaxed);
-}
-
-/// A workflow or step ran with no pipeline to record into.
-pub(crate) fn nothing_records() {
-    if STATE.load(Ordering::Relaxed) == DROPPED && !WARNED.swap(true, Ordering::Relaxed) {
-        eprintln!(
-            "workflow-otel: a workflow ran after the telemetry guard was dropped, so nothing is \
-             recorded. Keep the guard alive until the program ends: \
-             `let _telemetry = workflow_otel::setup().install();` (not `let _ = ...`)"
-        );
-    }
 }
 
 /// Exports every span ended so far through the installed pipeline and waits

@@ -1,0 +1,72 @@
+//! Each thread's buffer of finished spans: handed to the queue in one
+//! message per 64 spans, or when the thread's outermost span ends, so the
+//! queue is touched once per batch rather than once per span.
+
+use std::cell::RefCell;
+
+use crate::pipeline::Pipeline;
+use crate::record::raw::RawSpan;
+
+/// Spans a thread buffers before it hands them to the queue in one message.
+const LOCAL_BATCH: usize = 64;
+
+#[derive(Default)]
+struct Buffer {
+    spans: Vec<RawSpan>,
+    pipeline: Option<Pipeline>,
+}
+
+impl Buffer {
+    fn flush(&mut self) {
+        if let Some(pipeline) = &self.pipeline
+            && !self.spans.is_empty()
+        {
+            pipeline.send_batch(std::mem::take(&mut self.spans));
+        }
+    }
+}
+
+impl Drop for Buffer {
+    // A thread that exits hands over what it still holds.
+    fn drop(&mut self) {
+        self.flush();
+    }
+}
+
+thread_local! {
+    static BUFFER: RefCell<Buffer> = const {
+        RefCell::new(Buffer { spans: Vec::new(), pipeline: None })
+    };
+}
+
+/// Hands this thread's finished spans to the queue, so none wait on an idle
+/// thread.
+pub(crate) fn flush_thread_buffer() {
+    let _ = BUFFER.try_with(|buffer| buffer.borrow_mut().flush());
+}
+
+/// See [`Pipeline::submit`].
+pub(super) fn submit(pipeline: &Pipeline, span: RawSpan, hold: bool) {
+    let mut span = Some(span);
+    let _ = BUFFER.try_with(|buffer| {
+        let mut buffer = buffer.borrow_mut();
+        let same = buffer
+            .pipeline
+            .as_ref()
+            .is_some_and(|current| current.same_as(pipeline));
+        if !same {
+            buffer.flush();
+            buffer.pipeline = Some(pipeline.clone());
+        }
+        if let Some(span) = span.take() {
+            buffer.spans.push(span);
+        }
+        if buffer.spans.len() >= LOCAL_BATCH || !hold {
+            buffer.flush();
+        }
+    });
+    // The thread is exiting and its buffer is gone: send the span alone.
+    if let Some(span) = span {
+        pipeline.send_batch(vec![span]);
+    }
+}

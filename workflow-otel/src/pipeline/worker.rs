@@ -1,0 +1,255 @@
+//! The one thread that exports: it takes batches from the queue, turns our
+//! flat records into the SDK's `SpanData`, and calls the exporter, within
+//! the export timeout, or the deadline of a flush or shutdown waiting for it.
+
+use std::future::Future;
+use std::pin::pin;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError};
+use std::task::{Poll, Wake, Waker};
+use std::thread::{self, Thread};
+use std::time::{Duration, Instant};
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use super::{Control, Counters, DropReport, Message, SharedReceiver};
+use crate::pipeline::error_text::ErrorText;
+
+/// How long an idle worker with no export delay sleeps before it looks again
+/// (senders wake it as soon as a span arrives).
+pub(super) const IDLE_WAIT: Duration = Duration::from_secs(1);
+/// How long a worker that was woken but found nothing waits before it looks
+/// again: a sender between reserving and sending wakes it anyway.
+const RETRY_WAIT: Duration = Duration::from_millis(1);
+
+pub(super) struct Worker<E> {
+    pub(super) drop_report: fn(&DropReport),
+    pub(super) drop_report_interval: Duration,
+    /// Drops already reported, and when.
+    pub(super) reported: u64,
+    pub(super) last_report: Instant,
+    pub(super) exporter: E,
+    pub(super) data: SharedReceiver,
+    pub(super) control: Receiver<Control>,
+    /// Flushes and shutdowns taken from `control`, answered after the drain.
+    pub(super) requests: Vec<Control>,
+    /// The earliest deadline of `requests`.
+    pub(super) deadline: Option<Instant>,
+    pub(super) counters: Arc<Counters>,
+    pub(super) scope: InstrumentationScope,
+    pub(super) batch_size: usize,
+    pub(super) scheduled_delay: Duration,
+    pub(super) export_timeout: Duration,
+    pub(super) error_text: ErrorText,
+}
+
+impl<E: SpanExporter> Worker<E> {
+    /// Exports until shut down; returns the shutdown's answer, to be sent
+    /// once the exporter is dropped (files closed, connections ended).
+    pub(super) fn run(mut self) -> Option<(SyncSender<OTelSdkResult>, OTelSdkResult)> {
+        let mut batch = Vec::new();
+        let mut received = true;
+        loop {
+            self.wait(received);
+            self.counters.wakeups.fetch_add(1, Ordering::Relaxed);
+            self.take_requests();
+            let (taken, disconnected) = self.drain(&mut batch);
+            received = taken > 0;
+            let requests = std::mem::take(&mut self.requests);
+            let deadline = self.deadline.take();
+            let stopping = disconnected
+                || requests
+                    .iter()
+                    .any(|request| matches!(request, Control::Shutdown(..)));
+            self.report_drops(stopping);
+            for request in requests {
+                match request {
+                    Control::Flush(reply, _) => {
+                        let _ = reply.send(self.exporter.force_flush());
+                    }
+                    Control::Shutdown(reply, _) => {
+                        let left = deadline.map_or(self.export_timeout, |deadline| {
+                            deadline.saturating_duration_since(Instant::now())
+                        });
+                        let result = self.exporter.shutdown_with_timeout(left);
+                        return Some((reply, result));
+                    }
+                }
+            }
+            if disconnected {
+                // Every handle is gone, or a shutdown gave up on us.
+                let _ = self.exporter.shutdown_with_timeout(self.export_timeout);
+                return None;
+            }
+        }
+    }
+
+    /// Sleeps until there is work: a full batch, the scheduled delay, or a
+    /// flush or shutdown. Never spins: a wake-up that finds nothing sleeps
+    /// again.
+    fn wait(&self, received_last_time: bool) {
+        if self.counters.urgent.load(Ordering::Acquire) {
+            return;
+        }
+        let pending = self.counters.pending.load(Ordering::Relaxed);
+        let wait = if pending >= self.batch_size || (pending > 0 && self.scheduled_delay.is_zero())
+        {
+            if received_last_time {
+                return;
+            }
+            RETRY_WAIT
+        } else if pending == 0 && self.scheduled_delay.is_zero() {
+            IDLE_WAIT
+        } else {
+            self.scheduled_delay
+        };
+        thread::park_timeout(wait);
+    }
+
+    /// Takes the flushes and shutdowns asked for so far and adopts the
+    /// earliest of their deadlines.
+    fn take_requests(&mut self) {
+        self.counters.urgent.store(false, Ordering::Release);
+        for request in self.control.try_iter() {
+            let deadline = request.deadline();
+            self.deadline = Some(
+                self.deadline
+                    .map_or(deadline, |current| current.min(deadline)),
+            );
+            self.requests.push(request);
+        }
+    }
+
+    /// Reports spans lost since the last report, once per interval (and a
+    /// last time when stopping), so a dead backend is never silent and never
+    /// floods the log.
+    fn report_drops(&mut self, stopping: bool) {
+        let dropped_total = self.counters.dropped.load(Ordering::Relaxed);
+        let due = stopping || self.last_report.elapsed() >= self.drop_report_interval;
+        if dropped_total > self.reported && due {
+            (self.drop_report)(&DropReport {
+                dropped: dropped_total - self.reported,
+                dropped_total,
+                exported_total: self.counters.exported.load(Ordering::Relaxed),
+            });
+            self.reported = dropped_total;
+            self.last_report = Instant::now();
+        }
+    }
+
+    /// Takes one batch from the queue; `Err` once the queue is closed.
+    fn receive(&self) -> Result<Option<Message>, ()> {
+        let guard = self
+            .data
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(receiver) = guard.as_ref() else {
+            return Err(());
+        };
+        match receiver.try_recv() {
+            Ok(queued) => {
+                let message = queued.take();
+                if let Some(message) = &message {
+                    // Under the lock, so a shutdown that gives up sees it.
+                    self.counters
+                        .in_flight
+                        .fetch_add(message.len() as u64, Ordering::AcqRel);
+                }
+                Ok(message)
+            }
+            Err(TryRecvError::Empty) => Ok(None),
+            Err(TryRecvError::Disconnected) => Err(()),
+        }
+    }
+
+    /// Exports everything queued; returns how many spans it took and whether
+    /// the queue is closed.
+    fn drain(&mut self, batch: &mut Vec<SpanData>) -> (usize, bool) {
+        let clock = crate::record::ids::Calibration::now();
+        let mut taken = 0;
+        let disconnected = loop {
+            match self.receive() {
+                Ok(Some(Message::Ours(spans))) => {
+                    taken += spans.len();
+                    for raw in spans {
+                        batch.push(
+                            self.error_text
+                                .apply(raw.into_span_data(&self.scope, &clock)),
+                        );
+                        if batch.len() >= self.batch_size {
+                            self.export(batch);
+                        }
+                    }
+                }
+                Ok(Some(Message::Foreign(span))) => {
+                    taken += 1;
+                    batch.push(self.error_text.apply(*span));
+                    if batch.len() >= self.batch_size {
+                        self.export(batch);
+                    }
+                }
+                Ok(None) => break false,
+                Err(()) => break true,
+            }
+        };
+        if !batch.is_empty() {
+            self.export(batch);
+        }
+        (taken, disconnected)
+    }
+
+    fn export(&mut self, batch: &mut Vec<SpanData>) {
+        let spans = std::mem::take(batch);
+        let count = spans.len() as u64;
+        // A flush or shutdown asked for while this drain is under way.
+        if self.counters.urgent.load(Ordering::Acquire) {
+            self.take_requests();
+        }
+        let timeout = match self.deadline {
+            None => self.export_timeout,
+            Some(deadline) => {
+                let left = deadline.saturating_duration_since(Instant::now());
+                if left.is_zero() {
+                    self.counters.settle(count, false);
+                    return;
+                }
+                left.min(self.export_timeout)
+            }
+        };
+        let exported = matches!(
+            block_on_with_timeout(self.exporter.export(spans), timeout),
+            Some(Ok(()))
+        );
+        self.counters.settle(count, exported);
+    }
+}
+
+struct ThreadWaker(Thread);
+
+impl Wake for ThreadWaker {
+    fn wake(self: Arc<Self>) {
+        self.0.unpark();
+    }
+}
+
+/// Polls `future` on this thread until it is ready or `timeout` passes; a
+/// future still pending then is dropped, which cancels it.
+fn block_on_with_timeout<F: Future>(future: F, timeout: Duration) -> Option<F::Output> {
+    let waker = Waker::from(Arc::new(ThreadWaker(thread::current())));
+    let mut task = std::task::Context::from_waker(&waker);
+    let mut future = pin!(future);
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut task) {
+            return Some(output);
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return None;
+        }
+        thread::park_timeout(deadline - now);
+    }
+}

@@ -1,0 +1,175 @@
+//! Reading a call's outcome and its recorded arguments without naming their
+//! types: the macros wrap a reference in [`Probe`] and call a method that the
+//! compiler resolves, through autoref specialisation, to the most specific
+//! trait that applies (an error with `Display`, with `Debug` only, any other
+//! value; a typed attribute, or `Debug` text).
+
+use std::borrow::Cow;
+use std::fmt::{Debug, Display};
+
+use opentelemetry::Value;
+
+use crate::record::run::Finish;
+use crate::record::span::Fields;
+
+/// Wraps a reference so that the compiler picks, through autoref
+/// specialisation, the most specific of the traits below that applies.
+#[derive(Debug)]
+pub struct Probe<'a, T: ?Sized>(pub &'a T);
+
+/// `Err(e)` of any `Result` whose error has `Display` and `Debug`.
+pub trait ResultError {
+    #[doc(hidden)]
+    fn __wfo_outcome(&self, finish: &mut Finish);
+}
+
+impl<T, E: Display + Debug> ResultError for &&&Probe<'_, Result<T, E>> {
+    fn __wfo_outcome(&self, finish: &mut Finish) {
+        if let Err(error) = self.0 {
+            let message = if finish.err_debug {
+                format!("{error:?}")
+            } else {
+                error.to_string()
+            };
+            finish.error(std::any::type_name::<E>(), message);
+        }
+    }
+}
+
+/// `Err(e)` of a `Result` whose error has only `Debug`.
+pub trait ResultDebugError {
+    #[doc(hidden)]
+    fn __wfo_outcome(&self, finish: &mut Finish);
+}
+
+impl<T, E: Debug> ResultDebugError for &&Probe<'_, Result<T, E>> {
+    fn __wfo_outcome(&self, finish: &mut Finish) {
+        if let Err(error) = self.0 {
+            finish.error(std::any::type_name::<E>(), format!("{error:?}"));
+        }
+    }
+}
+
+/// `Err(e)` of a `Result` whose error can't be formatted: its type names it.
+pub trait ResultOpaqueError {
+    #[doc(hidden)]
+    fn __wfo_outcome(&self, finish: &mut Finish);
+}
+
+impl<T, E> ResultOpaqueError for &Probe<'_, Result<T, E>> {
+    fn __wfo_outcome(&self, finish: &mut Finish) {
+        if self.0.is_err() {
+            let type_name = std::any::type_name::<E>();
+            finish.error(type_name, type_name.to_owned());
+        }
+    }
+}
+
+/// Any other return value: the call succeeded.
+pub trait NotAResult {
+    #[doc(hidden)]
+    fn __wfo_outcome(&self, finish: &mut Finish);
+}
+
+impl<T: ?Sized> NotAResult for Probe<'_, T> {
+    fn __wfo_outcome(&self, _: &mut Finish) {}
+}
+
+/// Values that become typed attributes rather than strings.
+pub trait AttributeValue {
+    /// The attribute value.
+    fn to_attribute_value(&self) -> Value;
+}
+
+macro_rules! lossless_ints {
+    ($($t:ty),*) => {$(
+        impl AttributeValue for $t {
+            fn to_attribute_value(&self) -> Value {
+                Value::I64(i64::from(*self))
+            }
+        }
+    )*};
+}
+lossless_ints!(i8, i16, i32, i64, u8, u16, u32);
+
+// OpenTelemetry integers are i64; a value that does not fit is kept exactly,
+// as its decimal text, rather than wrapped.
+macro_rules! wide_ints {
+    ($($t:ty),*) => {$(
+        impl AttributeValue for $t {
+            fn to_attribute_value(&self) -> Value {
+                match i64::try_from(*self) {
+                    Ok(value) => Value::I64(value),
+                    Err(_) => Value::from(self.to_string()),
+                }
+            }
+        }
+    )*};
+}
+wide_ints!(u64, usize, isize, i128, u128);
+
+impl AttributeValue for f64 {
+    fn to_attribute_value(&self) -> Value {
+        Value::F64(*self)
+    }
+}
+
+impl AttributeValue for f32 {
+    fn to_attribute_value(&self) -> Value {
+        Value::F64(f64::from(*self))
+    }
+}
+
+impl AttributeValue for bool {
+    fn to_attribute_value(&self) -> Value {
+        Value::Bool(*self)
+    }
+}
+
+impl AttributeValue for str {
+    fn to_attribute_value(&self) -> Value {
+        Value::from(self.to_owned())
+    }
+}
+
+impl AttributeValue for String {
+    fn to_attribute_value(&self) -> Value {
+        Value::from(self.clone())
+    }
+}
+
+impl AttributeValue for Cow<'_, str> {
+    fn to_attribute_value(&self) -> Value {
+        Value::from(self.clone().into_owned())
+    }
+}
+
+impl<T: AttributeValue + ?Sized> AttributeValue for &T {
+    fn to_attribute_value(&self) -> Value {
+        (**self).to_attribute_value()
+    }
+}
+
+/// A field whose type is an [`AttributeValue`] is recorded typed.
+pub trait TypedField {
+    #[doc(hidden)]
+    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str);
+}
+
+impl<T: AttributeValue + ?Sized> TypedField for &Probe<'_, T> {
+    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str) {
+        fields.value(key, self.0.to_attribute_value());
+    }
+}
+
+/// Any other field is recorded with `Debug`.
+pub trait DebugField {
+    #[doc(hidden)]
+    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str);
+}
+
+impl<T: Debug + ?Sized> DebugField for Probe<'_, T> {
+    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str) {
+        fields.debug(key, &self.0);
+    }
+}

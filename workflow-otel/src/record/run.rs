@@ -1,0 +1,173 @@
+//! Running an annotated body: sync with [`run`], async with [`instrument`];
+//! both keep the span current while the body runs and finish it with the
+//! outcome (returned, panicked, or, for a future dropped early, cancelled).
+
+use std::any::Any;
+use std::fmt::{Debug, Display};
+use std::future::Future;
+use std::mem::ManuallyDrop;
+use std::panic::{AssertUnwindSafe, catch_unwind, resume_unwind};
+use std::pin::Pin;
+use std::task::Poll;
+
+use opentelemetry::Context;
+
+use crate::record::raw::ErrorRecord;
+use crate::record::span::{ActiveSpan, CurrentRecording, Ending, Recording, Site};
+
+/// Runs a sync body with the span attached, then finishes the span with the
+/// outcome `probe` reads from the return value. A panic ends the span as
+/// failed and then keeps unwinding.
+pub fn run<R, F, P>(span: ActiveSpan, body: F, probe: P) -> R
+where
+    F: FnOnce() -> R,
+    P: FnOnce(&R, &mut Finish),
+{
+    let ActiveSpan { cx, recording } = span;
+    let Some(mut recording) = recording else {
+        let _attached = cx.map(Context::attach);
+        return body();
+    };
+    let attached = cx.map(Context::attach);
+    let current = CurrentRecording::enter(&recording);
+    let result = catch_unwind(AssertUnwindSafe(body));
+    drop(current);
+    drop(attached);
+    match result {
+        Ok(value) => {
+            let mut finish = Finish::new(recording.site());
+            probe(&value, &mut finish);
+            recording.finish(Ending::Returned(finish));
+            value
+        }
+        Err(payload) => {
+            recording.finish(Ending::Panicked(panic_message(payload.as_ref())));
+            resume_unwind(payload)
+        }
+    }
+}
+
+/// Wraps an async body: the span is attached on every poll, finished with the
+/// outcome when the body completes, and ended as cancelled if the future is
+/// dropped first.
+pub fn instrument<R, F, P>(span: ActiveSpan, body: F, probe: P) -> Instrumented<F, P>
+where
+    F: Future<Output = R>,
+    P: FnOnce(&R, &mut Finish),
+{
+    Instrumented {
+        body: ManuallyDrop::new(body),
+        cx: span.cx,
+        recording: span.recording,
+        probe: Some(probe),
+    }
+}
+
+/// The future returned by [`instrument`].
+#[must_use = "futures do nothing unless polled"]
+#[derive(Debug)]
+pub struct Instrumented<F, P> {
+    // Dropped by hand in `Drop`, before `recording`, so that spans the body
+    // still holds end before their parent does.
+    body: ManuallyDrop<F>,
+    cx: Option<Context>,
+    recording: Option<Recording>,
+    probe: Option<P>,
+}
+
+impl<F, P> Future for Instrumented<F, P>
+where
+    F: Future,
+    P: FnOnce(&F::Output, &mut Finish),
+{
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, task: &mut std::task::Context<'_>) -> Poll<F::Output> {
+        // SAFETY: `body` is structurally pinned: it is never moved out of `self`,
+        // and is dropped in place in `Drop`. The other fields are not pinned,
+        // and `recording` is not moved while `current` below points to it.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: see above; `this.body` stays where it is for the future's life.
+        let body = unsafe { Pin::new_unchecked(&mut *this.body) };
+        let Some(recording) = &mut this.recording else {
+            let _attached = this.cx.clone().map(Context::attach);
+            return body.poll(task);
+        };
+        let attached = this.cx.clone().map(Context::attach);
+        let current = CurrentRecording::enter(recording);
+        let polled = catch_unwind(AssertUnwindSafe(|| body.poll(task)));
+        drop(current);
+        drop(attached);
+        match polled {
+            Ok(Poll::Pending) => Poll::Pending,
+            Ok(Poll::Ready(value)) => {
+                if let Some(probe) = this.probe.take() {
+                    let mut finish = Finish::new(recording.site());
+                    probe(&value, &mut finish);
+                    recording.finish(Ending::Returned(finish));
+                }
+                Poll::Ready(value)
+            }
+            Err(payload) => {
+                recording.finish(Ending::Panicked(panic_message(payload.as_ref())));
+                resume_unwind(payload)
+            }
+        }
+    }
+}
+
+impl<F, P> Drop for Instrumented<F, P> {
+    fn drop(&mut self) {
+        let attached = self.cx.clone().map(Context::attach);
+        // SAFETY: `body` is dropped exactly once, here, in place (so the pin
+        // contract holds) and never touched again.
+        unsafe { ManuallyDrop::drop(&mut self.body) };
+        drop(attached);
+        // `self.recording` drops next and ends the span as cancelled if unfinished.
+    }
+}
+
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    if let Some(message) = payload.downcast_ref::<&'static str>() {
+        (*message).to_owned()
+    } else if let Some(message) = payload.downcast_ref::<String>() {
+        message.clone()
+    } else {
+        "panicked with a non-string payload".to_owned()
+    }
+}
+
+/// What the outcome probe found in a return value.
+#[derive(Debug)]
+pub struct Finish {
+    pub(crate) err_debug: bool,
+    pub(crate) error: Option<ErrorRecord>,
+    pub(crate) return_value: Option<String>,
+}
+
+impl Finish {
+    pub(crate) fn new(site: &Site) -> Finish {
+        Finish {
+            err_debug: site.err_debug,
+            error: None,
+            return_value: None,
+        }
+    }
+
+    pub(crate) fn error(&mut self, type_name: &'static str, message: String) {
+        self.error = Some(ErrorRecord { type_name, message });
+    }
+
+    /// Records the return value with `Debug` (`ret`).
+    pub fn return_debug<T: Debug + ?Sized>(&mut self, value: &T) {
+        self.return_value = Some(format!("{value:?}"));
+    }
+
+    /// Records the return value with `Display` (`ret(Display)`).
+    pub fn return_display<T: Display + ?Sized>(&mut self, value: &T) {
+        self.return_value = Some(value.to_string());
+    }
+}
+
+/// The probe of a function whose return type the macro cannot name.
+pub fn no_probe<R>(_: &R, _: &mut Finish) {}

@@ -1,0 +1,295 @@
+//! The environment read as the specification says: names, values, defaults.
+
+use super::*;
+use std::collections::HashMap;
+
+fn env(pairs: &[(&str, &str)]) -> (EnvSettings, Vec<SetupError>) {
+    let map: HashMap<String, String> = pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    from_env(|name| map.get(name).cloned())
+}
+
+/// The one problem `pairs` give.
+fn problem(pairs: &[(&str, &str)]) -> SetupError {
+    let (_, problems) = env(pairs);
+    assert_eq!(problems.len(), 1, "{pairs:?}: {problems:?}");
+    problems[0].clone()
+}
+
+#[test]
+fn every_malformed_setting_names_its_variable_and_value() {
+    let cases = [
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "team=payments,broken",
+            "has no `=`",
+        ),
+        ("OTEL_RESOURCE_ATTRIBUTES", "=x", "empty key"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "k=%zz", "malformed %-escape"),
+        ("OTEL_RESOURCE_ATTRIBUTES", "k=%ff", "not UTF-8"),
+        (
+            "OTEL_TRACES_EXPORTER",
+            "otlp,zipkin",
+            "unknown exporter `zipkin`",
+        ),
+        ("OTEL_TRACES_EXPORTER", "none,console", "cannot be combined"),
+        ("OTEL_TRACES_SAMPLER", "sometimes", "expected one of"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "5s", "milliseconds"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "-1", "milliseconds"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "0", "from 1 to"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "0", "from 1 to"),
+        (
+            "OTEL_BSP_MAX_QUEUE_SIZE",
+            "100000000000",
+            "from 1 to 2147483647",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "localhost:4317",
+            "http:// or https://",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            "http://",
+            "http:// or https://",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "http://collector:99999",
+            "optional port",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+            "http/xml",
+            "`grpc`, `http/protobuf` or `http/json`",
+        ),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "ten", "milliseconds"),
+        ("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "0", "from 1 to"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "zstd", "`gzip` or `none`"),
+    ];
+    for (name, value, reason) in cases {
+        let error = problem(&[(name, value)]);
+        assert_eq!(error.setting, name);
+        assert_eq!(error.value, value);
+        assert!(
+            error.reason.contains(reason),
+            "{name}={value}: {}",
+            error.reason
+        );
+        assert!(
+            error.to_string().starts_with(&format!("{name}=")),
+            "{error}"
+        );
+    }
+    let error = problem(&[
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5"),
+    ]);
+    assert_eq!(
+        (error.setting.as_str(), error.value.as_str()),
+        ("OTEL_TRACES_SAMPLER_ARG", "1.5")
+    );
+    let error = problem(&[
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "10"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "20"),
+    ]);
+    assert_eq!(error.setting, "OTEL_BSP_MAX_EXPORT_BATCH_SIZE");
+}
+
+#[test]
+fn a_bad_value_keeps_that_setting_at_its_default_and_the_others_apply() {
+    let (settings, problems) = env(&[
+        ("OTEL_TRACES_EXPORTER", "jsonl,zipkin"),
+        ("WORKFLOW_OTEL_FILE", "/tmp/t.jsonl"),
+        ("OTEL_TRACES_SAMPLER", "sometimes"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", "0"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+    ]);
+    let named: Vec<&str> = problems.iter().map(|p| p.setting.as_str()).collect();
+    assert_eq!(
+        named,
+        [
+            "OTEL_TRACES_EXPORTER",
+            "OTEL_TRACES_SAMPLER",
+            "OTEL_BSP_EXPORT_TIMEOUT"
+        ]
+    );
+    // The exporter asked for still counts; the rest keep their defaults.
+    assert_eq!(
+        settings.exporters,
+        Some(vec![ExporterKind::File("/tmp/t.jsonl".into())])
+    );
+    assert!(settings.sampler.is_none());
+    assert_eq!(
+        settings.pipeline.export_timeout,
+        PipelineConfig::default().export_timeout
+    );
+    assert_eq!(
+        settings.pipeline.scheduled_delay,
+        Duration::from_millis(250)
+    );
+    // A traceidratio with a bad ratio is still a traceidratio, at 1.
+    let (settings, _) = env(&[
+        ("OTEL_TRACES_SAMPLER", "traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "lots"),
+    ]);
+    assert_eq!(
+        format!("{:?}", settings.sampler.unwrap()),
+        format!("{:?}", Sampler::TraceIdRatioBased(1.0))
+    );
+}
+
+#[test]
+fn enumerated_values_are_case_insensitive() {
+    let (settings, problems) = env(&[
+        ("OTEL_TRACES_EXPORTER", "CONSOLE,Otlp"),
+        ("OTEL_TRACES_SAMPLER", "ParentBased_TraceIdRatio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.5"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "HTTP/JSON"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "GZIP"),
+    ]);
+    assert_eq!(problems, []);
+    assert_eq!(
+        settings.exporters,
+        Some(vec![ExporterKind::Console, ExporterKind::Otlp])
+    );
+    assert_eq!(
+        format!("{:?}", settings.sampler.unwrap()),
+        format!(
+            "{:?}",
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.5)))
+        )
+    );
+    assert_eq!(settings.otlp.protocol, Some(OtlpProtocol::HttpJson));
+    assert_eq!(settings.otlp.gzip, Some(true));
+}
+
+#[test]
+fn secrets_never_reach_an_error_message() {
+    let secret = "sk-live-0123456789";
+    for (name, value) in [
+        ("OTEL_EXPORTER_OTLP_HEADERS", format!("api-key {secret}")),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", format!("x=1,{secret}")),
+        ("OTEL_EXPORTER_OTLP_HEADERS", format!("=%zz{secret}")),
+        ("OTEL_EXPORTER_OTLP_HEADERS", format!("api-key=%zz{secret}")),
+        ("OTEL_EXPORTER_OTLP_HEADERS", format!("api-key={secret}%0A")),
+        ("OTEL_EXPORTER_OTLP_HEADERS", format!("bad key={secret}")),
+        (
+            "OTEL_EXPORTER_OTLP_ENDPOINT",
+            format!("http://user:{secret}@collector:99999"),
+        ),
+    ] {
+        let error = problem(&[(name, &value)]);
+        assert_eq!(error.setting, name, "the variable actually set is named");
+        let shown = format!("{error} {error:?}");
+        assert!(!shown.contains(secret), "{shown}");
+    }
+}
+
+#[test]
+fn well_formed_settings_are_read() {
+    let settings = env(&[
+        ("OTEL_SERVICE_NAME", "checkout"),
+        (
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "team=pay%20ments, region = eu-west-1 ,",
+        ),
+        ("OTEL_TRACES_EXPORTER", "otlp, jsonl"),
+        ("WORKFLOW_OTEL_FILE", "/tmp/t.jsonl"),
+        ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+        ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+        ("OTEL_BSP_SCHEDULE_DELAY", "250"),
+        ("OTEL_BSP_MAX_QUEUE_SIZE", "100"),
+        ("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "50"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318/"),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_HEADERS", "api-key=s%3Dcret,x-team=a"),
+        ("OTEL_EXPORTER_OTLP_TRACES_HEADERS", "X-Team=b"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "1500"),
+        ("OTEL_EXPORTER_OTLP_COMPRESSION", "gzip"),
+        ("OTEL_BSP_EXPORT_TIMEOUT", ""),
+    ]);
+    assert_eq!(settings.1, []);
+    let settings = settings.0;
+    assert_eq!(settings.service_name.as_deref(), Some("checkout"));
+    assert_eq!(
+        settings.resource_attributes,
+        [
+            KeyValue::new("team", "pay ments"),
+            KeyValue::new("region", "eu-west-1")
+        ]
+    );
+    assert_eq!(
+        settings.exporters,
+        Some(vec![
+            ExporterKind::Otlp,
+            ExporterKind::File("/tmp/t.jsonl".into())
+        ])
+    );
+    assert_eq!(
+        format!("{:?}", settings.sampler.unwrap()),
+        format!(
+            "{:?}",
+            Sampler::ParentBased(Box::new(Sampler::TraceIdRatioBased(0.25)))
+        )
+    );
+    assert_eq!(
+        settings.pipeline.scheduled_delay,
+        Duration::from_millis(250)
+    );
+    assert_eq!(
+        settings.pipeline.export_timeout,
+        PipelineConfig::default().export_timeout
+    );
+    assert_eq!(
+        (
+            settings.pipeline.max_queue_size,
+            settings.pipeline.max_export_batch_size
+        ),
+        (100, 50)
+    );
+    let otlp = settings.otlp.settings(None);
+    assert_eq!(otlp.endpoint, "http://collector:4318/v1/traces");
+    assert_eq!(otlp.protocol, OtlpProtocol::HttpJson);
+    assert_eq!(
+        otlp.headers,
+        [
+            ("api-key".to_owned(), "s=cret".to_owned()),
+            ("X-Team".to_owned(), "b".to_owned())
+        ]
+    );
+    assert_eq!(otlp.timeout, Duration::from_millis(1500));
+    assert!(otlp.gzip);
+}
+
+#[test]
+fn otlp_defaults_follow_the_protocol() {
+    let otlp = OtlpEnv::default();
+    assert_eq!(
+        otlp.settings(None).endpoint,
+        "http://localhost:4318/v1/traces"
+    );
+    assert_eq!(
+        otlp.settings(Some(OtlpProtocol::Grpc)).endpoint,
+        "http://localhost:4317"
+    );
+    let with_base = OtlpEnv {
+        base_endpoint: Some("http://collector:4317".into()),
+        ..OtlpEnv::default()
+    };
+    assert_eq!(
+        with_base.settings(Some(OtlpProtocol::Grpc)).endpoint,
+        "http://collector:4317"
+    );
+    let with_traces = OtlpEnv {
+        base_endpoint: Some("http://ignored:1".into()),
+        traces_endpoint: Some("http://tempo:4318/custom".into()),
+        ..OtlpEnv::default()
+    };
+    assert_eq!(
+        with_traces.settings(None).endpoint,
+        "http://tempo:4318/custom"
+    );
+}
