@@ -6,7 +6,10 @@
 //! variables alone); the coordinator then merges both files and prints the tree.
 //!
 //! Run with `cargo run --example distributed`. Files go to
-//! `$DISTRIBUTED_TRACES_DIR` (default: a folder in the system temp dir).
+//! `$DISTRIBUTED_TRACES_DIR` (default: a folder in the system temp dir). With
+//! `OTEL_TRACES_EXPORTER` set, both processes follow the environment instead
+//! (`OTEL_TRACES_EXPORTER=otlp` sends one trace from two services to a
+//! collector).
 
 use std::io::{self, BufRead, BufReader, Write};
 use std::path::PathBuf;
@@ -84,17 +87,22 @@ fn main() -> io::Result<()> {
         let _ = std::fs::remove_file(file);
     }
 
-    let telemetry = workflow_otel::setup()
-        .service_name("coordinator")
-        .file(&coordinator_file)
-        .install();
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--worker")
-        .env("OTEL_SERVICE_NAME", "worker")
-        .env("OTEL_TRACES_EXPORTER", "jsonl")
-        .env("WORKFLOW_OTEL_FILE", &worker_file)
-        .stdin(Stdio::piped())
-        .spawn()?;
+    // With OTEL_TRACES_EXPORTER set, both processes export where it says
+    // (a collector, say); otherwise each writes a file, merged below.
+    let from_environment = std::env::var_os("OTEL_TRACES_EXPORTER").is_some_and(|v| !v.is_empty());
+    let mut setup = workflow_otel::setup().default_service_name("coordinator");
+    if !from_environment {
+        setup = setup.file(&coordinator_file);
+    }
+    let telemetry = setup.install();
+    let mut worker = Command::new(std::env::current_exe()?);
+    worker.arg("--worker").env("OTEL_SERVICE_NAME", "worker");
+    if !from_environment {
+        worker
+            .env("OTEL_TRACES_EXPORTER", "jsonl")
+            .env("WORKFLOW_OTEL_FILE", &worker_file);
+    }
+    let mut child = worker.stdin(Stdio::piped()).spawn()?;
     let mut to_worker = child.stdin.take().expect("piped stdin");
     dispatch_jobs(&mut to_worker)?;
     drop(to_worker); // end of input: the worker finishes and exits
@@ -102,6 +110,10 @@ fn main() -> io::Result<()> {
     drop(telemetry); // writes what is left
     if !status.success() {
         return Err(io::Error::other(format!("the worker failed: {status}")));
+    }
+    if from_environment {
+        println!("=> both processes exported where OTEL_TRACES_EXPORTER says");
+        return Ok(());
     }
 
     let mut spans = Vec::new();

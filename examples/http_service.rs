@@ -19,8 +19,9 @@ use workflow_otel::{step, workflow};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Sends a request with the current context in its headers: the client side.
-#[step(args(path))]
+/// Sends a request with the current context in its headers: the client side,
+/// a CLIENT span.
+#[step(args(path), kind = client)]
 async fn call(base: &str, path: &str) -> Result<String, Error> {
     let mut request = Request::get(format!("{base}{path}")).body(Empty::<Bytes>::new())?;
     inject_current(request.headers_mut());
@@ -40,9 +41,10 @@ async fn place_order(base: &str) -> Result<String, Error> {
     call(base, "/orders").await
 }
 
-/// The service's handler: continues the incoming trace. (The underscore:
-/// the headers are used by the attribute alone, which may be compiled out.)
-#[workflow(parent = _headers)]
+/// The service's handler, a SERVER span: continues the incoming trace. (The
+/// underscore: the headers are used by the attribute alone, which may be
+/// compiled out.)
+#[workflow(parent = _headers, kind = server)]
 async fn handle_order(_headers: &HeaderMap, base: &str) -> Result<String, Error> {
     let stock = reserve(base).await?;
     Ok(format!("order accepted ({stock})"))
@@ -54,7 +56,7 @@ async fn reserve(base: &str) -> Result<String, Error> {
 }
 
 /// A second service behind the first, continuing the same trace.
-#[workflow(parent = _headers)]
+#[workflow(parent = _headers, kind = server)]
 async fn stock_service(_headers: &HeaderMap) -> String {
     "12 in stock".to_owned()
 }
@@ -83,7 +85,7 @@ async fn route(
 #[tokio::main]
 async fn main() -> Result<(), Error> {
     let telemetry = workflow_otel::setup()
-        .service_name("http_service")
+        .default_service_name("http_service")
         .install();
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

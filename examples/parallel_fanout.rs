@@ -46,7 +46,7 @@ async fn aggregate(counts: Vec<u64>) -> u64 {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let telemetry = workflow_otel::setup()
-        .service_name("parallel_fanout")
+        .default_service_name("parallel_fanout")
         .install();
     let total = word_count("the quick brown fox jumps over the lazy dog again and again").await;
     telemetry.flush();

@@ -50,7 +50,7 @@ fn fetch_rows(table: &str, month: u32) -> Vec<u64> {
 
 fn main() {
     let telemetry = workflow_otel::setup()
-        .service_name("parent_child")
+        .default_service_name("parent_child")
         .install();
     let report = monthly_report(3);
     telemetry.flush();

@@ -86,7 +86,9 @@ async fn notify(order_id: u64, items: u64) {
 
 #[tokio::main]
 async fn main() {
-    let telemetry = workflow_otel::setup().service_name("quickstart").install();
+    let telemetry = workflow_otel::setup()
+        .default_service_name("quickstart")
+        .install();
 
     let orders = [
         Order {

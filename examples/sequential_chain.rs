@@ -75,7 +75,7 @@ async fn write_rows(rows: &[String]) -> Result<usize, ChainError> {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let telemetry = workflow_otel::setup()
-        .service_name("sequential_chain")
+        .default_service_name("sequential_chain")
         .install();
 
     let good = vec![

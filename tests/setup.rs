@@ -167,5 +167,31 @@ fn the_environment_alone_sends_spans_to_a_file_and_code_overrides_it() {
         lines.len(),
         "the env file got nothing more"
     );
+
+    // A default name counts only where nothing else names the service.
+    let service_of = |file: &str, pairs: &[(&str, &str)]| {
+        let path = directory.join(file);
+        let telemetry = setup()
+            .default_service_name("default-name")
+            .file(&path)
+            .environment_from(environment(pairs))
+            .try_install()
+            .unwrap();
+        nightly_import();
+        drop(telemetry);
+        resource_attribute(&requests(&path), "service.name")
+    };
+    assert_eq!(service_of("default.jsonl", &[]), "default-name");
+    assert_eq!(
+        service_of("named.jsonl", &[("OTEL_SERVICE_NAME", "from-env")]),
+        "from-env"
+    );
+    assert_eq!(
+        service_of(
+            "attributes.jsonl",
+            &[("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attributes")]
+        ),
+        "from-attributes"
+    );
     std::fs::remove_dir_all(&directory).unwrap();
 }

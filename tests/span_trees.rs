@@ -775,6 +775,58 @@ checkout.v2 #1 [workflow] Unset
     );
 }
 
+#[step(args(sizes, names, weights, flags, ids), kind = client)]
+fn upload(sizes: &[u32], names: Vec<&str>, weights: [f64; 2], flags: &Vec<bool>, ids: Vec<u64>) {}
+
+#[workflow(kind = server)]
+fn serve() {
+    upload(
+        &[3, 3, 3],
+        vec!["a", "b"],
+        [0.5, 1.5],
+        &vec![true, false],
+        vec![1, u64::MAX],
+    );
+}
+
+#[test]
+fn slices_of_primitives_are_arrays_and_span_kinds_are_chosen() {
+    use opentelemetry::trace::SpanKind;
+    use opentelemetry::{Array, StringValue, Value};
+    let capture = Capture::new();
+    capture.run(serve);
+    let tree = capture.tree();
+    let step = tree.find("upload").unwrap();
+    let strings = |items: &[&str]| {
+        Value::Array(Array::String(
+            items
+                .iter()
+                .map(|item| StringValue::from(item.to_string()))
+                .collect(),
+        ))
+    };
+    assert_eq!(
+        step.attribute("arg.sizes"),
+        Some(&Value::Array(Array::I64(vec![3, 3, 3])))
+    );
+    assert_eq!(step.attribute("arg.names"), Some(&strings(&["a", "b"])));
+    assert_eq!(
+        step.attribute("arg.weights"),
+        Some(&Value::Array(Array::F64(vec![0.5, 1.5])))
+    );
+    assert_eq!(
+        step.attribute("arg.flags"),
+        Some(&Value::Array(Array::Bool(vec![true, false])))
+    );
+    // A value past i64 keeps the whole array exact, as text.
+    assert_eq!(
+        step.attribute("arg.ids"),
+        Some(&strings(&["1", "18446744073709551615"]))
+    );
+    assert_eq!(step.span.span_kind, SpanKind::Client);
+    assert_eq!(tree.find("serve").unwrap().span.span_kind, SpanKind::Server);
+}
+
 #[test]
 fn code_location_points_at_the_fn_line() {
     #[step]

@@ -6,6 +6,8 @@ use syn::parse::{Parse, ParseStream};
 use syn::punctuated::Punctuated;
 use syn::{Expr, Ident, LitStr, Path, Token, parenthesized};
 
+use crate::SpanKind;
+
 mod kw {
     syn::custom_keyword!(name);
     syn::custom_keyword!(args);
@@ -18,6 +20,7 @@ mod kw {
     syn::custom_keyword!(skip_all);
     syn::custom_keyword!(parent);
     syn::custom_keyword!(detached);
+    syn::custom_keyword!(kind);
 }
 
 /// How a value is turned into an attribute string.
@@ -38,7 +41,6 @@ pub(crate) enum FieldFormat {
 
 pub(crate) struct Field {
     pub(crate) key: String,
-    pub(crate) key_span: Span,
     pub(crate) format: FieldFormat,
     pub(crate) value: Expr,
 }
@@ -55,6 +57,8 @@ pub(crate) struct Options {
     pub(crate) parent: Option<(Span, Expr)>,
     /// `detached`: the child starts a trace of its own, linked to its parent.
     pub(crate) detached: Option<Span>,
+    /// `kind = server`: the OpenTelemetry span kind (the variant's name).
+    pub(crate) kind: Option<Ident>,
     /// Mistakes that do not stop parsing (a duplicated option), reported together.
     pub(crate) errors: Vec<syn::Error>,
 }
@@ -77,55 +81,134 @@ impl Seen {
     }
 }
 
-impl Parse for Options {
-    fn parse(input: ParseStream<'_>) -> syn::Result<Self> {
+/// The options each attribute takes, in the order error messages list them.
+fn options_of(kind: SpanKind) -> &'static [&'static str] {
+    match kind {
+        SpanKind::Workflow => &[
+            "name", "args", "fields", "err", "ret", "kind", "parent", "crate",
+        ],
+        SpanKind::ChildWorkflow => &[
+            "name", "args", "fields", "err", "ret", "kind", "parent", "detached", "crate",
+        ],
+        SpanKind::Step => &["name", "args", "fields", "err", "ret", "kind", "crate"],
+    }
+}
+
+/// The option a mistyped one was probably meant to be: one edit away, or
+/// the singular of a plural.
+fn closest(typed: &str, options: &[&'static str]) -> Option<&'static str> {
+    options.iter().copied().find(|option| {
+        let (a, b): (Vec<char>, Vec<char>) = (typed.chars().collect(), option.chars().collect());
+        let distance = edit_distance(&a, &b);
+        distance == 1 || (distance == 2 && a.len() > 4) || format!("{typed}s") == *option
+    })
+}
+
+fn edit_distance(a: &[char], b: &[char]) -> usize {
+    let mut previous: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.iter().enumerate() {
+        let mut current = vec![i + 1];
+        for (j, cb) in b.iter().enumerate() {
+            let substitution = previous[j] + usize::from(ca != cb);
+            current.push(substitution.min(previous[j + 1] + 1).min(current[j] + 1));
+        }
+        previous = current;
+    }
+    previous[b.len()]
+}
+
+/// The OpenTelemetry `SpanKind` variant a `kind = ..` value names.
+fn span_kind_variant(value: &Ident) -> Option<&'static str> {
+    Some(match value.to_string().to_ascii_lowercase().as_str() {
+        "server" => "Server",
+        "client" => "Client",
+        "producer" => "Producer",
+        "consumer" => "Consumer",
+        "internal" => "Internal",
+        _ => return None,
+    })
+}
+
+/// `=` after an option that needs a value, or a message naming the option
+/// and showing how it is written.
+fn expect_value(input: ParseStream<'_>, option: Span, example: &str) -> syn::Result<()> {
+    if input.peek(Token![=]) {
+        input.parse::<Token![=]>()?;
+        return Ok(());
+    }
+    Err(syn::Error::new(
+        option,
+        format!("this option needs a value: {example}"),
+    ))
+}
+
+impl Options {
+    /// Parses the options of `#[workflow]`, `#[child_workflow]` or `#[step]`.
+    pub(crate) fn parse_for(input: ParseStream<'_>, kind: SpanKind) -> syn::Result<Self> {
         let mut options = Options::default();
         let mut seen = Seen::default();
         while !input.is_empty() {
-            let lookahead = input.lookahead1();
-            if lookahead.peek(kw::name) {
+            if input.peek(kw::name) {
                 let keyword: kw::name = input.parse()?;
                 seen.first_time("name", keyword.span, &mut options.errors);
-                input.parse::<Token![=]>()?;
+                expect_value(input, keyword.span, "`name = \"checkout\"`")?;
                 options.name = Some(input.parse()?);
-            } else if lookahead.peek(kw::args) {
+            } else if input.peek(kw::args) {
                 let keyword: kw::args = input.parse()?;
                 seen.first_time("args", keyword.span, &mut options.errors);
                 let content;
                 parenthesized!(content in input);
-                let names = Punctuated::<Ident, Token![,]>::parse_terminated_with(
-                    &content,
-                    Ident::parse_any,
-                )?;
-                options.args = names.into_iter().collect();
-            } else if lookahead.peek(kw::fields) {
+                options.args = parse_arg_names(&content)?;
+            } else if input.peek(kw::fields) {
                 let keyword: kw::fields = input.parse()?;
                 seen.first_time("fields", keyword.span, &mut options.errors);
                 let content;
                 parenthesized!(content in input);
                 let fields = Punctuated::<Field, Token![,]>::parse_terminated(&content)?;
                 options.fields = fields.into_iter().collect();
-            } else if lookahead.peek(kw::err) {
+            } else if input.peek(kw::err) {
                 let keyword: kw::err = input.parse()?;
                 seen.first_time("err", keyword.span, &mut options.errors);
                 options.err = Some(parse_format(input, Format::Display)?);
-            } else if lookahead.peek(kw::ret) {
+            } else if input.peek(kw::ret) {
                 let keyword: kw::ret = input.parse()?;
                 seen.first_time("ret", keyword.span, &mut options.errors);
                 options.ret = Some(parse_format(input, Format::Debug)?);
-            } else if lookahead.peek(kw::parent) {
+            } else if input.peek(kw::parent) {
                 let keyword: kw::parent = input.parse()?;
                 seen.first_time("parent", keyword.span, &mut options.errors);
-                input.parse::<Token![=]>()?;
+                expect_value(
+                    input,
+                    keyword.span,
+                    "`parent = msg`, where `msg` is a message with `#[derive(Carried)]`, \
+                     headers, a `TraceCarrier` or a `Context`",
+                )?;
                 options.parent = Some((keyword.span, input.parse()?));
-            } else if lookahead.peek(kw::detached) {
+            } else if input.peek(kw::kind) {
+                let keyword: kw::kind = input.parse()?;
+                seen.first_time("kind", keyword.span, &mut options.errors);
+                expect_value(input, keyword.span, "`kind = server`")?;
+                let value = Ident::parse_any(input)?;
+                match span_kind_variant(&value) {
+                    Some(variant) => options.kind = Some(Ident::new(variant, value.span())),
+                    None => {
+                        return Err(syn::Error::new(
+                            value.span(),
+                            format!(
+                                "`{value}` is not a span kind; use `server` (handles a request), \
+                                 `client` (makes one), `producer`, `consumer` or `internal`"
+                            ),
+                        ));
+                    }
+                }
+            } else if input.peek(kw::detached) {
                 let keyword: kw::detached = input.parse()?;
                 seen.first_time("detached", keyword.span, &mut options.errors);
                 options.detached = Some(keyword.span);
-            } else if lookahead.peek(Token![crate]) {
+            } else if input.peek(Token![crate]) {
                 let keyword: Token![crate] = input.parse()?;
                 seen.first_time("crate", keyword.span, &mut options.errors);
-                input.parse::<Token![=]>()?;
+                expect_value(input, keyword.span, "`crate = my_workflow_otel`")?;
                 options.krate = Some(input.call(Path::parse_mod_style)?);
             } else if input.peek(kw::skip) || input.peek(kw::skip_all) {
                 let option: Ident = input.parse()?;
@@ -137,15 +220,67 @@ impl Parse for Options {
                     ),
                 ));
             } else {
-                return Err(lookahead.error());
+                return Err(unknown_option(input, kind));
             }
             if input.is_empty() {
                 break;
+            }
+            if !input.peek(Token![,]) {
+                return Err(input.error("expected `,` between options"));
             }
             input.parse::<Token![,]>()?;
         }
         Ok(options)
     }
+}
+
+/// The message for a token that is not an option of this attribute: what it
+/// probably meant, and the options the attribute takes.
+fn unknown_option(input: ParseStream<'_>, kind: SpanKind) -> syn::Error {
+    let attribute = kind.attribute_name();
+    let options = options_of(kind);
+    let listed = options
+        .iter()
+        .map(|option| format!("`{option}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let Ok(token) = input.fork().call(Ident::parse_any) else {
+        return input.error(format!("expected an option of `#[{attribute}]`: {listed}"));
+    };
+    let typed = token.to_string();
+    let hint = match closest(&typed, options) {
+        Some(meant) => format!("did you mean `{meant}`? It takes"),
+        None => "it takes".to_owned(),
+    };
+    syn::Error::new(
+        token.span(),
+        format!("`#[{attribute}]` has no option `{typed}`; {hint} {listed}"),
+    )
+}
+
+/// `args(a, b, c)`: names of the function's arguments. An expression gets a
+/// pointer to `fields(..)`, which records expressions.
+fn parse_arg_names(content: ParseStream<'_>) -> syn::Result<Vec<Ident>> {
+    let mut names = Vec::new();
+    while !content.is_empty() {
+        let name = Ident::parse_any(content)?;
+        if content.peek(Token![=]) || content.peek(Token![.]) || content.peek(syn::token::Paren) {
+            let shown = name.unraw();
+            return Err(syn::Error::new(
+                name.span(),
+                format!(
+                    "`args(..)` takes argument names only, as in `args({shown})`; to record an \
+                     expression, use `fields(key = expression)`, e.g. `fields({shown} = ...)`"
+                ),
+            ));
+        }
+        names.push(name);
+        if content.is_empty() {
+            break;
+        }
+        content.parse::<Token![,]>()?;
+    }
+    Ok(names)
 }
 
 /// `err`, `err(Display)` or `err(Debug)`; likewise for `ret`.
@@ -214,11 +349,6 @@ impl Parse for Field {
             FieldFormat::Typed
         };
         let value = input.parse()?;
-        Ok(Field {
-            key,
-            key_span,
-            format,
-            value,
-        })
+        Ok(Field { key, format, value })
     }
 }

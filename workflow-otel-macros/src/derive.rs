@@ -124,5 +124,12 @@ fn expand(input: TokenStream) -> syn::Result<TokenStream> {
                 #exclusive
             }
         }
+
+        #[automatically_derived]
+        impl #impl_generics #krate::propagation::ParentSource for #name #type_generics #where_clause {
+            fn parent_context(&self) -> #krate::__private::Context {
+                #krate::propagation::extract(#krate::propagation::Carried::trace_carrier(self))
+            }
+        }
     })
 }

@@ -3,6 +3,7 @@
 
 use proc_macro2::{Span, TokenStream, TokenTree};
 use quote::{ToTokens, quote, quote_spanned};
+use syn::spanned::Spanned;
 use syn::{Ident, Path, ReturnType, Type};
 
 use crate::SpanKind;
@@ -32,7 +33,8 @@ fn instrument_if(
         // "cannot find function" errors from its callers.
         Err(error) => return with_errors(item, vec![error]),
     };
-    let mut options = match syn::parse2::<Options>(attr) {
+    let parser = |input: syn::parse::ParseStream<'_>| Options::parse_for(input, kind);
+    let mut options = match syn::parse::Parser::parse2(parser, attr) {
         Ok(options) => options,
         Err(error) => return with_errors(function.to_tokens_unchanged(), vec![error]),
     };
@@ -198,22 +200,20 @@ fn expand(
     let err_debug = options.err == Some(Format::Debug);
     let detached = options.detached.is_some();
 
+    let span_kind = options
+        .kind
+        .as_ref()
+        .map(|variant| quote!(.with_span_kind(#private::SpanKind::#variant)));
     let fields = fields_closure(&private, options);
     let start = match &options.parent {
         None => quote!(#private::start(&#site, #fields)),
-        // Method syntax, so that `parent = msg` works whether `msg` is a value
-        // or a reference (the compiler dereferences to the implementing type).
-        Some((_, parent)) => quote! {
-            #private::start_from(
-                &#site,
-                {
-                    #[allow(unused_imports)]
-                    use #private::ParentSource as _;
-                    (#parent).parent_context()
-                },
-                #fields,
-            )
-        },
+        // A call with a bound, spanned at the expression: a value that cannot
+        // be a parent is reported there, with `ParentSource`'s message.
+        // References work: `ParentSource` is implemented for `&T`.
+        Some((_, parent)) => {
+            let context = quote_spanned!(parent.span()=> #private::parent_context(&(#parent)));
+            quote!(#private::start_from(&#site, #context, #fields))
+        }
     };
     let probe = probe_closure(&private, options, returns_opaque);
     let return_type: TokenStream = match (&sig.output, returns_opaque) {
@@ -244,7 +244,7 @@ fn expand(
                 #line,
                 #err_debug,
                 #detached,
-            );
+            )#span_kind;
             let #span = #start;
             #call
         }
@@ -262,20 +262,20 @@ fn fields_closure(private: &TokenStream, options: &Options) -> TokenStream {
         let key = format!("arg.{}", arg.unraw_string());
         typed_field(private, &recorder, &key, arg.to_token_stream(), arg.span())
     });
-    let fields = options.fields.iter().map(
-        |Field {
-             key,
-             key_span,
-             format,
-             value,
-         }| match format {
-            FieldFormat::Typed => {
-                typed_field(private, &recorder, key, value.to_token_stream(), *key_span)
-            }
+    let fields = options
+        .fields
+        .iter()
+        .map(|Field { key, format, value }| match format {
+            FieldFormat::Typed => typed_field(
+                private,
+                &recorder,
+                key,
+                value.to_token_stream(),
+                value.span(),
+            ),
             FieldFormat::Display => quote!(#recorder.display(#key, &(#value));),
             FieldFormat::Debug => quote!(#recorder.debug(#key, &(#value));),
-        },
-    );
+        });
     quote! {
         |#recorder: &mut #private::Fields| { #(#args)* #(#fields)* }
     }

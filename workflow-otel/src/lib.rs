@@ -53,6 +53,14 @@
 //! instead: a future that attaches the span's context on every poll and ends the
 //! span when the body completes, panics, or is dropped unfinished.
 
+//!
+//! The reference follows: configuration and the environment, what happens
+//! when the backend fails, and crossing process boundaries. (The same text
+//! is in `workflow-otel/docs/` in the repository.)
+//!
+#![doc = include_str!("../docs/configuration.md")]
+#![doc = include_str!("../docs/failures.md")]
+#![doc = include_str!("../docs/propagation.md")]
 #![warn(missing_docs, unreachable_pub, missing_debug_implementations)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
@@ -78,6 +86,12 @@ pub use export::otlp::OtlpExporter;
 pub use export::{
     ConsoleExporter, DEFAULT_MAX_PENDING_SPANS, JsonLinesExporter, OtlpProtocol, OtlpSettings,
 };
+/// The `opentelemetry` crate this crate is built on, so that code using its
+/// API (a `KeyValue`, a tracer) names the same version without a dependency
+/// of its own.
+pub use opentelemetry;
+/// An attribute: what [`set_attribute`] and [`set_workflow_attribute`] take.
+pub use opentelemetry::KeyValue;
 pub use pipeline::error_text::{DEFAULT_MAX_ERROR_TEXT, ErrorText};
 pub use pipeline::{
     DropReport, MAX_QUEUE_SIZE, Pipeline, PipelineConfig, PipelineProcessor, report_to_stderr,
@@ -119,10 +133,13 @@ pub use view::tree::{MAX_CONSOLE_DEPTH, NodeKind, SpanNode, SpanTree};
 /// | option | effect |
 /// |---|---|
 /// | `name = "checkout"` | span name instead of the function name; 1–128 characters from `A-Z a-z 0-9 _ - . :`, checked at compile time |
-/// | `args(order, user)` | record these arguments: integers, floats, bools and strings typed, anything else with `Debug` (as `arg.<name>`). Nothing is recorded by default, so secrets never leak by accident |
+/// | `args(order, user)` | record these arguments (as `arg.<name>`): integers, floats, bools and strings typed, slices and `Vec`s of them as arrays, anything else with `Debug`. Nothing is recorded by default, so secrets never leak by accident |
 /// | `fields(key = value, ..)` | extra attributes, evaluated before the body runs; `%value` records `Display`, `?value` `Debug`; keys may be dotted (`order.id`) or string literals |
 /// | `err`, `err(Debug)` | format error messages with `Display` (the default) or `Debug` |
 /// | `ret`, `ret(Display)` | record the return value as `return.value` (`Debug` by default) |
+/// | `kind = server` | the OpenTelemetry span kind: `server` (handles a request), `client` (makes one), `producer`, `consumer`, `internal` (the default) |
+/// | `parent = msg` | continue the trace and lineage of another process: a message with `#[derive(Carried)]`, headers (`http::HeaderMap`, `HashMap<String, String>`), a [`propagation::TraceCarrier`] or a `Context` (workflows and child workflows) |
+/// | `detached` | start a trace of its own, linked to the parent, keeping the lineage (child workflows) |
 /// | `crate = path` | where to find this crate if it is renamed |
 ///
 /// # Outcomes
@@ -225,11 +242,25 @@ pub use workflow_otel_macros::Carried;
 /// without notice, in patch releases too.
 #[doc(hidden)]
 pub mod __private {
-    pub use crate::propagation::ParentSource;
+    pub use crate::propagation::parent_context;
     pub use crate::record::probe::{
-        AttributeValue, DebugField, NotAResult, Probe, ResultDebugError, ResultError,
-        ResultOpaqueError, TypedField,
+        ArrayItem, AttributeValue, DebugField, NotAResult, Probe, Recordable, ResultDebugError,
+        ResultError, ResultOpaqueError, TypedField,
     };
     pub use crate::record::run::{Finish, Instrumented, instrument, no_probe, run};
     pub use crate::record::span::{ActiveSpan, Fields, Kind, Site, no_fields, start, start_from};
+    pub use opentelemetry::Context;
+    pub use opentelemetry::trace::SpanKind;
 }
+
+/// The README's Rust code, compiled and run as doctests so that the tour
+/// cannot drift from the API (with every feature on: it shows them all).
+#[cfg(all(
+    doctest,
+    feature = "serde",
+    feature = "http",
+    feature = "otlp",
+    feature = "testing"
+))]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

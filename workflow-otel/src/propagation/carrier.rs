@@ -68,7 +68,10 @@ impl Carrier for TraceCarrier {
 }
 
 /// A message type that carries a [`TraceCarrier`]; implemented by
-/// `#[derive(Carried)]` for the field marked `#[trace_context]`.
+/// `#[derive(Carried)]` for the field marked `#[trace_context]`, which also
+/// implements [`ParentSource`](super::ParentSource) so that the message can
+/// be named in `parent = msg`. (Implemented by hand, implement that too:
+/// `extract(self.trace_carrier())`.)
 pub trait Carried {
     /// The message's carrier.
     fn trace_carrier(&self) -> &TraceCarrier;

@@ -324,10 +324,24 @@ pub fn extract(carrier: &impl Carrier) -> Context {
     cx
 }
 
-/// What `parent = ..` accepts: the context a workflow continues from.
+/// What `parent = ..` accepts: the context a workflow continues from. A
+/// message type gets it from `#[derive(Carried)]`; references to any of
+/// these work too.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a parent",
+    label = "the context this workflow continues from",
+    note = "pass a message with `#[derive(Carried)]`, headers (`http::HeaderMap`, \
+            `HashMap<String, String>`), a `TraceCarrier` or an OpenTelemetry `Context`"
+)]
 pub trait ParentSource {
     /// The parent context.
     fn parent_context(&self) -> Context;
+}
+
+impl<T: ParentSource + ?Sized> ParentSource for &T {
+    fn parent_context(&self) -> Context {
+        (**self).parent_context()
+    }
 }
 
 impl ParentSource for Context {
@@ -355,8 +369,9 @@ impl ParentSource for http::HeaderMap {
     }
 }
 
-impl<T: Carried> ParentSource for T {
-    fn parent_context(&self) -> Context {
-        extract(self.trace_carrier())
-    }
+/// What the macros call for `parent = expr`: a function with a bound, so a
+/// value that cannot be a parent gets [`ParentSource`]'s message at `expr`.
+#[doc(hidden)]
+pub fn parent_context<P: ParentSource + ?Sized>(parent: &P) -> Context {
+    parent.parent_context()
 }

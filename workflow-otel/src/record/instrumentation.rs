@@ -179,10 +179,16 @@ impl Instrumentation {
     }
 
     /// Whether a new trace `trace_id`, started by span `name`, is recorded.
-    pub(crate) fn samples_root(&self, parent: &Context, trace_id: TraceId, name: &str) -> bool {
-        let result =
-            self.sampler
-                .should_sample(Some(parent), trace_id, name, &SpanKind::Internal, &[], &[]);
+    pub(crate) fn samples_root(
+        &self,
+        parent: &Context,
+        trace_id: TraceId,
+        name: &str,
+        kind: &SpanKind,
+    ) -> bool {
+        let result = self
+            .sampler
+            .should_sample(Some(parent), trace_id, name, kind, &[], &[]);
         result.decision == SamplingDecision::RecordAndSample
     }
 

@@ -7,7 +7,7 @@
 use std::borrow::Cow;
 use std::fmt::{Debug, Display};
 
-use opentelemetry::Value;
+use opentelemetry::{Array, Value};
 
 use crate::record::run::Finish;
 use crate::record::span::Fields;
@@ -162,14 +162,110 @@ impl<T: AttributeValue + ?Sized> TypedField for &Probe<'_, T> {
     }
 }
 
-/// Any other field is recorded with `Debug`.
-pub trait DebugField {
+/// Any other field is recorded with `Debug`, if it has it: the bound is on
+/// the method, so that a value without `Debug` reaches [`Recordable`]'s
+/// message, at the user's token, rather than a "method not found".
+pub trait DebugField<T: ?Sized> {
     #[doc(hidden)]
-    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str);
+    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str)
+    where
+        T: Recordable;
 }
 
-impl<T: Debug + ?Sized> DebugField for Probe<'_, T> {
-    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str) {
-        fields.debug(key, &self.0);
+impl<T: ?Sized> DebugField<T> for Probe<'_, T> {
+    fn __wfo_record(&self, fields: &mut Fields<'_>, key: &'static str)
+    where
+        T: Recordable,
+    {
+        self.0.__wfo_debug(fields, key);
+    }
+}
+
+/// What `args(..)` and `fields(..)` can record: any `Debug` value (integers,
+/// floats, bools, strings and their slices are kept typed).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be recorded as a span attribute: it does not implement `Debug`",
+    label = "recorded by `args(..)` or `fields(..)`",
+    note = "derive `Debug` for it, or record one of its fields instead: `fields(name = value.field)`"
+)]
+pub trait Recordable {
+    #[doc(hidden)]
+    fn __wfo_debug(&self, fields: &mut Fields<'_>, key: &'static str);
+}
+
+impl<T: Debug + ?Sized> Recordable for T {
+    fn __wfo_debug(&self, fields: &mut Fields<'_>, key: &'static str) {
+        fields.debug(key, &self);
+    }
+}
+
+/// Element types whose slices become OpenTelemetry array values.
+pub trait ArrayItem: Sized {
+    /// The array value of `items`.
+    fn array(items: &[Self]) -> Array;
+}
+
+macro_rules! int_items {
+    ($($t:ty),*) => {$(
+        impl ArrayItem for $t {
+            fn array(items: &[Self]) -> Array {
+                // All as integers if every one fits, else all as exact text.
+                match items.iter().map(|item| i64::try_from(*item)).collect::<Result<Vec<i64>, _>>() {
+                    Ok(values) => Array::I64(values),
+                    Err(_) => Array::String(items.iter().map(|item| item.to_string().into()).collect()),
+                }
+            }
+        }
+    )*};
+}
+int_items!(
+    i8, i16, i32, i64, u8, u16, u32, u64, usize, isize, i128, u128
+);
+
+impl ArrayItem for f64 {
+    fn array(items: &[Self]) -> Array {
+        Array::F64(items.to_vec())
+    }
+}
+
+impl ArrayItem for f32 {
+    fn array(items: &[Self]) -> Array {
+        Array::F64(items.iter().map(|item| f64::from(*item)).collect())
+    }
+}
+
+impl ArrayItem for bool {
+    fn array(items: &[Self]) -> Array {
+        Array::Bool(items.to_vec())
+    }
+}
+
+impl ArrayItem for String {
+    fn array(items: &[Self]) -> Array {
+        Array::String(items.iter().map(|item| item.clone().into()).collect())
+    }
+}
+
+impl ArrayItem for &str {
+    fn array(items: &[Self]) -> Array {
+        Array::String(items.iter().map(|item| item.to_string().into()).collect())
+    }
+}
+
+impl<T: ArrayItem> AttributeValue for [T] {
+    fn to_attribute_value(&self) -> Value {
+        Value::Array(T::array(self))
+    }
+}
+
+impl<T: ArrayItem> AttributeValue for Vec<T> {
+    fn to_attribute_value(&self) -> Value {
+        Value::Array(T::array(self))
+    }
+}
+
+impl<T: ArrayItem, const N: usize> AttributeValue for [T; N] {
+    fn to_attribute_value(&self) -> Value {
+        Value::Array(T::array(self))
     }
 }

@@ -12,7 +12,9 @@ use std::fmt::{Debug, Display};
 use std::sync::Arc;
 use std::time::Instant;
 
-use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt, TraceFlags, TraceState};
+use opentelemetry::trace::{
+    SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceState,
+};
 use opentelemetry::{Context, KeyValue, Value};
 
 use crate::pipeline::{Pipeline, flush_thread_buffer};
@@ -44,6 +46,7 @@ pub struct Site {
     pub(crate) line: u32,
     pub(crate) err_debug: bool,
     pub(crate) detached: bool,
+    pub(crate) span_kind: SpanKind,
 }
 
 impl Site {
@@ -65,7 +68,14 @@ impl Site {
             line,
             err_debug,
             detached,
+            span_kind: SpanKind::Internal,
         }
+    }
+
+    /// The OpenTelemetry span kind (`kind = server`); `Internal` by default.
+    pub const fn with_span_kind(mut self, span_kind: SpanKind) -> Site {
+        self.span_kind = span_kind;
+        self
     }
 }
 
@@ -161,7 +171,7 @@ fn join_trace(
         )
     } else {
         let trace_id = ids::trace_id();
-        let sampled = instrumentation.samples_root(parent, trace_id, site.name);
+        let sampled = instrumentation.samples_root(parent, trace_id, site.name, &site.span_kind);
         // Our trace ids are random in all their bits: say so (Level 2).
         (trace_id, TraceState::default(), sampled, RANDOM_FLAG)
     };

@@ -44,6 +44,7 @@ use env::ExporterKind;
 #[must_use = "call .install() to set the pipeline up"]
 pub struct Setup {
     service_name: Option<String>,
+    default_service_name: Option<String>,
     resource_attributes: Vec<KeyValue>,
     exporters: Vec<Chosen>,
     sampler: Option<Sampler>,
@@ -68,6 +69,7 @@ enum Chosen {
 pub fn setup() -> Setup {
     Setup {
         service_name: None,
+        default_service_name: None,
         resource_attributes: Vec::new(),
         exporters: Vec::new(),
         sampler: None,
@@ -85,6 +87,15 @@ impl Setup {
     /// `service.name` (else `OTEL_SERVICE_NAME`, else `unknown_service`).
     pub fn service_name(mut self, name: impl Into<String>) -> Self {
         self.service_name = Some(name.into());
+        self
+    }
+
+    /// `service.name` when neither code nor the environment
+    /// (`OTEL_SERVICE_NAME`, or `service.name` in `OTEL_RESOURCE_ATTRIBUTES`)
+    /// names the service: the right choice for programs that others run and
+    /// configure.
+    pub fn default_service_name(mut self, name: impl Into<String>) -> Self {
+        self.default_service_name = Some(name.into());
         self
     }
 
@@ -211,12 +222,14 @@ impl Setup {
     /// installed instead, so a typo never stops the program.
     pub fn install(self) -> TelemetryGuard {
         let service_name = self.service_name.clone();
+        let default_service_name = self.default_service_name.clone();
         match self.build(false) {
             Ok(guard) => guard,
             Err(error) => {
                 eprintln!("workflow-otel: {error}; exporting to the console instead");
                 let mut fallback = setup().console().environment_from(|_| None);
                 fallback.service_name = service_name;
+                fallback.default_service_name = default_service_name;
                 // The console alone reads no variable and opens no file.
                 fallback.try_install().unwrap_or_else(|_| console_guard())
             }
@@ -241,9 +254,16 @@ impl Setup {
                 "telemetry.sdk.version",
                 env!("CARGO_PKG_VERSION"),
             ));
+        let named_by_attributes = env
+            .resource_attributes
+            .iter()
+            .find(|attribute| attribute.key.as_str() == "service.name")
+            .map(|attribute| attribute.value.as_str().into_owned());
         let service_name = self
             .service_name
             .or(env.service_name)
+            .or(named_by_attributes)
+            .or(self.default_service_name)
             .unwrap_or_else(|| "unknown_service".to_owned());
         resource = resource
             .with_service_name(service_name)

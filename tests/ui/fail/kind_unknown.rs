@@ -1,0 +1,6 @@
+use workflow_otel::workflow;
+
+#[workflow(kind = service)]
+fn handle() {}
+
+fn main() {}
