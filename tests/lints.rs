@@ -125,8 +125,30 @@ fn mutable_argument(mut total: u32) -> u32 {
     total
 }
 
+#[step(retry(attempts = 2, backoff_ms = 0), kind = client, genai = tool, args(items))]
+fn retried(items: Vec<u32>, limit: &u32, counter: &mut u32) -> Result<u32, Failure> {
+    *counter += 1;
+    if *counter < 2 {
+        Err(Failure)
+    } else {
+        Ok(items.len() as u32 + limit)
+    }
+}
+
+#[step(retry)]
+async fn retried_async(name: String, shared: &str) -> Result<usize, Failure> {
+    Ok(name.len() + shared.len())
+}
+
+#[workflow(genai = agent, kind = server)]
+fn agent() -> u32 {
+    let mut counter = 0;
+    retried(vec![1, 2], &1, &mut counter).unwrap_or_default()
+}
+
 #[test]
 fn every_shape_runs() {
+    assert_eq!(agent(), 3);
     unit_return();
     assert_eq!(displayed(), "shown");
     assert_eq!(with_every_option(2, 3), 6);
@@ -147,6 +169,7 @@ fn every_shape_runs() {
         assert_eq!(early_return(0).await, None);
         assert_eq!(service.async_by_ref("x").await, (&2, "x"));
         assert_eq!(Memory.fetch(4).await.unwrap(), "4");
+        assert_eq!(retried_async("ab".to_owned(), "c").await.unwrap(), 3);
     });
     assert_eq!(service.by_value(), 2);
 }

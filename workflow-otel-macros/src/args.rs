@@ -21,6 +21,8 @@ mod kw {
     syn::custom_keyword!(parent);
     syn::custom_keyword!(detached);
     syn::custom_keyword!(kind);
+    syn::custom_keyword!(genai);
+    syn::custom_keyword!(retry);
 }
 
 /// How a value is turned into an attribute string.
@@ -59,8 +61,78 @@ pub(crate) struct Options {
     pub(crate) detached: Option<Span>,
     /// `kind = server`: the OpenTelemetry span kind (the variant's name).
     pub(crate) kind: Option<Ident>,
+    /// `genai = tool`: the GenAI conventions' role (the variant's name).
+    pub(crate) genai: Option<Ident>,
+    /// `retry(..)`: run the step again when it returns `Err`.
+    pub(crate) retry: Option<Retry>,
     /// Mistakes that do not stop parsing (a duplicated option), reported together.
     pub(crate) errors: Vec<syn::Error>,
+}
+
+/// `retry(attempts = 3, backoff_ms = 100, max_backoff_ms = 10000, jitter = true, when = path)`.
+pub(crate) struct Retry {
+    pub(crate) span: Span,
+    pub(crate) attempts: u32,
+    pub(crate) backoff_ms: u64,
+    pub(crate) max_backoff_ms: u64,
+    pub(crate) jitter: bool,
+    pub(crate) when: Option<Path>,
+}
+
+impl Retry {
+    fn parse(keyword: Span, input: ParseStream<'_>) -> syn::Result<Retry> {
+        let mut retry = Retry {
+            span: keyword,
+            attempts: 3,
+            backoff_ms: 100,
+            max_backoff_ms: 10_000,
+            jitter: true,
+            when: None,
+        };
+        if !input.peek(syn::token::Paren) {
+            return Ok(retry);
+        }
+        let content;
+        parenthesized!(content in input);
+        while !content.is_empty() {
+            let setting = Ident::parse_any(&content)?;
+            expect_value(&content, setting.span(), &format!("`{setting} = ...`"))?;
+            match setting.to_string().as_str() {
+                "attempts" => {
+                    let value: syn::LitInt = content.parse()?;
+                    retry.attempts = value.base10_parse()?;
+                    if !(1..=100).contains(&retry.attempts) {
+                        return Err(syn::Error::new(
+                            value.span(),
+                            "`attempts` counts every run, the first included: 1 to 100",
+                        ));
+                    }
+                }
+                "backoff_ms" => {
+                    retry.backoff_ms = content.parse::<syn::LitInt>()?.base10_parse()?
+                }
+                "max_backoff_ms" => {
+                    retry.max_backoff_ms = content.parse::<syn::LitInt>()?.base10_parse()?;
+                }
+                "jitter" => retry.jitter = content.parse::<syn::LitBool>()?.value,
+                "when" => retry.when = Some(content.parse()?),
+                other => {
+                    return Err(syn::Error::new(
+                        setting.span(),
+                        format!(
+                            "`retry(..)` has no setting `{other}`; it takes `attempts`, \
+                             `backoff_ms`, `max_backoff_ms`, `jitter` and `when` (a fn(&E) -> bool)"
+                        ),
+                    ));
+                }
+            }
+            if content.is_empty() {
+                break;
+            }
+            content.parse::<Token![,]>()?;
+        }
+        Ok(retry)
+    }
 }
 
 /// One check for every option given twice, keyed by the option's name, so the
@@ -85,12 +157,14 @@ impl Seen {
 fn options_of(kind: SpanKind) -> &'static [&'static str] {
     match kind {
         SpanKind::Workflow => &[
-            "name", "args", "fields", "err", "ret", "kind", "parent", "crate",
+            "name", "args", "fields", "err", "ret", "kind", "genai", "parent", "crate",
         ],
         SpanKind::ChildWorkflow => &[
-            "name", "args", "fields", "err", "ret", "kind", "parent", "detached", "crate",
+            "name", "args", "fields", "err", "ret", "kind", "genai", "parent", "detached", "crate",
         ],
-        SpanKind::Step => &["name", "args", "fields", "err", "ret", "kind", "crate"],
+        SpanKind::Step => &[
+            "name", "args", "fields", "err", "ret", "kind", "genai", "retry", "crate",
+        ],
     }
 }
 
@@ -201,6 +275,34 @@ impl Options {
                         ));
                     }
                 }
+            } else if input.peek(kw::retry) {
+                let keyword: kw::retry = input.parse()?;
+                seen.first_time("retry", keyword.span, &mut options.errors);
+                options.retry = Some(Retry::parse(keyword.span, input)?);
+            } else if input.peek(kw::genai) {
+                let keyword: kw::genai = input.parse()?;
+                seen.first_time("genai", keyword.span, &mut options.errors);
+                expect_value(
+                    input,
+                    keyword.span,
+                    "`genai = tool` (or `agent`, `workflow`)",
+                )?;
+                let value = Ident::parse_any(input)?;
+                let variant = match value.to_string().as_str() {
+                    "workflow" => "Workflow",
+                    "agent" => "Agent",
+                    "tool" => "Tool",
+                    _ => {
+                        return Err(syn::Error::new(
+                            value.span(),
+                            format!(
+                                "`{value}` is not a GenAI role; use `workflow` (invoke_workflow), \
+                                 `agent` (invoke_agent) or `tool` (execute_tool)"
+                            ),
+                        ));
+                    }
+                };
+                options.genai = Some(Ident::new(variant, value.span()));
             } else if input.peek(kw::detached) {
                 let keyword: kw::detached = input.parse()?;
                 seen.first_time("detached", keyword.span, &mut options.errors);

@@ -69,6 +69,7 @@
 // propagation -> record; view -> record; export -> view (the console tree).
 mod error;
 mod export;
+pub mod genai;
 mod pipeline;
 pub mod propagation;
 mod record;
@@ -106,6 +107,7 @@ pub use record::instrumentation::{Instrumentation, SuccessStatus};
 #[cfg(feature = "tokio")]
 pub use record::spawn::spawn;
 pub use record::spawn::{in_current_context, spawn_thread};
+pub use record::usage::GenAiUsage;
 pub use setup::env::ExporterKind;
 pub use setup::lifecycle::flush;
 pub use setup::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
@@ -247,8 +249,14 @@ pub mod __private {
         ArrayItem, AttributeValue, DebugField, NotAResult, Probe, Recordable, ResultDebugError,
         ResultError, ResultOpaqueError, TypedField,
     };
+    pub use crate::record::retry::{
+        RetryArgument, RetryPolicy, Retryable, attempt_number, retry, retry_always, retry_argument,
+        retry_async,
+    };
     pub use crate::record::run::{Finish, Instrumented, instrument, no_probe, run};
-    pub use crate::record::span::{ActiveSpan, Fields, Kind, Site, no_fields, start, start_from};
+    pub use crate::record::span::{
+        ActiveSpan, Fields, GenAiRole, Kind, Site, no_fields, start, start_from,
+    };
     pub use opentelemetry::Context;
     pub use opentelemetry::trace::SpanKind;
 }

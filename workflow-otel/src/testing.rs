@@ -113,6 +113,18 @@ impl Capture {
         self
     }
 
+    /// Sets the prices of model calls (see [`crate::genai`]).
+    pub fn prices(mut self, prices: crate::genai::PriceTable) -> Capture {
+        self.instrumentation = self.instrumentation.prices(prices);
+        self
+    }
+
+    /// Records prompt and completion text of model calls, cut to `max_bytes`.
+    pub fn record_genai_content(mut self, max_bytes: usize) -> Capture {
+        self.instrumentation = self.instrumentation.record_genai_content(max_bytes);
+        self
+    }
+
     /// A provider on the same pipeline, with the processors that stamp the
     /// workflow onto its spans: tracers from it (for spans opened through the
     /// OpenTelemetry API) record into this capture too.

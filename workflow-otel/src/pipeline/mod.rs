@@ -299,6 +299,11 @@ impl Pipeline {
         }
     }
 
+    /// Queues a span built as `SpanData` (model calls, other libraries').
+    pub(crate) fn submit_foreign(&self, span: SpanData) {
+        self.send(Message::Foreign(Box::new(span)));
+    }
+
     /// Whether both handles feed the same worker.
     pub(crate) fn same_as(&self, other: &Pipeline) -> bool {
         Arc::ptr_eq(&self.shared, &other.shared)

@@ -319,6 +319,7 @@ pub fn extract(carrier: &impl Carrier) -> Context {
             correlation_id: StringValue::from(lineage.correlation_id),
             root_span_id,
             span_context,
+            local: None,
         }));
     }
     cx

@@ -101,3 +101,68 @@ pub(crate) const TIME_KEYS: &[&str] = &[
     STEP_DURATION,
     CHECKPOINT_ELAPSED,
 ];
+
+// GenAI semantic conventions (https://opentelemetry.io/docs/specs/semconv/gen-ai/).
+
+/// GenAI: the operation (`chat`, `embeddings`, `execute_tool`, `invoke_agent`, `invoke_workflow`).
+pub const GEN_AI_OPERATION_NAME: &str = "gen_ai.operation.name";
+/// GenAI: the model provider (`openai`, `anthropic`, `aws.bedrock`, ...).
+pub const GEN_AI_PROVIDER_NAME: &str = "gen_ai.provider.name";
+/// GenAI: the model asked for.
+pub const GEN_AI_REQUEST_MODEL: &str = "gen_ai.request.model";
+/// GenAI: the model that answered.
+pub const GEN_AI_RESPONSE_MODEL: &str = "gen_ai.response.model";
+/// GenAI: why the model stopped, one per choice.
+pub const GEN_AI_RESPONSE_FINISH_REASONS: &str = "gen_ai.response.finish_reasons";
+/// GenAI: input (prompt) tokens.
+pub const GEN_AI_USAGE_INPUT_TOKENS: &str = "gen_ai.usage.input_tokens";
+/// GenAI: output tokens.
+pub const GEN_AI_USAGE_OUTPUT_TOKENS: &str = "gen_ai.usage.output_tokens";
+/// GenAI: input tokens served from the provider's cache.
+pub const GEN_AI_USAGE_CACHE_READ_INPUT_TOKENS: &str = "gen_ai.usage.cache_read.input_tokens";
+/// GenAI: output tokens spent on reasoning.
+pub const GEN_AI_USAGE_REASONING_OUTPUT_TOKENS: &str = "gen_ai.usage.reasoning.output_tokens";
+/// GenAI: the chat history sent (opt-in, size-limited).
+pub const GEN_AI_INPUT_MESSAGES: &str = "gen_ai.input.messages";
+/// GenAI: the messages the model returned (opt-in, size-limited).
+pub const GEN_AI_OUTPUT_MESSAGES: &str = "gen_ai.output.messages";
+/// GenAI: the workflow of an `invoke_workflow` span.
+pub const GEN_AI_WORKFLOW_NAME: &str = "gen_ai.workflow.name";
+/// GenAI: the agent of an `invoke_agent` span.
+pub const GEN_AI_AGENT_NAME: &str = "gen_ai.agent.name";
+/// GenAI: the tool of an `execute_tool` span.
+pub const GEN_AI_TOOL_NAME: &str = "gen_ai.tool.name";
+/// OpenInference (Arize Phoenix): `CHAIN`, `AGENT`, `TOOL`, `LLM`, `EMBEDDING`.
+pub const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
+
+// This project's cost and roll-up attributes (not part of the conventions).
+
+/// A model call's cost, from the price table (a double).
+pub const GEN_AI_USAGE_COST: &str = "gen_ai.usage.cost";
+/// The currency of [`GEN_AI_USAGE_COST`], as the price table names it.
+pub const GEN_AI_USAGE_COST_CURRENCY: &str = "gen_ai.usage.cost_currency";
+/// Workflow roll-up: model calls beneath the workflow.
+pub const WORKFLOW_GEN_AI_MODEL_CALLS: &str = "workflow.gen_ai.model_calls";
+/// Workflow roll-up: calls of `genai = tool` steps beneath the workflow.
+pub const WORKFLOW_GEN_AI_TOOL_CALLS: &str = "workflow.gen_ai.tool_calls";
+/// Workflow roll-up: input tokens.
+pub const WORKFLOW_GEN_AI_INPUT_TOKENS: &str = "workflow.gen_ai.usage.input_tokens";
+/// Workflow roll-up: output tokens.
+pub const WORKFLOW_GEN_AI_OUTPUT_TOKENS: &str = "workflow.gen_ai.usage.output_tokens";
+/// Workflow roll-up: cached input tokens.
+pub const WORKFLOW_GEN_AI_CACHE_READ_INPUT_TOKENS: &str =
+    "workflow.gen_ai.usage.cache_read.input_tokens";
+/// Workflow roll-up: reasoning output tokens.
+pub const WORKFLOW_GEN_AI_REASONING_OUTPUT_TOKENS: &str =
+    "workflow.gen_ai.usage.reasoning.output_tokens";
+/// Workflow roll-up: the cost of the priced calls.
+pub const WORKFLOW_GEN_AI_COST: &str = "workflow.gen_ai.usage.cost";
+/// Workflow roll-up: the currency of [`WORKFLOW_GEN_AI_COST`].
+pub const WORKFLOW_GEN_AI_COST_CURRENCY: &str = "workflow.gen_ai.usage.cost_currency";
+
+// Retries.
+
+/// On an attempt span: which attempt this is, from 1.
+pub const RETRY_ATTEMPT: &str = "retry.attempt";
+/// On a retried step: how many times it was retried (attempts - 1).
+pub const RETRY_COUNT: &str = "retry.count";

@@ -17,6 +17,7 @@ use uuid::Uuid;
 use crate::record::attributes;
 use crate::record::instrumentation::Instrumentation;
 use crate::record::span::with_current_recording;
+use crate::record::usage::{GenAiUsage, UsageTotals};
 
 /// Identity and lineage of one workflow run.
 ///
@@ -54,6 +55,10 @@ pub struct WorkflowContext {
     span_context: SpanContext,
     root_span_id: SpanId,
     attributes: Mutex<Vec<KeyValue>>,
+    /// The workflow this one runs inside in this process: model calls and
+    /// tool steps add to its totals too.
+    local_parent: Option<Arc<WorkflowContext>>,
+    usage: UsageTotals,
     /// Pinned when the root workflow starts, so every span below records into
     /// the same pipeline without looking it up.
     instrumentation: Option<Instrumentation>,
@@ -105,6 +110,8 @@ pub(crate) struct ParentLineage {
     pub(crate) root_span_id: SpanId,
     /// The parent workflow's span (remote for a lineage from a carrier).
     pub(crate) span_context: SpanContext,
+    /// The parent itself, when it runs in this process.
+    pub(crate) local: Option<Arc<WorkflowContext>>,
 }
 
 /// A workflow lineage received from another process: what a child workflow
@@ -146,6 +153,8 @@ impl WorkflowContext {
                 root_span_id: span_context.span_id(),
                 span_context,
                 attributes: Mutex::new(Vec::new()),
+                local_parent: None,
+                usage: UsageTotals::default(),
                 instrumentation,
             },
             Some(parent) => WorkflowContext {
@@ -169,6 +178,8 @@ impl WorkflowContext {
                     span_context: parent.span_context,
                 }),
                 attributes: Mutex::new(Vec::new()),
+                local_parent: parent.local,
+                usage: UsageTotals::default(),
                 instrumentation,
             },
         }
@@ -185,6 +196,24 @@ impl WorkflowContext {
             correlation_id: self.correlation_id.clone(),
             root_span_id: self.root_span_id,
             span_context: self.span_context.clone(),
+            local: None,
+        }
+    }
+
+    /// What the model calls and tool steps beneath this workflow added up to
+    /// so far: its own and its in-process child workflows'. A child workflow
+    /// in another process keeps its own totals (on its own span).
+    pub fn gen_ai_usage(&self) -> GenAiUsage {
+        self.usage.snapshot()
+    }
+
+    /// This workflow and every workflow it runs inside in this process.
+    pub(crate) fn with_ancestors(&self, mut apply: impl FnMut(&UsageTotals)) {
+        apply(&self.usage);
+        let mut next = self.local_parent.as_deref();
+        while let Some(parent) = next {
+            apply(&parent.usage);
+            next = parent.local_parent.as_deref();
         }
     }
 
@@ -289,6 +318,20 @@ impl WorkflowContext {
                 .lock()
                 .unwrap_or_else(|poisoned| poisoned.into_inner()),
         )
+    }
+}
+
+impl Drop for WorkflowContext {
+    // A long chain of nested workflows would drop recursively, one frame per
+    // level; unlink it iteratively instead.
+    fn drop(&mut self) {
+        let mut next = self.local_parent.take();
+        while let Some(parent) = next {
+            next = match Arc::try_unwrap(parent) {
+                Ok(mut parent) => parent.local_parent.take(),
+                Err(_) => None,
+            };
+        }
     }
 }
 

@@ -12,6 +12,7 @@ use opentelemetry::{Context, ContextGuard};
 use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
 
 use crate::pipeline::Pipeline;
+use crate::record::usage::PriceTable;
 
 /// The status a span gets when its function returns normally.
 ///
@@ -63,6 +64,8 @@ pub struct Instrumentation {
     pipeline: Pipeline,
     sampler: Arc<dyn ShouldSample>,
     success_status: SuccessStatus,
+    prices: Option<Arc<PriceTable>>,
+    genai_content: Option<usize>,
 }
 
 static DEFAULT: RwLock<Option<Instrumentation>> = RwLock::new(None);
@@ -97,7 +100,31 @@ impl Instrumentation {
             pipeline: pipeline.clone(),
             sampler: Arc::new(Sampler::AlwaysOn),
             success_status: SuccessStatus::Unset,
+            prices: None,
+            genai_content: None,
         }
+    }
+
+    /// The prices that turn model calls' token counts into costs.
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.prices = Some(Arc::new(prices));
+        self
+    }
+
+    /// Records the text of prompts and completions given to model calls
+    /// (`gen_ai.input.messages`, `gen_ai.output.messages`), each cut to
+    /// `max_bytes`. Off by default: prompts often hold personal data.
+    pub fn record_genai_content(mut self, max_bytes: usize) -> Self {
+        self.genai_content = Some(max_bytes);
+        self
+    }
+
+    pub(crate) fn price_table(&self) -> Option<&PriceTable> {
+        self.prices.as_deref()
+    }
+
+    pub(crate) fn genai_content_limit(&self) -> Option<usize> {
+        self.genai_content
     }
 
     /// Decides which new traces are recorded, e.g.

@@ -19,6 +19,7 @@ use crate::record::ids::{Calibration, Ticks};
 use crate::record::instrumentation::SuccessStatus;
 use crate::record::span::{Kind, Site};
 use crate::record::time::{rfc3339, span_id_hex, trace_id_hex};
+use crate::record::usage::GenAiUsage;
 
 /// The instrumentation scope every span of ours carries.
 pub(crate) fn scope() -> InstrumentationScope {
@@ -60,6 +61,8 @@ pub(crate) struct Extras {
     pub(crate) events: Vec<(Cow<'static, str>, Ticks, Vec<KeyValue>)>,
     pub(crate) return_value: Option<String>,
     pub(crate) error: Option<ErrorRecord>,
+    /// A workflow's model-call and tool totals when it ended.
+    pub(crate) usage: Option<GenAiUsage>,
 }
 
 /// A finished span of ours, as the caller hands it to the pipeline.
@@ -119,6 +122,17 @@ impl RawSpan {
                 attributes.push(KeyValue::new(attr::WORKFLOW_ID, owner.id_value()));
             }
             (None, _) => attributes.push(KeyValue::new(attr::STEP_NAME, site.name)),
+        }
+        if let Some(role) = site.genai {
+            attributes.push(KeyValue::new(attr::GEN_AI_OPERATION_NAME, role.operation()));
+            attributes.push(KeyValue::new(role.name_key(), site.name));
+            attributes.push(KeyValue::new(
+                attr::OPENINFERENCE_SPAN_KIND,
+                role.openinference_kind(),
+            ));
+        }
+        if let Some(usage) = &extras.usage {
+            attributes.extend(usage.attributes(site.genai.is_some()));
         }
         attributes.extend(extras.attributes);
         if let Some(value) = extras.return_value {

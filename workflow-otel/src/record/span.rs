@@ -23,6 +23,7 @@ use crate::record::ids;
 use crate::record::instrumentation::Instrumentation;
 use crate::record::raw::{EndState, ErrorRecord, Extras, RawSpan};
 use crate::record::run::Finish;
+use crate::record::usage::UsageTotals;
 
 /// What an annotated function opens.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -47,6 +48,46 @@ pub struct Site {
     pub(crate) err_debug: bool,
     pub(crate) detached: bool,
     pub(crate) span_kind: SpanKind,
+    pub(crate) genai: Option<GenAiRole>,
+}
+
+/// The GenAI conventions' role of a span (`genai = ..`): its
+/// `gen_ai.operation.name` and the name attribute that goes with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GenAiRole {
+    /// `invoke_workflow`, `gen_ai.workflow.name`; OpenInference `CHAIN`.
+    Workflow,
+    /// `invoke_agent`, `gen_ai.agent.name`; OpenInference `AGENT`.
+    Agent,
+    /// `execute_tool`, `gen_ai.tool.name`; OpenInference `TOOL`. Counted as
+    /// a tool call in the workflow's totals.
+    Tool,
+}
+
+impl GenAiRole {
+    pub(crate) fn operation(self) -> &'static str {
+        match self {
+            GenAiRole::Workflow => "invoke_workflow",
+            GenAiRole::Agent => "invoke_agent",
+            GenAiRole::Tool => "execute_tool",
+        }
+    }
+
+    pub(crate) fn name_key(self) -> &'static str {
+        match self {
+            GenAiRole::Workflow => crate::record::attributes::GEN_AI_WORKFLOW_NAME,
+            GenAiRole::Agent => crate::record::attributes::GEN_AI_AGENT_NAME,
+            GenAiRole::Tool => crate::record::attributes::GEN_AI_TOOL_NAME,
+        }
+    }
+
+    pub(crate) fn openinference_kind(self) -> &'static str {
+        match self {
+            GenAiRole::Workflow => "CHAIN",
+            GenAiRole::Agent => "AGENT",
+            GenAiRole::Tool => "TOOL",
+        }
+    }
 }
 
 impl Site {
@@ -69,7 +110,14 @@ impl Site {
             err_debug,
             detached,
             span_kind: SpanKind::Internal,
+            genai: None,
         }
+    }
+
+    /// The GenAI conventions' role of the span (`genai = tool`).
+    pub const fn with_genai(mut self, role: GenAiRole) -> Site {
+        self.genai = Some(role);
+        self
     }
 
     /// The OpenTelemetry span kind (`kind = server`); `Internal` by default.
@@ -143,11 +191,23 @@ pub fn start(site: &'static Site, fields: impl FnOnce(&mut Fields<'_>)) -> Activ
         cx: None,
         recording: None,
     };
-    Context::map_current(|parent| match site.kind {
-        Kind::Step => start_step(&mut span, site, parent, fields),
-        Kind::Workflow | Kind::ChildWorkflow => start_workflow(&mut span, site, parent, fields),
+    Context::map_current(|parent| {
+        if site.genai == Some(GenAiRole::Tool) {
+            count_tool_call(parent);
+        }
+        match site.kind {
+            Kind::Step => start_step(&mut span, site, parent, fields),
+            Kind::Workflow | Kind::ChildWorkflow => start_workflow(&mut span, site, parent, fields),
+        }
     });
     span
+}
+
+/// A tool step adds to the totals of every workflow it runs in, sampled or not.
+fn count_tool_call(parent: &Context) {
+    if let Some(owner) = parent.get::<CurrentWorkflow>() {
+        owner.0.with_ancestors(UsageTotals::add_tool_call);
+    }
 }
 
 /// Trace Context Level 2's `random` trace flag: the trace id's rightmost 7
@@ -156,8 +216,8 @@ const RANDOM_FLAG: u8 = 0x02;
 
 /// The trace a new span joins, and whether it is sampled: its parent's, or a
 /// new trace for which the sampler decides.
-fn join_trace(
-    site: &Site,
+pub(crate) fn join_trace(
+    (name, kind): (&str, &SpanKind),
     parent: &Context,
     parent_span: &SpanContext,
     instrumentation: &Instrumentation,
@@ -171,7 +231,7 @@ fn join_trace(
         )
     } else {
         let trace_id = ids::trace_id();
-        let sampled = instrumentation.samples_root(parent, trace_id, site.name, &site.span_kind);
+        let sampled = instrumentation.samples_root(parent, trace_id, name, kind);
         // Our trace ids are random in all their bits: say so (Level 2).
         (trace_id, TraceState::default(), sampled, RANDOM_FLAG)
     };
@@ -207,7 +267,12 @@ fn start_step(
             }
         }
     };
-    let span_context = join_trace(site, parent, parent_span, instrumentation);
+    let span_context = join_trace(
+        (site.name, &site.span_kind),
+        parent,
+        parent_span,
+        instrumentation,
+    );
     // Unsampled here means an unsampled root: attach its context anyway, so
     // everything below follows the decision.
     span.cx = Some(parent.with_remote_span_context(span_context.clone()));
@@ -246,7 +311,11 @@ pub fn start_from(
 /// received from another process.
 fn parent_lineage(parent: &Context) -> Option<ParentLineage> {
     match parent.get::<CurrentWorkflow>() {
-        Some(local) => Some(local.0.as_parent()),
+        Some(local) => {
+            let mut lineage = local.0.as_parent();
+            lineage.local = Some(local.0.clone());
+            Some(lineage)
+        }
         None => parent
             .get::<RemoteWorkflow>()
             .map(|remote| remote.0.clone()),
@@ -300,7 +369,12 @@ fn start_workflow(
     if site.detached {
         parent_span = &root;
     }
-    let span_context = join_trace(site, parent, parent_span, instrumentation);
+    let span_context = join_trace(
+        (site.name, &site.span_kind),
+        parent,
+        parent_span,
+        instrumentation,
+    );
     let workflow = Arc::new(WorkflowContext::start(
         Cow::Borrowed(site.name),
         lineage,
@@ -406,6 +480,16 @@ impl Recording {
         if let Some(error) = error {
             raw.state = EndState::Failed;
             extras.get_or_insert_with(Default::default).error = Some(error);
+        }
+        if raw.site.kind != Kind::Step
+            && let Some(workflow) = &raw.workflow
+        {
+            // The totals as the workflow ends: calls that finish later (a
+            // spawned task outliving it) are not part of this run.
+            let usage = workflow.gen_ai_usage();
+            if !usage.is_empty() {
+                extras.get_or_insert_with(Default::default).usage = Some(usage);
+            }
         }
         raw.extras = extras;
         if let Some(raw) = self.raw.take() {

@@ -23,6 +23,7 @@ use crate::export::file::JsonLinesExporter;
 use crate::pipeline::error_text::ErrorText;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::record::instrumentation::{Instrumentation, SuccessStatus};
+use crate::record::usage::PriceTable;
 use crate::setup::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
 use env::ExporterKind;
 
@@ -54,6 +55,8 @@ pub struct Setup {
     otlp_protocol: Option<OtlpProtocol>,
     workflow_processors: bool,
     error_text: Option<ErrorText>,
+    prices: Option<PriceTable>,
+    genai_content: Option<usize>,
     environment: Lookup,
 }
 
@@ -79,6 +82,8 @@ pub fn setup() -> Setup {
         otlp_protocol: None,
         workflow_processors: true,
         error_text: None,
+        prices: None,
+        genai_content: None,
         environment: Box::new(|name| std::env::var(name).ok()),
     }
 }
@@ -193,6 +198,20 @@ impl Setup {
     /// ```
     pub fn error_text(mut self, rule: ErrorText) -> Self {
         self.error_text = Some(rule);
+        self
+    }
+
+    /// The prices that turn model calls' token counts into costs (see
+    /// [`genai`](crate::genai)).
+    pub fn prices(mut self, prices: PriceTable) -> Self {
+        self.prices = Some(prices);
+        self
+    }
+
+    /// Records prompt and completion text of model calls, each cut to
+    /// `max_bytes`; off by default, as prompts often hold personal data.
+    pub fn record_genai_content(mut self, max_bytes: usize) -> Self {
+        self.genai_content = Some(max_bytes);
         self
     }
 
@@ -334,10 +353,16 @@ impl Setup {
             .with_span_processor(pipeline.span_processor())
             .build();
         opentelemetry::global::set_tracer_provider(provider.clone());
-        Instrumentation::new(&pipeline)
+        let mut instrumentation = Instrumentation::new(&pipeline)
             .sampler(sampler)
-            .success_status(self.success_status)
-            .install();
+            .success_status(self.success_status);
+        if let Some(prices) = self.prices {
+            instrumentation = instrumentation.prices(prices);
+        }
+        if let Some(max_bytes) = self.genai_content {
+            instrumentation = instrumentation.record_genai_content(max_bytes);
+        }
+        instrumentation.install();
         lifecycle::installed();
         Ok(TelemetryGuard { pipeline, provider })
     }
