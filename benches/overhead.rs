@@ -29,6 +29,7 @@ use opentelemetry_sdk::trace::{
     BatchConfigBuilder, BatchSpanProcessor, Sampler, SdkTracerProvider, SpanData, SpanExporter,
 };
 use tracing_subscriber::layer::SubscriberExt as _;
+use workflow_otel::genai::{ModelCall, Price, PriceTable, Usage};
 use workflow_otel::{Instrumentation, Pipeline, PipelineConfig};
 
 // ------------------------------------------------------------------ allocations
@@ -147,6 +148,23 @@ fn wo_step(x: u64) -> u64 {
     black_box(x + 1)
 }
 
+/// A step recording one model call (a second span, with GenAI attributes,
+/// a cost from the price table, and the workflow's totals).
+#[workflow_otel::step]
+fn wo_model_step(x: u64) -> u64 {
+    ModelCall::chat("openai", "gpt-4o")
+        .start()
+        .finish(Usage::tokens(1_000, 100).cached_input(200));
+    black_box(x + 1)
+}
+
+#[workflow_otel::workflow]
+fn wo_model_parent(iterations: u64) {
+    for i in 0..iterations {
+        wo_model_step(i);
+    }
+}
+
 #[workflow_otel::workflow]
 fn wo_workflow(x: u64) -> u64 {
     black_box(x + 1)
@@ -263,7 +281,25 @@ fn workflow_otel_case(
     sampler: Sampler,
     spans_per_iteration: u64,
     spans_per_run: u64,
+    body: impl FnMut(u64) + 'static,
+) -> Case {
+    workflow_otel_case_with(
+        name,
+        sampler,
+        spans_per_iteration,
+        spans_per_run,
+        body,
+        |i| i,
+    )
+}
+
+fn workflow_otel_case_with(
+    name: &'static str,
+    sampler: Sampler,
+    spans_per_iteration: u64,
+    spans_per_run: u64,
     mut body: impl FnMut(u64) + 'static,
+    configure: fn(Instrumentation) -> Instrumentation,
 ) -> Case {
     let records = !matches!(sampler, Sampler::AlwaysOff);
     let exporter = CountingExporter::default();
@@ -275,7 +311,7 @@ fn workflow_otel_case(
         ..PipelineConfig::default()
     };
     let pipeline = Pipeline::with_config(exporter, config, None);
-    let instrumentation = Instrumentation::new(&pipeline).sampler(sampler);
+    let instrumentation = configure(Instrumentation::new(&pipeline).sampler(sampler));
     Case {
         name,
         spans_per_iteration,
@@ -392,6 +428,23 @@ fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, Factory)> {
                 run: Box::new(context_floor),
                 delivered: Box::new(|| 0),
                 records: false,
+            }),
+        ),
+        (
+            "wo #[step] + one model call",
+            Box::new(|| {
+                workflow_otel_case_with(
+                    "wo #[step] + one model call",
+                    Sampler::AlwaysOn,
+                    2,
+                    1,
+                    wo_model_parent,
+                    |instrumentation| {
+                        instrumentation.prices(
+                            PriceTable::new("USD").model("gpt-4o", Price::per_million(2.5, 10.0)),
+                        )
+                    },
+                )
             }),
         ),
         (

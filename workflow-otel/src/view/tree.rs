@@ -481,10 +481,14 @@ fn console_line(node: &SpanNode, prefix: &str, out: &mut String) {
     } else {
         format!("({})", args.join(", "))
     };
+    // A model call (GenAI conventions) reads better as what it is.
+    let label = match node.kind() {
+        NodeKind::Other if node.attribute(attr::GEN_AI_OPERATION_NAME).is_some() => "model",
+        _ => kind_label(node),
+    };
     let _ = writeln!(
         out,
-        "{prefix}{} {}{args} [{}] {mark}",
-        kind_label(node),
+        "{prefix}{label} {}{args} [{}] {mark}",
         node.span.name,
         human_duration(node.duration()),
     );
