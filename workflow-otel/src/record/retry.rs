@@ -36,6 +36,19 @@ impl RetryPolicy {
         }
     }
 
+    /// How long to wait before another attempt after attempt `number` gave
+    /// `result`; `None` when it succeeded, its error is not to be retried,
+    /// or the attempts are spent.
+    fn wait_after<R: Retryable>(
+        &self,
+        number: u32,
+        result: &R,
+        when: &impl Fn(&R::Error) -> bool,
+    ) -> Option<Duration> {
+        let error = result.failure()?;
+        (number < self.attempts && when(error)).then(|| self.delay(number))
+    }
+
     /// The wait before retry `retry` (1 for the second attempt).
     pub fn delay(&self, retry: u32) -> Duration {
         let factor = 1u32
@@ -111,16 +124,11 @@ pub fn retry<R: Retryable>(
     let mut number = 1;
     loop {
         let result = attempt(number);
-        match result.failure() {
-            Some(error) if number < policy.attempts && when(error) => {
-                std::thread::sleep(policy.delay(number));
-                number += 1;
-            }
-            _ => {
-                note_retries(number);
-                return result;
-            }
+        match policy.wait_after(number, &result, &when) {
+            Some(wait) => std::thread::sleep(wait),
+            None => return finished(number, result),
         }
+        number += 1;
     }
 }
 
@@ -134,22 +142,19 @@ pub async fn retry_async<R: Retryable, F: Future<Output = R>>(
     let mut number = 1;
     loop {
         let result = attempt(number).await;
-        match result.failure() {
-            Some(error) if number < policy.attempts && when(error) => {
-                Delay::new(policy.delay(number)).await;
-                number += 1;
-            }
-            _ => {
-                note_retries(number);
-                return result;
-            }
+        match policy.wait_after(number, &result, &when) {
+            Some(wait) => Delay::new(wait).await,
+            None => return finished(number, result),
         }
+        number += 1;
     }
 }
 
-/// `retry.count` on the step, the current span once the attempts are done.
-fn note_retries(attempts: u32) {
+/// The step's result, with `retry.count` on the step (the current span once
+/// the attempts are done).
+fn finished<R>(attempts: u32, result: R) -> R {
     crate::set_attribute(KeyValue::new(attr::RETRY_COUNT, i64::from(attempts - 1)));
+    result
 }
 
 /// The attempt number, on the attempt's span.

@@ -469,17 +469,21 @@ pub(crate) fn key_value_list(
     } else {
         value.to_owned()
     };
+    // A member, as errors name it: by its text, unless that may be a secret.
+    let described = |member: &str| {
+        if secret {
+            "a member".to_owned()
+        } else {
+            format!("`{}`", member.trim())
+        }
+    };
     let mut pairs = Vec::new();
     for member in value.split(',') {
         if member.trim().is_empty() {
             continue;
         }
         let Some((key, raw)) = member.split_once('=') else {
-            let what = if secret {
-                "a member".to_owned()
-            } else {
-                format!("`{}`", member.trim())
-            };
+            let what = described(member);
             return Err(SetupError::new(
                 name,
                 &shown,
@@ -488,11 +492,7 @@ pub(crate) fn key_value_list(
         };
         let key = key.trim();
         if key.is_empty() {
-            let what = if secret {
-                "a member".to_owned()
-            } else {
-                format!("`{}`", member.trim())
-            };
+            let what = described(member);
             return Err(SetupError::new(
                 name,
                 &shown,
