@@ -6,26 +6,16 @@
 //! Not part of `cargo test`: it runs the example binary, which `scripts/test`
 //! builds first (`cargo build --examples`).
 
+#[path = "support/examples.rs"]
+mod examples;
+
 use std::io::BufReader;
-use std::path::PathBuf;
 use std::process::Command;
 
+use examples::example_binary;
 use opentelemetry::Value;
 use opentelemetry::trace::SpanKind;
 use workflow_otel::{SpanNode, SpanTree, read_json_lines};
-
-fn example_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let binary = target.join("debug/examples/agent");
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build --examples` first",
-        binary.display()
-    );
-    binary
-}
 
 /// Per role: the span name's form, the kind, and the attributes it must carry.
 struct Role {
@@ -93,7 +83,7 @@ fn the_agent_example_follows_the_genai_conventions() {
     let file =
         std::env::temp_dir().join(format!("workflow-otel-agent-{}.jsonl", std::process::id()));
     let _ = std::fs::remove_file(&file);
-    let output = Command::new(example_binary())
+    let output = Command::new(example_binary("agent"))
         .env("OTEL_TRACES_EXPORTER", "jsonl")
         .env("WORKFLOW_OTEL_FILE", &file)
         .output()

@@ -5,25 +5,15 @@
 //! Not part of `cargo test`: it runs the example binary, which `scripts/test`
 //! builds first (`cargo build --examples`).
 
+#[path = "support/examples.rs"]
+mod examples;
+
 use std::io::BufReader;
-use std::path::PathBuf;
 use std::process::Command;
 
+use examples::example_binary;
 use opentelemetry::trace::SpanId;
 use workflow_otel::{SpanTree, read_json_lines};
-
-fn example_binary() -> PathBuf {
-    let target = std::env::var_os("CARGO_TARGET_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"));
-    let binary = target.join("debug/examples/distributed");
-    assert!(
-        binary.exists(),
-        "{} is missing: run `cargo build --examples` first",
-        binary.display()
-    );
-    binary
-}
 
 #[test]
 fn the_distributed_example_makes_one_trace_across_two_processes() {
@@ -31,7 +21,7 @@ fn the_distributed_example_makes_one_trace_across_two_processes() {
         "workflow-otel-distributed-test-{}",
         std::process::id()
     ));
-    let output = Command::new(example_binary())
+    let output = Command::new(example_binary("distributed"))
         .env("DISTRIBUTED_TRACES_DIR", &dir)
         .env_remove("OTEL_TRACES_EXPORTER")
         .output()

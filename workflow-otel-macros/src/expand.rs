@@ -58,7 +58,7 @@ fn instrument_if(
                 "`retry` is for `#[step]`: retry the steps inside a workflow, not the workflow",
             ));
         }
-        check_retry_arguments(&function, &mut errors);
+        crate::retry::check_arguments(&function, &mut errors);
     }
     let span_name = checked_name(&function, &options, &mut errors);
     check_args(&function, &options, &mut errors);
@@ -156,80 +156,7 @@ fn check_args(function: &InstrumentedFn, options: &Options, errors: &mut Vec<syn
     }
 }
 
-/// How each argument reaches a new attempt of a retried step.
-enum RetryPass {
-    /// A shared reference or `&self`: copied.
-    Copied,
-    /// `&mut T`: reborrowed (sync steps only).
-    Reborrowed(Ident),
-    /// Owned: a clone per attempt.
-    Cloned(Ident, bool),
-}
-
-fn retry_passes(function: &InstrumentedFn) -> Vec<RetryPass> {
-    function
-        .sig
-        .inputs
-        .iter()
-        .map(|input| match input {
-            syn::FnArg::Receiver(_) => RetryPass::Copied,
-            syn::FnArg::Typed(typed) => {
-                let syn::Pat::Ident(pat) = &*typed.pat else {
-                    return RetryPass::Copied;
-                };
-                match &*typed.ty {
-                    Type::Reference(reference) if reference.mutability.is_some() => {
-                        RetryPass::Reborrowed(pat.ident.clone())
-                    }
-                    Type::Reference(_) => RetryPass::Copied,
-                    _ => RetryPass::Cloned(pat.ident.clone(), pat.mutability.is_some()),
-                }
-            }
-        })
-        .collect()
-}
-
-/// A retried body runs again: every argument must be re-usable.
-fn check_retry_arguments(function: &InstrumentedFn, errors: &mut Vec<syn::Error>) {
-    let is_async = function.sig.asyncness.is_some();
-    for input in &function.sig.inputs {
-        match input {
-            syn::FnArg::Receiver(receiver)
-                if receiver.reference.is_none() || (is_async && receiver.mutability.is_some()) =>
-            {
-                errors.push(syn::Error::new_spanned(
-                    receiver,
-                    "a retried step runs its body again, so it cannot consume `self` (or hold \
-                     `&mut self` across attempts of an async step): take `&self`, or retry \
-                     a free function",
-                ));
-            }
-            syn::FnArg::Typed(typed) => {
-                if !matches!(&*typed.pat, syn::Pat::Ident(pat) if pat.by_ref.is_none() && pat.subpat.is_none())
-                {
-                    errors.push(syn::Error::new_spanned(
-                        &typed.pat,
-                        "a retried step gives each attempt its own copy of each argument, \
-                         which needs a plain name here, e.g. `order: Order`",
-                    ));
-                }
-                if is_async
-                    && let Type::Reference(reference) = &*typed.ty
-                    && reference.mutability.is_some()
-                {
-                    errors.push(syn::Error::new_spanned(
-                        &typed.ty,
-                        "an async retried step cannot lend `&mut` to each attempt's future: \
-                         take the value by reference (`&T`) or by value (`T: Clone`)",
-                    ));
-                }
-            }
-            _ => {}
-        }
-    }
-}
-
-trait UnrawString {
+pub(crate) trait UnrawString {
     fn unraw_string(&self) -> String;
 }
 
@@ -309,7 +236,7 @@ fn expand(
     };
 
     let call = match &options.retry {
-        Some(retry) => retry_call(
+        Some(retry) => crate::retry::call(
             &private,
             function,
             retry,
@@ -342,87 +269,6 @@ fn expand(
             )#span_kind #genai;
             let #span = #start;
             #call
-        }
-    }
-}
-
-/// A retried step: the step's span around a loop of attempts, each with a
-/// span of its own (`<name>.attempt`, `retry.attempt = n`) and fresh copies
-/// of the arguments.
-fn retry_call(
-    private: &TokenStream,
-    function: &InstrumentedFn,
-    retry: &crate::args::Retry,
-    (span, return_type): (&Ident, &TokenStream),
-    (probe, line, err_debug): (&TokenStream, &TokenStream, bool),
-    (span_name, returns_opaque): (&str, bool),
-) -> TokenStream {
-    let InstrumentedFn { sig, body, .. } = function;
-    let policy = Ident::new("__WFO_RETRY", Span::mixed_site());
-    let attempt_site = Ident::new("__WFO_ATTEMPT", Span::mixed_site());
-    let number = Ident::new("__wfo_attempt", Span::mixed_site());
-    let attempt_name = format!("{span_name}.attempt");
-    let function_name = sig.ident.unraw_string();
-    let (attempts, backoff, max_backoff, jitter) = (
-        retry.attempts,
-        retry.backoff_ms,
-        retry.max_backoff_ms,
-        retry.jitter,
-    );
-    let when = match &retry.when {
-        Some(path) => quote!(#path),
-        None => quote!(#private::retry_always),
-    };
-    let copies = retry_passes(function).into_iter().map(|pass| match pass {
-        RetryPass::Copied => TokenStream::new(),
-        RetryPass::Reborrowed(name) => quote!(let #name = &mut *#name;),
-        RetryPass::Cloned(name, mutable) => {
-            let mutable = mutable.then(|| quote!(mut));
-            quote_spanned!(name.span()=> let #mutable #name = #private::retry_argument(&#name);)
-        }
-    });
-    let statics = quote! {
-        static #policy: #private::RetryPolicy =
-            #private::RetryPolicy::new(#attempts, #backoff, #max_backoff, #jitter);
-        static #attempt_site: #private::Site = #private::Site::new(
-            #private::Kind::Step,
-            #attempt_name,
-            ::core::concat!(::core::module_path!(), "::", #function_name),
-            ::core::file!(),
-            #line,
-            #err_debug,
-            false,
-        );
-    };
-
-    if sig.asyncness.is_some() {
-        let fake_return = fake_return_edge(&sig.output, returns_opaque);
-        quote! {
-            #private::instrument::<#return_type, _, _>(#span, async move {
-                #statics
-                #private::retry_async(&#policy, #when, |#number| {
-                    #(#copies)*
-                    #private::instrument::<#return_type, _, _>(
-                        #private::start(&#attempt_site, #private::attempt_number(#number)),
-                        async move { #fake_return #body },
-                        #probe,
-                    )
-                }).await
-            }, #probe).await
-        }
-    } else {
-        quote! {
-            #private::run::<#return_type, _, _>(#span, move || {
-                #statics
-                #private::retry(&#policy, #when, |#number| {
-                    #(#copies)*
-                    #private::run::<#return_type, _, _>(
-                        #private::start(&#attempt_site, #private::attempt_number(#number)),
-                        || #body,
-                        #probe,
-                    )
-                })
-            }, #probe)
         }
     }
 }
@@ -500,7 +346,7 @@ fn probe_closure(private: &TokenStream, options: &Options, returns_opaque: bool)
 /// An unreachable `return` of the declared type at the top of the async block, so
 /// the compiler knows the block's output type before it checks `?` and `.into()`
 /// in the body, and type errors keep pointing at the user's signature.
-fn fake_return_edge(output: &ReturnType, returns_opaque: bool) -> TokenStream {
+pub(crate) fn fake_return_edge(output: &ReturnType, returns_opaque: bool) -> TokenStream {
     let ty: Type = match (output, returns_opaque) {
         (_, true) => return TokenStream::new(),
         (ReturnType::Default, false) => syn::parse_quote!(()),

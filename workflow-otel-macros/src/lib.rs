@@ -9,6 +9,7 @@ mod derive;
 mod expand;
 mod item;
 mod name;
+mod retry;
 
 use proc_macro::TokenStream;
 
