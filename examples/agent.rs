@@ -117,9 +117,13 @@ fn main() {
         .default_service_name("agent")
         .prices(prices())
         .install();
-    match travel_agent("Is it a good day to walk around Lisbon?") {
-        Ok(reply) => println!("=> {reply}"),
-        Err(error) => println!("=> failed: {error}"),
-    }
+    let outcome = travel_agent("Is it a good day to walk around Lisbon?");
     telemetry.flush();
+    match outcome {
+        Ok(reply) => println!("=> {reply}"),
+        Err(error) => {
+            println!("=> failed: {error}");
+            std::process::exit(1);
+        }
+    }
 }

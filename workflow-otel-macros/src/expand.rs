@@ -73,9 +73,23 @@ fn instrument_if(
         return with_errors(function.to_tokens_unchanged(), errors);
     }
     if !enabled {
-        return item;
+        return match &options.retry {
+            Some(retry) => {
+                crate::retry::uninstrumented(&private(&options), &function, retry, returns_opaque)
+            }
+            None => item,
+        };
     }
     expand(kind, &function, &options, &span_name, returns_opaque)
+}
+
+/// The runtime's hidden module, through `crate = ..` if the crate is renamed.
+fn private(options: &Options) -> TokenStream {
+    let krate: Path = options
+        .krate
+        .clone()
+        .unwrap_or_else(|| syn::parse_quote!(::workflow_otel));
+    quote!(#krate::__private)
 }
 
 fn with_errors(item: TokenStream, errors: Vec<syn::Error>) -> TokenStream {
@@ -184,11 +198,7 @@ fn expand(
     span_name: &str,
     returns_opaque: bool,
 ) -> TokenStream {
-    let krate: Path = options
-        .krate
-        .clone()
-        .unwrap_or_else(|| syn::parse_quote!(::workflow_otel));
-    let private = quote!(#krate::__private);
+    let private = private(options);
     let InstrumentedFn {
         attrs,
         vis,
@@ -414,6 +424,26 @@ mod tests {
         };
         let output = instrument_if(false, SpanKind::Step, quote!(args(key), err), item.clone());
         assert_eq!(output.to_string(), item.to_string());
+    }
+
+    #[test]
+    fn with_instrumentation_off_a_retried_step_still_retries() {
+        let output = instrument_if(
+            false,
+            SpanKind::Step,
+            quote!(retry(attempts = 2)),
+            quote!(
+                fn fetch(url: String) -> Result<u8, E> {
+                    get(url)
+                }
+            ),
+        )
+        .to_string();
+        assert!(
+            output.contains(&quote!(::workflow_otel::__private::retry).to_string()),
+            "{output}"
+        );
+        assert!(!output.contains("start"), "no span: {output}");
     }
 
     #[test]

@@ -109,14 +109,7 @@ pub(crate) fn call(
         Some(path) => quote!(#path),
         None => quote!(#private::retry_always),
     };
-    let copies = retry_passes(function).into_iter().map(|pass| match pass {
-        RetryPass::Copied => TokenStream::new(),
-        RetryPass::Reborrowed(name) => quote!(let #name = &mut *#name;),
-        RetryPass::Cloned(name, mutable) => {
-            let mutable = mutable.then(|| quote!(mut));
-            quote_spanned!(name.span()=> let #mutable #name = #private::retry_argument(&#name);)
-        }
-    });
+    let copies: Vec<TokenStream> = copies(private, function).collect();
     let statics = quote! {
         static #policy: #private::RetryPolicy =
             #private::RetryPolicy::new(#attempts, #backoff, #max_backoff, #jitter);
@@ -161,4 +154,81 @@ pub(crate) fn call(
             }, #probe)
         }
     }
+}
+
+/// A retried step with instrumentation switched off: retrying is behaviour,
+/// not telemetry, so the loop stays and only the spans go.
+pub(crate) fn uninstrumented(
+    private: &TokenStream,
+    function: &InstrumentedFn,
+    retry: &Retry,
+    returns_opaque: bool,
+) -> TokenStream {
+    let InstrumentedFn {
+        attrs,
+        vis,
+        sig,
+        body,
+    } = function;
+    let policy = Ident::new("__WFO_RETRY", Span::mixed_site());
+    let result = Ident::new("__wfo_result", Span::mixed_site());
+    let (attempts, backoff, max_backoff, jitter) = (
+        retry.attempts,
+        retry.backoff_ms,
+        retry.max_backoff_ms,
+        retry.jitter,
+    );
+    let when = match &retry.when {
+        Some(path) => quote!(#path),
+        None => quote!(#private::retry_always),
+    };
+    let copies: Vec<TokenStream> = copies(private, function).collect();
+    let output = match &sig.output {
+        syn::ReturnType::Type(_, ty) if !returns_opaque => quote!(#ty),
+        _ => quote!(_),
+    };
+    let attempts_loop = if sig.asyncness.is_some() {
+        let fake_return = fake_return_edge(&sig.output, returns_opaque);
+        quote! {
+            #private::retry_async(&#policy, #when, |_| {
+                #(#copies)*
+                async move { #fake_return #body }
+            }).await
+        }
+    } else {
+        quote! {
+            #private::retry(&#policy, #when, |_| {
+                #(#copies)*
+                // Called at once: `return` and `?` in the body end this attempt.
+                #[allow(clippy::redundant_closure_call)]
+                let #result: #output = (|| #body)();
+                #result
+            })
+        }
+    };
+    quote! {
+        #(#attrs)*
+        #vis #sig {
+            static #policy: #private::RetryPolicy =
+                #private::RetryPolicy::new(#attempts, #backoff, #max_backoff, #jitter);
+            #attempts_loop
+        }
+    }
+}
+
+/// Each attempt's own copies of the arguments.
+fn copies<'a>(
+    private: &'a TokenStream,
+    function: &InstrumentedFn,
+) -> impl Iterator<Item = TokenStream> + 'a {
+    retry_passes(function)
+        .into_iter()
+        .map(move |pass| match pass {
+            RetryPass::Copied => TokenStream::new(),
+            RetryPass::Reborrowed(name) => quote!(let #name = &mut *#name;),
+            RetryPass::Cloned(name, mutable) => {
+                let mutable = mutable.then(|| quote!(mut));
+                quote_spanned!(name.span()=> let #mutable #name = #private::retry_argument(&#name);)
+            }
+        })
 }

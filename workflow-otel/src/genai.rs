@@ -263,7 +263,9 @@ impl ActiveModelCall {
         if let Some(owner) = &owner {
             owner.with_ancestors(|totals| totals.add_call(&counted));
         }
-        let Some(instrumentation) = instrumentation else {
+        // With the attributes' `instrument` feature off, nothing is recorded,
+        // as for the attributes themselves; the totals above still add up.
+        let Some(instrumentation) = instrumentation.filter(|_| cfg!(feature = "instrument")) else {
             return;
         };
         let span = self.span_data(
