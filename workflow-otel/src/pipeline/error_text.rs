@@ -113,7 +113,7 @@ impl ErrorText {
     }
 
     /// Applies the rule to one span's error text.
-    pub(crate) fn apply(&self, mut span: SpanData) -> SpanData {
+    pub(crate) fn apply(&self, span: &mut SpanData) {
         if let Status::Error { description } = &span.status
             && let Cow::Owned(filtered) = self.filter(description)
         {
@@ -129,7 +129,6 @@ impl ErrorText {
                 }
             }
         }
-        span
     }
 }
 

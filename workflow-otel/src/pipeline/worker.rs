@@ -18,6 +18,9 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use super::{Control, Counters, DropReport, Message, SharedReceiver};
 use crate::pipeline::error_text::ErrorText;
 
+/// The most spans a batch holds room for before it fills.
+const MAX_PREALLOCATED_BATCH: usize = 8192;
+
 /// How long an idle worker with no export delay sleeps before it looks again
 /// (senders wake it as soon as a span arrives).
 pub(super) const IDLE_WAIT: Duration = Duration::from_secs(1);
@@ -50,7 +53,7 @@ impl<E: SpanExporter> Worker<E> {
     /// Exports until shut down; returns the shutdown's answer, to be sent
     /// once the exporter is dropped (files closed, connections ended).
     pub(super) fn run(mut self) -> Option<(SyncSender<OTelSdkResult>, OTelSdkResult)> {
-        let mut batch = Vec::new();
+        let mut batch = Vec::with_capacity(self.batch_capacity());
         let mut received = true;
         loop {
             self.wait(received);
@@ -107,6 +110,12 @@ impl<E: SpanExporter> Worker<E> {
             self.scheduled_delay
         };
         thread::park_timeout(wait);
+    }
+
+    /// Room for a batch up front, so it never grows by copying (a `SpanData`
+    /// is large), but never more than a few MB, whatever the batch size.
+    fn batch_capacity(&self) -> usize {
+        self.batch_size.min(MAX_PREALLOCATED_BATCH)
     }
 
     /// Takes the flushes and shutdowns asked for so far and adopts the
@@ -175,10 +184,11 @@ impl<E: SpanExporter> Worker<E> {
                 Ok(Some(Message::Ours(spans))) => {
                     taken += spans.len();
                     for raw in spans {
-                        batch.push(
-                            self.error_text
-                                .apply(raw.into_span_data(&self.scope, &clock)),
-                        );
+                        // Built in place: a `SpanData` is large, and every move is a copy.
+                        batch.push(raw.into_span_data(&self.scope, &clock));
+                        if let Some(span) = batch.last_mut() {
+                            self.error_text.apply(span);
+                        }
                         if batch.len() >= self.batch_size {
                             self.export(batch);
                         }
@@ -186,7 +196,10 @@ impl<E: SpanExporter> Worker<E> {
                 }
                 Ok(Some(Message::Foreign(span))) => {
                     taken += 1;
-                    batch.push(self.error_text.apply(*span));
+                    batch.push(*span);
+                    if let Some(span) = batch.last_mut() {
+                        self.error_text.apply(span);
+                    }
                     if batch.len() >= self.batch_size {
                         self.export(batch);
                     }
@@ -202,7 +215,7 @@ impl<E: SpanExporter> Worker<E> {
     }
 
     fn export(&mut self, batch: &mut Vec<SpanData>) {
-        let spans = std::mem::take(batch);
+        let spans = std::mem::replace(batch, Vec::with_capacity(self.batch_capacity()));
         let count = spans.len() as u64;
         // A flush or shutdown asked for while this drain is under way.
         if self.counters.urgent.load(Ordering::Acquire) {
