@@ -135,6 +135,23 @@ fn retried(items: Vec<u32>, limit: &u32, counter: &mut u32) -> Result<u32, Failu
     }
 }
 
+#[step(retry(attempts = 2, backoff_ms = 0))]
+fn retried_generic<T>(value: T) -> Result<T, Failure>
+where
+    T: Clone + PartialEq,
+{
+    Ok(value)
+}
+
+struct Store;
+
+impl Store {
+    #[step(retry(attempts = 2, backoff_ms = 0))]
+    async fn load(&self, id: u32) -> Result<u32, Failure> {
+        Ok(id)
+    }
+}
+
 #[step(retry)]
 async fn retried_async(name: String, shared: &str) -> Result<usize, Failure> {
     Ok(name.len() + shared.len())
@@ -149,6 +166,7 @@ fn agent() -> u32 {
 #[test]
 fn every_shape_runs() {
     assert_eq!(agent(), 3);
+    assert_eq!(retried_generic(4_u8).unwrap(), 4);
     unit_return();
     assert_eq!(displayed(), "shown");
     assert_eq!(with_every_option(2, 3), 6);
@@ -170,6 +188,7 @@ fn every_shape_runs() {
         assert_eq!(service.async_by_ref("x").await, (&2, "x"));
         assert_eq!(Memory.fetch(4).await.unwrap(), "4");
         assert_eq!(retried_async("ab".to_owned(), "c").await.unwrap(), 3);
+        assert_eq!(Store.load(9).await.unwrap(), 9);
     });
     assert_eq!(service.by_value(), 2);
 }
