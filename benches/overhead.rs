@@ -250,6 +250,9 @@ fn block_on<F: Future>(future: F) -> F::Output {
 
 // ------------------------------------------------------------------ cases
 
+/// Calls of the fastrace child case under one root.
+const FASTRACE_ROOT_EVERY: u64 = 1_000;
+
 struct Case {
     name: &'static str,
     /// Spans one iteration opens.
@@ -262,6 +265,24 @@ struct Case {
     delivered: Box<dyn Fn() -> u64>,
     /// Whether spans should reach the sink (false for unsampled cases).
     records: bool,
+    /// A run opens a new root every this many iterations (0: never): fastrace
+    /// keeps at most 10,240 spans under one root, so its child case starts a
+    /// new root every 1,000 calls to have every span delivered.
+    roots_every: u64,
+}
+
+impl Case {
+    /// The spans one run of `iterations` must deliver to the sink.
+    fn expected(&self, iterations: u64) -> u64 {
+        if !self.records {
+            return 0;
+        }
+        let roots = match self.roots_every {
+            0 => 0,
+            every => iterations.div_ceil(every),
+        };
+        iterations * self.spans_per_iteration + self.spans_per_run + roots
+    }
 }
 
 fn sdk_delivered(
@@ -305,7 +326,9 @@ fn workflow_otel_case_with(
     let exporter = CountingExporter::default();
     let spans = exporter.spans.clone();
     let config = PipelineConfig {
-        max_queue_size: 1 << 17,
+        // Room for every span of the largest callgrind run (22,000 × 10),
+        // where the worker runs slowly: a dropped span is a failed case.
+        max_queue_size: 1 << 20,
         max_export_batch_size: 4096,
         scheduled_delay: background_interval(),
         ..PipelineConfig::default()
@@ -322,6 +345,7 @@ fn workflow_otel_case_with(
         }),
         run: Box::new(move |iterations| instrumentation.run(|| body(iterations))),
         records,
+        roots_every: 0,
     }
 }
 
@@ -345,6 +369,7 @@ fn fastrace_case(
             spans.load(Ordering::Relaxed)
         }),
         records,
+        roots_every: 0,
     }
 }
 
@@ -366,6 +391,7 @@ fn sdk_case(name: &'static str, sampler: Sampler) -> Case {
             });
         }),
         records,
+        roots_every: 0,
     }
 }
 
@@ -391,6 +417,7 @@ fn tracing_case(name: &'static str) -> Case {
         }),
         delivered: sdk_delivered(&provider, &exporter),
         records: true,
+        roots_every: 0,
     }
 }
 
@@ -413,6 +440,7 @@ fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, Factory)> {
                 }),
                 delivered: Box::new(|| 0),
                 records: false,
+                roots_every: 0,
             }),
         ),
         (
@@ -428,6 +456,7 @@ fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, Factory)> {
                 run: Box::new(context_floor),
                 delivered: Box::new(|| 0),
                 records: false,
+                roots_every: 0,
             }),
         ),
         (
@@ -512,22 +541,31 @@ fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, Factory)> {
         (
             "fastrace #[trace] child span",
             Box::new(move || {
-                fastrace_case(
+                let mut case = fastrace_case(
                     "fastrace #[trace] child span",
                     &fastrace,
                     true,
-                    1,
+                    0,
                     |iterations| {
-                        let root = fastrace::Span::root(
-                            "root",
-                            fastrace::collector::SpanContext::random(),
-                        );
-                        let _guard = root.set_local_parent();
-                        for i in 0..iterations {
-                            fastrace_traced(i);
+                        // fastrace keeps at most 10,240 spans under one root:
+                        // a root per 1,000 calls has every call recorded.
+                        let mut start = 0;
+                        while start < iterations {
+                            let root = fastrace::Span::root(
+                                "root",
+                                fastrace::collector::SpanContext::random(),
+                            );
+                            let _guard = root.set_local_parent();
+                            let end = (start + FASTRACE_ROOT_EVERY).min(iterations);
+                            for i in start..end {
+                                fastrace_traced(i);
+                            }
+                            start = end;
                         }
                     },
-                )
+                );
+                case.roots_every = FASTRACE_ROOT_EVERY;
+                case
             }),
         ),
         (
@@ -591,6 +629,7 @@ struct Samples {
     runs: u64,
     iterations: u64,
     delivered: u64,
+    expected: u64,
 }
 
 fn median(values: &[f64]) -> f64 {
@@ -635,7 +674,12 @@ fn main() {
         let mut case = factory();
         callgrind_measured(&mut case, iterations);
         let delivered = (case.delivered)();
-        eprintln!("{name}: {delivered} spans delivered");
+        let expected = case.expected(iterations);
+        eprintln!("{name}: {delivered} spans delivered, {expected} expected");
+        if delivered != expected {
+            eprintln!("{name} lost spans: its count would not compare like with like");
+            std::process::exit(1);
+        }
         return;
     }
     if args.iter().any(|arg| arg == "--list") {
@@ -675,6 +719,7 @@ fn main() {
             samples.runs += 1;
             samples.iterations += iterations;
             samples.delivered += (case.delivered)() - delivered_before;
+            samples.expected += case.expected(iterations);
         }
     }
     report(&cases, &samples);
@@ -725,15 +770,19 @@ fn report(cases: &[Case], samples: &[Samples]) {
         "case", "ns/span", "min", "alloc/sp", "delivered", "dropped"
     );
     let mut json = BTreeMap::new();
+    // A case that lost spans did less work than the others: no fair comparison.
+    let mut unfair = Vec::new();
     for (case, samples) in cases.iter().zip(samples) {
         let ns_median = median(&samples.ns_per_span);
         let ns_min = min(&samples.ns_per_span);
         let allocations = median(&samples.allocations_per_span);
-        let expected = if case.records {
-            samples.iterations * case.spans_per_iteration + samples.runs * case.spans_per_run
-        } else {
-            0
-        };
+        let expected = samples.expected;
+        if samples.delivered != expected {
+            unfair.push(format!(
+                "{}: {} spans delivered, {expected} expected",
+                case.name, samples.delivered
+            ));
+        }
         let delivered = samples.delivered;
         let ratios: Vec<String> = peers
             .iter()
@@ -773,6 +822,13 @@ fn report(cases: &[Case], samples: &[Samples]) {
     match std::fs::write(&path, format!("{{\n{}\n}}\n", body.join(",\n"))) {
         Ok(()) => println!("wrote {}", path.display()),
         Err(error) => eprintln!("could not write {}: {error}", path.display()),
+    }
+    if !unfair.is_empty() {
+        eprintln!("every case must deliver every span; these did not:");
+        for line in &unfair {
+            eprintln!("  {line}");
+        }
+        std::process::exit(1);
     }
 }
 
