@@ -21,7 +21,17 @@ impl Buffer {
         if let Some(pipeline) = &self.pipeline
             && !self.spans.is_empty()
         {
-            pipeline.send_batch(std::mem::take(&mut self.spans));
+            // After a full batch the next one starts with room for a whole
+            // one (growing from empty reallocates five times on the way to
+            // 64); after a partial one, with none, so that queued batches
+            // never hold much more memory than their spans.
+            let room = if self.spans.len() >= LOCAL_BATCH {
+                LOCAL_BATCH
+            } else {
+                0
+            };
+            let batch = std::mem::replace(&mut self.spans, Vec::with_capacity(room));
+            pipeline.send_batch(batch);
         }
     }
 }
