@@ -94,25 +94,14 @@ pub(crate) fn call(
     (span_name, returns_opaque): (&str, bool),
 ) -> TokenStream {
     let InstrumentedFn { sig, body, .. } = function;
-    let policy = Ident::new("__WFO_RETRY", Span::mixed_site());
+    let (policy, policy_static, when) = policy(private, retry);
     let attempt_site = Ident::new("__WFO_ATTEMPT", Span::mixed_site());
     let number = Ident::new("__wfo_attempt", Span::mixed_site());
     let attempt_name = format!("{span_name}.attempt");
     let function_name = sig.ident.unraw_string();
-    let (attempts, backoff, max_backoff, jitter) = (
-        retry.attempts,
-        retry.backoff_ms,
-        retry.max_backoff_ms,
-        retry.jitter,
-    );
-    let when = match &retry.when {
-        Some(path) => quote!(#path),
-        None => quote!(#private::retry_always),
-    };
     let copies: Vec<TokenStream> = copies(private, function).collect();
     let statics = quote! {
-        static #policy: #private::RetryPolicy =
-            #private::RetryPolicy::new(#attempts, #backoff, #max_backoff, #jitter);
+        #policy_static
         static #attempt_site: #private::Site = #private::Site::new(
             #private::Kind::Step,
             #attempt_name,
@@ -170,18 +159,8 @@ pub(crate) fn uninstrumented(
         sig,
         body,
     } = function;
-    let policy = Ident::new("__WFO_RETRY", Span::mixed_site());
+    let (policy, policy_static, when) = policy(private, retry);
     let result = Ident::new("__wfo_result", Span::mixed_site());
-    let (attempts, backoff, max_backoff, jitter) = (
-        retry.attempts,
-        retry.backoff_ms,
-        retry.max_backoff_ms,
-        retry.jitter,
-    );
-    let when = match &retry.when {
-        Some(path) => quote!(#path),
-        None => quote!(#private::retry_always),
-    };
     let copies: Vec<TokenStream> = copies(private, function).collect();
     let output = match &sig.output {
         syn::ReturnType::Type(_, ty) if !returns_opaque => quote!(#ty),
@@ -209,11 +188,31 @@ pub(crate) fn uninstrumented(
     quote! {
         #(#attrs)*
         #vis #sig {
-            static #policy: #private::RetryPolicy =
-                #private::RetryPolicy::new(#attempts, #backoff, #max_backoff, #jitter);
+            #policy_static
             #attempts_loop
         }
     }
+}
+
+/// The policy's name, its `static`, and the predicate deciding which errors
+/// are retried (every one by default).
+fn policy(private: &TokenStream, retry: &Retry) -> (Ident, TokenStream, TokenStream) {
+    let name = Ident::new("__WFO_RETRY", Span::mixed_site());
+    let (attempts, backoff, max_backoff, jitter) = (
+        retry.attempts,
+        retry.backoff_ms,
+        retry.max_backoff_ms,
+        retry.jitter,
+    );
+    let policy_static = quote! {
+        static #name: #private::RetryPolicy =
+            #private::RetryPolicy::new(#attempts, #backoff, #max_backoff, #jitter);
+    };
+    let when = match &retry.when {
+        Some(path) => quote!(#path),
+        None => quote!(#private::retry_always),
+    };
+    (name, policy_static, when)
 }
 
 /// Each attempt's own copies of the arguments.
