@@ -217,6 +217,18 @@ fn workflow_otel_case_with(
 
 type Factory = Box<dyn FnOnce() -> Case>;
 
+/// `case` with metrics on while it runs (they are process-wide; the other
+/// cases run with them off).
+fn with_metrics(mut case: Case) -> Case {
+    let mut run = case.run;
+    case.run = Box::new(move |iterations| {
+        workflow_otel::__private::set_metrics(true);
+        run(iterations);
+        workflow_otel::__private::set_metrics(false);
+    });
+    case
+}
+
 fn fastrace_case(
     name: &'static str,
     spans: &Arc<AtomicU64>,
@@ -346,6 +358,30 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
             "wo #[step] unsampled",
             Box::new(|| {
                 workflow_otel_case("wo #[step] unsampled", Sampler::AlwaysOff, 1, 1, wo_parent)
+            }),
+        ),
+        (
+            "wo #[step] + metrics",
+            Box::new(|| {
+                with_metrics(workflow_otel_case(
+                    "wo #[step] + metrics",
+                    Sampler::AlwaysOn,
+                    1,
+                    1,
+                    wo_parent,
+                ))
+            }),
+        ),
+        (
+            "wo #[step] unsampled + metrics",
+            Box::new(|| {
+                with_metrics(workflow_otel_case(
+                    "wo #[step] unsampled + metrics",
+                    Sampler::AlwaysOff,
+                    1,
+                    1,
+                    wo_parent,
+                ))
             }),
         ),
         (

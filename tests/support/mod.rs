@@ -18,7 +18,6 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use prost::Message as _;
 use workflow_otel::{
     Instrumentation, OtlpExporter, Pipeline, PipelineConfig, checkpoint, child_workflow, step,
     workflow,
@@ -108,6 +107,17 @@ impl TraceService for GrpcReceiver {
 /// Answers `POST /v1/traces` as an OTLP/HTTP collector does, decoding the body
 /// by its content type: protobuf or OTLP/JSON, gzip or not.
 pub async fn http_receiver(listener: tokio::net::TcpListener, received: Received) {
+    http_receiver_of(listener, received, "/v1/traces").await;
+}
+
+/// Answers `POST {path}` with requests of type `T` (traces or metrics).
+pub async fn http_receiver_of<T>(
+    listener: tokio::net::TcpListener,
+    received: Arc<Mutex<Vec<(String, T)>>>,
+    path: &'static str,
+) where
+    T: prost::Message + Default + serde::de::DeserializeOwned + Send + 'static,
+{
     loop {
         let Ok((stream, _)) = listener.accept().await else {
             return;
@@ -126,7 +136,7 @@ pub async fn http_receiver(listener: tokio::net::TcpListener, received: Received
                                 .unwrap_or_default()
                                 .to_owned()
                         };
-                        let (content_type, encoding, path) = (
+                        let (content_type, encoding, request_path) = (
                             header("content-type"),
                             header("content-encoding"),
                             request.uri().path().to_owned(),
@@ -149,13 +159,11 @@ pub async fn http_receiver(listener: tokio::net::TcpListener, received: Received
                             body
                         };
                         let decoded = if content_type == "application/json" {
-                            serde_json::from_slice::<ExportTraceServiceRequest>(&body)
-                                .expect("valid OTLP/JSON")
+                            serde_json::from_slice::<T>(&body).expect("valid OTLP/JSON")
                         } else {
-                            ExportTraceServiceRequest::decode(&body[..])
-                                .expect("valid OTLP protobuf")
+                            T::decode(&body[..]).expect("valid OTLP protobuf")
                         };
-                        assert_eq!(path, "/v1/traces");
+                        assert_eq!(request_path, path);
                         received
                             .lock()
                             .unwrap()

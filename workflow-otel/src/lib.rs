@@ -70,6 +70,7 @@
 mod error;
 mod export;
 pub mod genai;
+pub mod metrics;
 mod pipeline;
 pub mod propagation;
 mod record;
@@ -108,7 +109,7 @@ pub use record::instrumentation::{Instrumentation, SuccessStatus};
 pub use record::spawn::spawn;
 pub use record::spawn::{in_current_context, spawn_thread};
 pub use record::usage::GenAiUsage;
-pub use setup::env::ExporterKind;
+pub use setup::env::{ExporterKind, MetricExporterKind};
 pub use setup::lifecycle::flush;
 pub use setup::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
 pub use setup::{Setup, TelemetryGuard, setup};
@@ -261,6 +262,12 @@ pub mod __private {
     };
     pub use opentelemetry::Context;
     pub use opentelemetry::trace::SpanKind;
+
+    /// Turns metrics on (with the default buckets) or off, without an
+    /// endpoint: for the overhead benchmark's side-by-side cases.
+    pub fn set_metrics(on: bool) {
+        crate::metrics::series::set_enabled(on);
+    }
 }
 
 /// The README's Rust code, compiled and run as doctests so that the tour

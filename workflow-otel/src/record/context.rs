@@ -46,6 +46,8 @@ pub struct WorkflowContext {
     // them (static or shared): the id's text is made once per workflow.
     id_text: StringValue,
     name: StringValue,
+    /// The same name: the site's, which metrics recognise by address.
+    static_name: &'static str,
     depth: u32,
     hierarchy_path: StringValue,
     parent: Option<ParentWorkflow>,
@@ -127,7 +129,7 @@ impl WorkflowContext {
     /// Lineage for a new workflow whose span is `span_context`, nested under
     /// `parent` if there is one.
     pub(crate) fn start(
-        name: Cow<'static, str>,
+        name: &'static str,
         parent: Option<ParentLineage>,
         span_context: SpanContext,
         started: Instant,
@@ -135,10 +137,8 @@ impl WorkflowContext {
     ) -> WorkflowContext {
         let id = new_uuid_v7();
         let id_text = StringValue::from(Arc::<str>::from(crate::record::time::uuid_text(id)));
-        let name = match name {
-            Cow::Borrowed(name) => StringValue::from(name),
-            Cow::Owned(name) => StringValue::from(Arc::<str>::from(name)),
-        };
+        let static_name = name;
+        let name = StringValue::from(name);
         match parent {
             None => WorkflowContext {
                 id,
@@ -146,6 +146,7 @@ impl WorkflowContext {
                 id_text,
                 hierarchy_path: name.clone(),
                 name,
+                static_name,
                 depth: 0,
                 parent: None,
                 causation_id: None,
@@ -165,6 +166,7 @@ impl WorkflowContext {
                     name.as_str(),
                 ))),
                 name,
+                static_name,
                 depth: parent.depth.saturating_add(1).min(MAX_WORKFLOW_DEPTH),
                 correlation_id: parent.correlation_id,
                 causation_id: Some(parent.id_text.clone()),
@@ -283,6 +285,11 @@ impl WorkflowContext {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .clone()
+    }
+
+    /// The name, as the workflow's site holds it.
+    pub(crate) fn static_name(&self) -> &'static str {
+        self.static_name
     }
 
     pub(crate) fn instrumentation(&self) -> Option<&Instrumentation> {

@@ -173,6 +173,18 @@ impl Calibration {
         }
     }
 
+    /// How long `ticks` ticks last.
+    pub(crate) fn duration(&self, ticks: Ticks) -> Duration {
+        let nanos = u128::from(ticks) * self.nanos / self.ticks;
+        Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+    }
+
+    /// How many ticks `duration` lasts.
+    pub(crate) fn ticks_in(&self, duration: Duration) -> Ticks {
+        let ticks = duration.as_nanos() * self.ticks / self.nanos;
+        Ticks::try_from(ticks).unwrap_or(Ticks::MAX)
+    }
+
     /// Wall-clock time of `ticks`.
     pub(crate) fn system_time(&self, ticks: Ticks) -> SystemTime {
         let since_anchor = u128::from(ticks.saturating_sub(self.anchor_ticks));

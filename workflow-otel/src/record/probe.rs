@@ -26,6 +26,9 @@ pub trait ResultError {
 impl<T, E: Display + Debug> ResultError for &&&Probe<'_, Result<T, E>> {
     fn __wfo_outcome(&self, finish: &mut Finish) {
         if let Err(error) = self.0 {
+            if finish.outcome_only {
+                return finish.error(std::any::type_name::<E>(), String::new());
+            }
             let message = if finish.err_debug {
                 format!("{error:?}")
             } else {
@@ -45,6 +48,9 @@ pub trait ResultDebugError {
 impl<T, E: Debug> ResultDebugError for &&Probe<'_, Result<T, E>> {
     fn __wfo_outcome(&self, finish: &mut Finish) {
         if let Err(error) = self.0 {
+            if finish.outcome_only {
+                return finish.error(std::any::type_name::<E>(), String::new());
+            }
             finish.error(std::any::type_name::<E>(), format!("{error:?}"));
         }
     }
@@ -60,7 +66,12 @@ impl<T, E> ResultOpaqueError for &Probe<'_, Result<T, E>> {
     fn __wfo_outcome(&self, finish: &mut Finish) {
         if self.0.is_err() {
             let type_name = std::any::type_name::<E>();
-            finish.error(type_name, type_name.to_owned());
+            let message = if finish.outcome_only {
+                String::new()
+            } else {
+                type_name.to_owned()
+            };
+            finish.error(type_name, message);
         }
     }
 }

@@ -46,6 +46,9 @@ impl EndState {
     }
 }
 
+/// The `error.type` of a panic.
+pub(crate) const PANIC: &str = "panic";
+
 /// An error read from a return value or a panic.
 #[derive(Debug)]
 pub(crate) struct ErrorRecord {

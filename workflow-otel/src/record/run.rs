@@ -12,6 +12,8 @@ use std::task::Poll;
 
 use opentelemetry::Context;
 
+use crate::metrics::Meter;
+use crate::record::ids;
 use crate::record::raw::ErrorRecord;
 use crate::record::span::{ActiveSpan, CurrentRecording, Ending, Recording, Site};
 
@@ -23,10 +25,19 @@ where
     F: FnOnce() -> R,
     P: FnOnce(&R, &mut Finish),
 {
-    let ActiveSpan { cx, recording } = span;
+    let ActiveSpan {
+        cx,
+        recording,
+        meter,
+    } = span;
     let Some(mut recording) = recording else {
         let _attached = cx.map(Context::attach);
-        return body();
+        let Some(meter) = meter else {
+            return body();
+        };
+        let value = body();
+        end_meter(meter, &value, probe);
+        return value;
     };
     let attached = cx.map(Context::attach);
     let current = CurrentRecording::enter(&recording);
@@ -59,6 +70,7 @@ where
         body: ManuallyDrop::new(body),
         cx: span.cx,
         recording: span.recording,
+        meter: span.meter,
         probe: Some(probe),
     }
 }
@@ -72,6 +84,7 @@ pub struct Instrumented<F, P> {
     body: ManuallyDrop<F>,
     cx: Option<Context>,
     recording: Option<Recording>,
+    meter: Option<Meter>,
     probe: Option<P>,
 }
 
@@ -91,7 +104,14 @@ where
         let body = unsafe { Pin::new_unchecked(&mut *this.body) };
         let Some(recording) = &mut this.recording else {
             let _attached = this.cx.clone().map(Context::attach);
-            return body.poll(task);
+            let polled = body.poll(task);
+            if let Poll::Ready(value) = &polled
+                && let Some(meter) = this.meter.take()
+                && let Some(probe) = this.probe.take()
+            {
+                end_meter(meter, value, probe);
+            }
+            return polled;
         };
         let attached = this.cx.clone().map(Context::attach);
         let current = CurrentRecording::enter(recording);
@@ -127,6 +147,14 @@ impl<F, P> Drop for Instrumented<F, P> {
     }
 }
 
+/// Ends the metrics of an unrecorded call with the outcome `probe` reads.
+fn end_meter<R, P: FnOnce(&R, &mut Finish)>(meter: Meter, value: &R, probe: P) {
+    let mut finish = Finish::outcome_only();
+    probe(value, &mut finish);
+    let error_type = finish.error.map(|error| error.type_name);
+    meter.end(ids::now(), false, error_type, None);
+}
+
 fn panic_message(payload: &(dyn Any + Send)) -> String {
     if let Some(message) = payload.downcast_ref::<&'static str>() {
         (*message).to_owned()
@@ -140,6 +168,9 @@ fn panic_message(payload: &(dyn Any + Send)) -> String {
 /// What the outcome probe found in a return value.
 #[derive(Debug)]
 pub struct Finish {
+    /// Only whether the call failed, and with what type, is wanted: the
+    /// call is not recorded, its metrics are.
+    pub(crate) outcome_only: bool,
     pub(crate) err_debug: bool,
     pub(crate) error: Option<ErrorRecord>,
     pub(crate) return_value: Option<String>,
@@ -148,7 +179,17 @@ pub struct Finish {
 impl Finish {
     pub(crate) fn new(site: &Site) -> Finish {
         Finish {
+            outcome_only: false,
             err_debug: site.err_debug,
+            error: None,
+            return_value: None,
+        }
+    }
+
+    fn outcome_only() -> Finish {
+        Finish {
+            outcome_only: true,
+            err_debug: false,
             error: None,
             return_value: None,
         }
@@ -160,11 +201,17 @@ impl Finish {
 
     /// Records the return value with `Debug` (`ret`).
     pub fn return_debug<T: Debug + ?Sized>(&mut self, value: &T) {
+        if self.outcome_only {
+            return;
+        }
         self.return_value = Some(format!("{value:?}"));
     }
 
     /// Records the return value with `Display` (`ret(Display)`).
     pub fn return_display<T: Display + ?Sized>(&mut self, value: &T) {
+        if self.outcome_only {
+            return;
+        }
         self.return_value = Some(value.to_string());
     }
 }

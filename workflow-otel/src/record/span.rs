@@ -10,6 +10,7 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt::{Debug, Display};
 use std::sync::Arc;
+use std::sync::atomic::AtomicPtr;
 use std::time::Instant;
 
 use opentelemetry::trace::{
@@ -17,6 +18,8 @@ use opentelemetry::trace::{
 };
 use opentelemetry::{Context, KeyValue, Value};
 
+use crate::metrics::Meter;
+use crate::metrics::series::Series;
 use crate::pipeline::{Pipeline, flush_thread_buffer};
 use crate::record::context::{CurrentWorkflow, ParentLineage, RemoteWorkflow, WorkflowContext};
 use crate::record::ids;
@@ -49,6 +52,8 @@ pub struct Site {
     pub(crate) detached: bool,
     pub(crate) span_kind: SpanKind,
     pub(crate) genai: Option<GenAiRole>,
+    /// The metrics series this site used last (see `metrics::series`).
+    pub(crate) series: AtomicPtr<Series>,
 }
 
 /// The GenAI conventions' role of a span (`genai = ..`): its
@@ -111,6 +116,7 @@ impl Site {
             detached,
             span_kind: SpanKind::Internal,
             genai: None,
+            series: AtomicPtr::new(std::ptr::null_mut()),
         }
     }
 
@@ -129,11 +135,15 @@ impl Site {
 
 /// A started call: the `Context` to attach around its body (its span and, for
 /// workflows, its workflow) and, when the span is recorded, the record being
-/// built. A step inside an unsampled trace has neither and costs nothing more.
+/// built. A step inside an unsampled trace has neither and costs nothing more
+/// (but its metrics, when they are on).
 #[derive(Debug)]
 pub struct ActiveSpan {
     pub(crate) cx: Option<Context>,
     pub(crate) recording: Option<Recording>,
+    /// The metrics of a call that is not recorded (a recorded one's are in
+    /// its `Recording`).
+    pub(crate) meter: Option<Meter>,
 }
 
 /// A span being recorded. If dropped before [`Recording::finish`], it ends as
@@ -145,6 +155,7 @@ pub(crate) struct Recording {
     raw: Option<RawSpan>,
     pipeline: Pipeline,
     extras: RefCell<Option<Box<Extras>>>,
+    meter: Option<Meter>,
 }
 
 /// Stands in for the site of a recording already handed over.
@@ -190,6 +201,7 @@ pub fn start(site: &'static Site, fields: impl FnOnce(&mut Fields<'_>)) -> Activ
     let mut span = ActiveSpan {
         cx: None,
         recording: None,
+        meter: None,
     };
     Context::map_current(|parent| {
         if site.genai == Some(GenAiRole::Tool) {
@@ -250,6 +262,10 @@ fn start_step(
     // The common case of an unsampled trace: nothing to record, nothing to
     // attach (descendants see the same unsampled parent).
     if parent_span.is_valid() && !parent_span.is_sampled() {
+        if crate::metrics::series::enabled() {
+            let owner = owner_name(parent, parent_span.span_id());
+            span.meter = Meter::start(site, owner, ids::now());
+        }
         return;
     }
     let owner = parent.get::<CurrentWorkflow>().map(|current| &current.0);
@@ -276,8 +292,9 @@ fn start_step(
     // Unsampled here means an unsampled root: attach its context anyway, so
     // everything below follows the decision.
     span.cx = Some(parent.with_remote_span_context(span_context.clone()));
+    let started = ids::now();
+    let meter = Meter::start(site, owner.map_or("", |owner| owner.static_name()), started);
     if span_context.is_sampled() {
-        let started = ids::now();
         let owner = owner.cloned();
         record(
             span,
@@ -287,9 +304,36 @@ fn start_step(
             started,
             owner,
             instrumentation,
+            meter,
             fields,
         );
+    } else {
+        span.meter = meter;
     }
+}
+
+thread_local! {
+    /// The last parent span an unsampled step ran under on this thread, and
+    /// the name of the workflow it belongs to. A span id names one span, and
+    /// only the workflow that opened a span puts itself next to it in a
+    /// `Context`, so the pair stays true; a loop of steps in one workflow
+    /// then skips the `Context` lookup.
+    static LAST_OWNER: Cell<(SpanId, &'static str)> = const { Cell::new((SpanId::INVALID, "")) };
+}
+
+/// The name of the workflow `parent` (whose span is `parent_span`) runs in,
+/// as metrics label a step.
+fn owner_name(parent: &Context, parent_span: SpanId) -> &'static str {
+    if let Ok((span, name)) = LAST_OWNER.try_with(Cell::get)
+        && span == parent_span
+    {
+        return name;
+    }
+    let name = parent
+        .get::<CurrentWorkflow>()
+        .map_or("", |current| current.0.static_name());
+    let _ = LAST_OWNER.try_with(|last| last.set((parent_span, name)));
+    name
 }
 
 /// Starts the span for one call of a workflow whose parent is `parent` (the
@@ -302,6 +346,7 @@ pub fn start_from(
     let mut span = ActiveSpan {
         cx: None,
         recording: None,
+        meter: None,
     };
     start_workflow(&mut span, site, &parent, fields);
     span
@@ -355,7 +400,7 @@ fn start_workflow(
         // Nothing records: keep the lineage, but attach no span context, which
         // would make other libraries' spans below look unsampled.
         let workflow = Arc::new(WorkflowContext::start(
-            Cow::Borrowed(site.name),
+            site.name,
             lineage,
             SpanContext::empty_context(),
             started,
@@ -376,7 +421,7 @@ fn start_workflow(
         instrumentation,
     );
     let workflow = Arc::new(WorkflowContext::start(
-        Cow::Borrowed(site.name),
+        site.name,
         lineage,
         span_context.clone(),
         started,
@@ -388,6 +433,7 @@ fn start_workflow(
             .with_remote_span_context(span_context.clone())
             .with_value(CurrentWorkflow(workflow.clone())),
     );
+    let meter = Meter::start(site, site.name, ticks);
     if sampled {
         let workflow = Some(workflow);
         record(
@@ -398,8 +444,11 @@ fn start_workflow(
             ticks,
             workflow,
             instrumentation,
+            meter,
             fields,
         );
+    } else {
+        span.meter = meter;
     }
 }
 
@@ -414,6 +463,7 @@ fn record(
     started: ids::Ticks,
     workflow: Option<Arc<WorkflowContext>>,
     instrumentation: &Instrumentation,
+    meter: Option<Meter>,
     fields: impl FnOnce(&mut Fields<'_>),
 ) {
     let recording = span.recording.insert(Recording {
@@ -431,6 +481,7 @@ fn record(
         }),
         pipeline: instrumentation.pipeline().clone(),
         extras: RefCell::new(None),
+        meter,
     });
     fields(&mut Fields {
         extras: recording.extras.get_mut(),
@@ -469,7 +520,7 @@ impl Recording {
                 finish.error
             }
             Ending::Panicked(message) => Some(ErrorRecord {
-                type_name: "panic",
+                type_name: crate::record::raw::PANIC,
                 message,
             }),
             Ending::Cancelled => {
@@ -477,6 +528,14 @@ impl Recording {
                 None
             }
         };
+        if let Some(meter) = self.meter.take() {
+            meter.end(
+                raw.ended,
+                raw.state == EndState::Cancelled,
+                error.as_ref().map(|error| error.type_name),
+                Some(&raw.span_context),
+            );
+        }
         if let Some(error) = error {
             raw.state = EndState::Failed;
             extras.get_or_insert_with(Default::default).error = Some(error);

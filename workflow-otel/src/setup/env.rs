@@ -26,6 +26,53 @@ pub enum ExporterKind {
     None,
 }
 
+/// Where `OTEL_METRICS_EXPORTER` may send metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricExporterKind {
+    /// `prometheus`: a `/metrics` endpoint for Prometheus to scrape.
+    Prometheus,
+    /// `otlp`: pushed to an OTLP endpoint every export interval (needs the
+    /// `otlp` feature).
+    Otlp,
+    /// `console`: the Prometheus text printed to stdout every export
+    /// interval and at shutdown.
+    Console,
+    /// `none`: no metrics (the default when nothing asks for them).
+    None,
+}
+
+/// The metrics variables.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MetricsEnv {
+    pub(crate) exporters: Option<Vec<MetricExporterKind>>,
+    pub(crate) interval: Option<Duration>,
+    pub(crate) timeout: Option<Duration>,
+    pub(crate) prometheus_host: Option<String>,
+    pub(crate) prometheus_port: Option<u16>,
+}
+
+impl MetricsEnv {
+    /// Where the Prometheus endpoint listens, and the variable that said so.
+    pub(crate) fn prometheus_address(&self) -> (String, &'static str) {
+        let host = self.prometheus_host.as_deref().unwrap_or("localhost");
+        let port = self.prometheus_port.unwrap_or(9464);
+        // An IPv6 literal needs brackets before the port.
+        let host = if host.contains(':') && !host.starts_with('[') {
+            format!("[{host}]")
+        } else {
+            host.to_owned()
+        };
+        let setting = if self.prometheus_port.is_some() {
+            "OTEL_EXPORTER_PROMETHEUS_PORT"
+        } else if self.prometheus_host.is_some() {
+            "OTEL_EXPORTER_PROMETHEUS_HOST"
+        } else {
+            "the default Prometheus address"
+        };
+        (format!("{host}:{port}"), setting)
+    }
+}
+
 /// The settings the environment gives, before explicit ones override them.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct EnvSettings {
@@ -35,14 +82,17 @@ pub(crate) struct EnvSettings {
     pub(crate) sampler: Option<Sampler>,
     pub(crate) pipeline: PipelineConfig,
     pub(crate) otlp: OtlpEnv,
+    pub(crate) otlp_metrics: OtlpEnv,
+    pub(crate) metrics: MetricsEnv,
 }
 
 /// The OTLP variables; turned into [`OtlpSettings`] once the protocol (which
 /// decides default ports and paths) is known.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct OtlpEnv {
+    pub(crate) signal: Signal,
     pub(crate) base_endpoint: Option<String>,
-    pub(crate) traces_endpoint: Option<String>,
+    pub(crate) signal_endpoint: Option<String>,
     pub(crate) protocol: Option<OtlpProtocol>,
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Option<Duration>,
@@ -53,8 +103,8 @@ impl OtlpEnv {
     /// Where the endpoint comes from, for error messages.
     #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
     pub(crate) fn endpoint_source(&self) -> &'static str {
-        if self.traces_endpoint.is_some() {
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"
+        if self.signal_endpoint.is_some() {
+            self.signal.endpoint_variable()
         } else if self.base_endpoint.is_some() {
             "OTEL_EXPORTER_OTLP_ENDPOINT"
         } else {
@@ -69,13 +119,14 @@ impl OtlpEnv {
         let protocol = protocol
             .or(self.protocol)
             .unwrap_or(OtlpProtocol::HttpProtobuf);
-        let endpoint = match (&self.traces_endpoint, &self.base_endpoint, protocol) {
+        let path = self.signal.path();
+        let endpoint = match (&self.signal_endpoint, &self.base_endpoint, protocol) {
             // The signal-specific variable is used as is.
             (Some(endpoint), _, _) => endpoint.clone(),
             (None, Some(base), OtlpProtocol::Grpc) => base.clone(),
-            (None, Some(base), _) => format!("{}/v1/traces", base.trim_end_matches('/')),
+            (None, Some(base), _) => format!("{}/{path}", base.trim_end_matches('/')),
             (None, None, OtlpProtocol::Grpc) => "http://localhost:4317".to_owned(),
-            (None, None, _) => "http://localhost:4318/v1/traces".to_owned(),
+            (None, None, _) => format!("http://localhost:4318/{path}"),
         };
         OtlpSettings {
             endpoint,
@@ -170,78 +221,221 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
             batch.map(|batch| pipeline.max_export_batch_size = batch),
         );
     }
-    let otlp = &mut settings.otlp;
+    for (signal, target) in [
+        (Signal::Traces, &mut settings.otlp),
+        (Signal::Metrics, &mut settings.otlp_metrics),
+    ] {
+        *target = otlp_env(&get, signal, &mut problems);
+    }
+    settings.metrics = metrics_env(&get, &mut problems);
+    (settings, problems)
+}
+
+fn metrics_env(
+    get: &impl Fn(&str) -> Option<String>,
+    problems: &mut Vec<SetupError>,
+) -> MetricsEnv {
+    let mut metrics = MetricsEnv::default();
+    let mut read = |outcome: Result<(), SetupError>| {
+        if let Err(problem) = outcome {
+            problems.push(problem);
+        }
+    };
+    if let Some(value) = get("OTEL_METRICS_EXPORTER") {
+        let (kinds, problem) = metric_exporters(&value);
+        metrics.exporters = (!kinds.is_empty()).then_some(kinds);
+        read(problem);
+    }
+    if let Some(value) = get("OTEL_METRIC_EXPORT_INTERVAL") {
+        let name = "OTEL_METRIC_EXPORT_INTERVAL";
+        read(millis(name, &value, 1).map(|interval| metrics.interval = Some(interval)));
+    }
+    if let Some(value) = get("OTEL_METRIC_EXPORT_TIMEOUT") {
+        let name = "OTEL_METRIC_EXPORT_TIMEOUT";
+        read(millis(name, &value, 1).map(|timeout| metrics.timeout = Some(timeout)));
+    }
+    if let Some(value) = get("OTEL_EXPORTER_PROMETHEUS_HOST") {
+        let host = value.trim();
+        if host.contains(char::is_whitespace) || host.contains('/') {
+            read(Err(SetupError::new(
+                "OTEL_EXPORTER_PROMETHEUS_HOST",
+                &value,
+                "expected a host name or an IP address, e.g. localhost or 0.0.0.0",
+            )));
+        } else {
+            metrics.prometheus_host = Some(host.to_owned());
+        }
+    }
+    if let Some(value) = get("OTEL_EXPORTER_PROMETHEUS_PORT") {
+        match value.trim().parse::<u16>() {
+            Ok(port) => metrics.prometheus_port = Some(port),
+            Err(_) => read(Err(SetupError::new(
+                "OTEL_EXPORTER_PROMETHEUS_PORT",
+                &value,
+                "expected a port number from 0 (any free port) to 65535",
+            ))),
+        }
+    }
+    if let Some(value) = get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE")
+        && !value.trim().eq_ignore_ascii_case("cumulative")
+    {
+        read(Err(SetupError::new(
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+            &value,
+            "only `cumulative` is supported; metrics are sent cumulative",
+        )));
+    }
+    metrics
+}
+
+/// The metric exporters named in `value` (case-insensitive, comma-separated).
+fn metric_exporters(value: &str) -> (Vec<MetricExporterKind>, Result<(), SetupError>) {
+    let name = "OTEL_METRICS_EXPORTER";
+    let mut kinds = Vec::new();
+    let mut unknown = Vec::new();
+    for item in value
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
+        let kind = match item.to_ascii_lowercase().as_str() {
+            "prometheus" => MetricExporterKind::Prometheus,
+            "otlp" => MetricExporterKind::Otlp,
+            "console" => MetricExporterKind::Console,
+            "none" => MetricExporterKind::None,
+            _ => {
+                unknown.push(item);
+                continue;
+            }
+        };
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    if !unknown.is_empty() {
+        let problem = SetupError::new(
+            name,
+            value,
+            format!(
+                "unknown exporter `{}`; expected a list of `otlp`, `prometheus`, `console`, `none`",
+                unknown.join("`, `")
+            ),
+        );
+        return (kinds, Err(problem));
+    }
+    if kinds.len() > 1 && kinds.contains(&MetricExporterKind::None) {
+        kinds.retain(|kind| *kind != MetricExporterKind::None);
+        let problem = SetupError::new(
+            name,
+            value,
+            "`none` cannot be combined with other exporters; it is ignored",
+        );
+        return (kinds, Err(problem));
+    }
+    (kinds, Ok(()))
+}
+
+/// The signal an OTLP exporter sends: it picks the signal-specific variables
+/// and the default HTTP path.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) enum Signal {
+    #[default]
+    Traces,
+    Metrics,
+}
+
+impl Signal {
+    /// The general variable and this signal's, for one setting, in the order
+    /// they apply (the signal's overrides).
+    fn variables(self, setting: &str) -> [String; 2] {
+        let signal = match self {
+            Signal::Traces => "TRACES",
+            Signal::Metrics => "METRICS",
+        };
+        [
+            format!("OTEL_EXPORTER_OTLP_{setting}"),
+            format!("OTEL_EXPORTER_OTLP_{signal}_{setting}"),
+        ]
+    }
+
+    fn endpoint_variable(self) -> &'static str {
+        match self {
+            Signal::Traces => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
+            Signal::Metrics => "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+        }
+    }
+
+    fn path(self) -> &'static str {
+        match self {
+            Signal::Traces => "v1/traces",
+            Signal::Metrics => "v1/metrics",
+        }
+    }
+}
+
+/// The `OTEL_EXPORTER_OTLP_*` variables for `signal`.
+fn otlp_env(
+    get: &impl Fn(&str) -> Option<String>,
+    signal: Signal,
+    problems: &mut Vec<SetupError>,
+) -> OtlpEnv {
+    let mut otlp = OtlpEnv {
+        signal,
+        ..OtlpEnv::default()
+    };
+    let mut read = |outcome: Result<(), SetupError>| {
+        if let Err(problem) = outcome {
+            problems.push(problem);
+        }
+    };
+    let [general, specific] = signal.variables("ENDPOINT");
     for (name, target) in [
-        ("OTEL_EXPORTER_OTLP_ENDPOINT", &mut otlp.base_endpoint),
-        (
-            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
-            &mut otlp.traces_endpoint,
-        ),
+        (general, &mut otlp.base_endpoint),
+        (specific, &mut otlp.signal_endpoint),
     ] {
-        if let Some(value) = get(name) {
-            read(name, url(name, &value).map(|url| *target = Some(url)));
+        if let Some(value) = get(&name) {
+            read(url(&name, &value).map(|url| *target = Some(url)));
         }
     }
-    for name in [
-        "OTEL_EXPORTER_OTLP_PROTOCOL",
-        "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
-    ] {
-        if let Some(value) = get(name) {
-            read(
-                name,
-                protocol(name, &value).map(|p| otlp.protocol = Some(p)),
-            );
+    for name in signal.variables("PROTOCOL") {
+        if let Some(value) = get(&name) {
+            read(protocol(&name, &value).map(|p| otlp.protocol = Some(p)));
         }
     }
-    for name in [
-        "OTEL_EXPORTER_OTLP_HEADERS",
-        "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-    ] {
-        if let Some(value) = get(name) {
+    for name in signal.variables("HEADERS") {
+        if let Some(value) = get(&name) {
             // Signal-specific headers add to, and override, the general ones.
-            let parsed = key_value_list(name, &value, true).and_then(|pairs| {
+            let parsed = key_value_list(&name, &value, true).and_then(|pairs| {
                 for (key, header) in &pairs {
-                    check_header(name, key, header)?;
+                    check_header(&name, key, header)?;
                 }
                 Ok(pairs)
             });
-            read(
-                name,
-                parsed.map(|pairs| {
-                    for (key, header) in pairs {
-                        otlp.headers
-                            .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&key));
-                        otlp.headers.push((key, header));
-                    }
-                }),
-            );
+            read(parsed.map(|pairs| {
+                for (key, header) in pairs {
+                    otlp.headers
+                        .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&key));
+                    otlp.headers.push((key, header));
+                }
+            }));
         }
     }
-    for name in [
-        "OTEL_EXPORTER_OTLP_TIMEOUT",
-        "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
-    ] {
-        if let Some(value) = get(name) {
-            read(
-                name,
-                millis(name, &value, 1).map(|t| otlp.timeout = Some(t)),
-            );
+    for name in signal.variables("TIMEOUT") {
+        if let Some(value) = get(&name) {
+            read(millis(&name, &value, 1).map(|t| otlp.timeout = Some(t)));
         }
     }
-    for name in [
-        "OTEL_EXPORTER_OTLP_COMPRESSION",
-        "OTEL_EXPORTER_OTLP_TRACES_COMPRESSION",
-    ] {
-        if let Some(value) = get(name) {
+    for name in signal.variables("COMPRESSION") {
+        if let Some(value) = get(&name) {
             let gzip = match value.trim().to_ascii_lowercase().as_str() {
                 "gzip" => Ok(true),
                 "none" => Ok(false),
-                _ => Err(SetupError::new(name, &value, "expected `gzip` or `none`")),
+                _ => Err(SetupError::new(&name, &value, "expected `gzip` or `none`")),
             };
-            read(name, gzip.map(|gzip| otlp.gzip = Some(gzip)));
+            read(gzip.map(|gzip| otlp.gzip = Some(gzip)));
         }
     }
-    (settings, problems)
+    otlp
 }
 
 /// The exporters named in `value` (case-insensitive, comma-separated). An
@@ -415,7 +609,7 @@ fn url(name: &str, value: &str) -> Result<String, SetupError> {
 }
 
 /// `value` with any `user:password@` part of a URL replaced by `***@`.
-fn without_credentials(value: &str) -> String {
+pub(crate) fn without_credentials(value: &str) -> String {
     let Some(scheme_end) = value.find("://") else {
         return value.to_owned();
     };

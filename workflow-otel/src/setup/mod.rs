@@ -5,6 +5,7 @@
 
 pub(crate) mod env;
 pub(crate) mod lifecycle;
+pub(crate) mod metrics;
 pub(crate) mod processors;
 
 use std::fmt;
@@ -25,7 +26,7 @@ use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::record::instrumentation::{Instrumentation, SuccessStatus};
 use crate::record::usage::PriceTable;
 use crate::setup::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
-use env::ExporterKind;
+use env::{ExporterKind, MetricExporterKind};
 
 /// Builds and installs the tracing pipeline. Start with [`setup`].
 ///
@@ -57,6 +58,7 @@ pub struct Setup {
     error_text: Option<ErrorText>,
     prices: Option<PriceTable>,
     genai_content: Option<usize>,
+    metrics: metrics::MetricsChoice,
     environment: Lookup,
 }
 
@@ -84,6 +86,7 @@ pub fn setup() -> Setup {
         error_text: None,
         prices: None,
         genai_content: None,
+        metrics: metrics::MetricsChoice::default(),
         environment: Box::new(|name| std::env::var(name).ok()),
     }
 }
@@ -215,6 +218,54 @@ impl Setup {
         self
     }
 
+    /// Serves metrics for Prometheus to scrape at `/metrics`, on
+    /// `OTEL_EXPORTER_PROMETHEUS_HOST`:`OTEL_EXPORTER_PROMETHEUS_PORT`
+    /// (default `localhost:9464`). See [`metrics`](crate::metrics) for what
+    /// is measured.
+    pub fn prometheus(mut self) -> Self {
+        self.metrics.exporters.push(MetricExporterKind::Prometheus);
+        self
+    }
+
+    /// Serves the Prometheus endpoint on `address` (`host:port`); port 0
+    /// picks a free one, which [`TelemetryGuard::prometheus_address`] tells.
+    ///
+    /// ```
+    /// let telemetry = workflow_otel::setup()
+    ///     .prometheus_address("127.0.0.1:0")
+    ///     .try_install()?;
+    /// let address = telemetry.prometheus_address().expect("listening");
+    /// assert!(address.ip().is_loopback());
+    /// # Ok::<(), workflow_otel::SetupError>(())
+    /// ```
+    pub fn prometheus_address(mut self, address: impl Into<String>) -> Self {
+        self.metrics.prometheus_address = Some(address.into());
+        self
+    }
+
+    /// Pushes metrics over OTLP every export interval (the `otlp` feature),
+    /// to the `OTEL_EXPORTER_OTLP_METRICS_*` settings (else the general
+    /// `OTEL_EXPORTER_OTLP_*` ones, with the path `/v1/metrics` for HTTP).
+    pub fn otlp_metrics(mut self) -> Self {
+        self.metrics.exporters.push(MetricExporterKind::Otlp);
+        self
+    }
+
+    /// Histogram bounds in seconds, increasing (else
+    /// [`DEFAULT_BUCKETS`](crate::metrics::DEFAULT_BUCKETS)). The first setup
+    /// of a process that turns metrics on fixes them.
+    pub fn metric_buckets(mut self, bounds: impl Into<Vec<f64>>) -> Self {
+        self.metrics.buckets = Some(bounds.into());
+        self
+    }
+
+    /// How often metrics are pushed (else `OTEL_METRIC_EXPORT_INTERVAL`, else
+    /// 60 s).
+    pub fn metric_export_interval(mut self, interval: Duration) -> Self {
+        self.metrics.interval = Some(interval);
+        self
+    }
+
     /// Leaves out the processors that stamp the workflow onto other
     /// libraries' spans ([`WorkflowIdentityProcessor`], [`RelationshipProcessor`]).
     pub fn without_workflow_processors(mut self) -> Self {
@@ -280,7 +331,7 @@ impl Setup {
             .map(|attribute| attribute.value.as_str().into_owned());
         let service_name = self
             .service_name
-            .or(env.service_name)
+            .or(env.service_name.clone())
             .or(named_by_attributes)
             .or(self.default_service_name)
             .unwrap_or_else(|| "unknown_service".to_owned());
@@ -288,6 +339,21 @@ impl Setup {
             .with_service_name(service_name)
             .with_attributes(self.resource_attributes);
         let resource = resource.build();
+        let shutdown_timeout = self
+            .pipeline
+            .as_ref()
+            .unwrap_or(&env.pipeline)
+            .shutdown_timeout;
+        let (metrics, metric_problems) =
+            metrics::start(self.metrics, &env, &resource, shutdown_timeout);
+        if let Some(problem) = metric_problems.first()
+            && strict
+        {
+            return Err(problem.clone());
+        }
+        for problem in &metric_problems {
+            eprintln!("workflow-otel: {problem}; metrics go on without it");
+        }
 
         let kinds_from_env = env.exporters.clone().unwrap_or_default();
         let mut chosen = self.exporters;
@@ -364,7 +430,11 @@ impl Setup {
         }
         instrumentation.install();
         lifecycle::installed();
-        Ok(TelemetryGuard { pipeline, provider })
+        Ok(TelemetryGuard {
+            pipeline,
+            provider,
+            metrics,
+        })
     }
 }
 
@@ -373,7 +443,11 @@ fn console_guard() -> TelemetryGuard {
     let provider = SdkTracerProvider::builder()
         .with_span_processor(pipeline.span_processor())
         .build();
-    TelemetryGuard { pipeline, provider }
+    TelemetryGuard {
+        pipeline,
+        provider,
+        metrics: metrics::RunningMetrics::default(),
+    }
 }
 
 #[cfg(feature = "otlp")]
@@ -439,16 +513,26 @@ impl fmt::Debug for Setup {
 pub struct TelemetryGuard {
     pipeline: Pipeline,
     provider: SdkTracerProvider,
+    metrics: metrics::RunningMetrics,
 }
 
 impl TelemetryGuard {
     /// Exports every span ended so far (with the console exporter: prints the
     /// trees of finished traces now) and waits for the exporter, at most the
     /// pipeline's shutdown timeout.
+    /// Pushed metrics (OTLP, console) are sent now as well.
     pub fn flush(&self) {
         if let Err(error) = self.pipeline.force_flush() {
             eprintln!("workflow-otel: flushing the pipeline failed: {error}");
         }
+        if let Some(push) = &self.metrics.push {
+            push.flush();
+        }
+    }
+
+    /// Where the Prometheus endpoint listens, if it was asked for.
+    pub fn prometheus_address(&self) -> Option<std::net::SocketAddr> {
+        self.metrics.prometheus_address()
     }
 
     /// The pipeline spans go to.
@@ -471,9 +555,16 @@ impl Drop for TelemetryGuard {
         // The provider first: its spans still flow into the pipeline. Its
         // processors hold nothing (ours forwards each span at once), so this
         // takes no time; the pipeline's shutdown is what is bounded.
+        // The last metrics push runs on its own thread while the pipeline
+        // shuts down: both within the shutdown timeout, not one after the other.
+        if let Some(push) = &self.metrics.push {
+            push.stop();
+        }
         let _ = self.provider.shutdown();
         if let Err(error) = self.pipeline.shutdown() {
             eprintln!("workflow-otel: shutting the pipeline down failed: {error}");
         }
+        // Joins the push thread and closes the endpoint.
+        self.metrics = metrics::RunningMetrics::default();
     }
 }

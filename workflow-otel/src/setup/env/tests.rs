@@ -285,7 +285,7 @@ fn otlp_defaults_follow_the_protocol() {
     );
     let with_traces = OtlpEnv {
         base_endpoint: Some("http://ignored:1".into()),
-        traces_endpoint: Some("http://tempo:4318/custom".into()),
+        signal_endpoint: Some("http://tempo:4318/custom".into()),
         ..OtlpEnv::default()
     };
     assert_eq!(

@@ -1,0 +1,361 @@
+//! The text exposition formats: Prometheus text 0.0.4 (what a plain
+//! `curl` or an old scraper gets) and OpenMetrics 1.0 (what Prometheus asks
+//! for, and the only one that carries exemplars). Both are written from the
+//! same snapshot; names follow the OpenTelemetry-to-Prometheus rules (dots
+//! become underscores, the unit is a suffix, counters end in `_total`).
+
+use std::fmt::Write as _;
+use std::time::UNIX_EPOCH;
+
+use opentelemetry::KeyValue;
+
+use crate::metrics::series::{self, Exemplar, Outcome, SeriesKind, SeriesSnapshot};
+use crate::record::ids::Calibration;
+
+/// The two formats a scraper can ask for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Format {
+    Prometheus,
+    OpenMetrics,
+}
+
+impl Format {
+    pub(crate) fn content_type(self) -> &'static str {
+        match self {
+            Format::Prometheus => "text/plain; version=0.0.4; charset=utf-8",
+            Format::OpenMetrics => "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        }
+    }
+
+    /// OpenMetrics if the `Accept` header lists it, as Prometheus does.
+    pub(crate) fn from_accept(accept: &str) -> Format {
+        if accept
+            .to_ascii_lowercase()
+            .contains("application/openmetrics-text")
+        {
+            Format::OpenMetrics
+        } else {
+            Format::Prometheus
+        }
+    }
+}
+
+/// All series as they are now, with the bounds they share.
+#[derive(Debug, Default)]
+pub(crate) struct Snapshot {
+    pub(crate) bounds: Vec<f64>,
+    pub(crate) series: Vec<SeriesSnapshot>,
+}
+
+/// Reads every series; empty while metrics are off.
+pub(crate) fn snapshot() -> Snapshot {
+    let Some(state) = series::state() else {
+        return Snapshot::default();
+    };
+    let calibration = Calibration::now();
+    Snapshot {
+        bounds: state.bounds_seconds.clone(),
+        series: state
+            .series()
+            .into_iter()
+            .map(|series| series.snapshot(&calibration))
+            .collect(),
+    }
+}
+
+struct Family {
+    kind: SeriesKind,
+    name: &'static str,
+    help: &'static str,
+}
+
+const WORKFLOW_DURATION: Family = Family {
+    kind: SeriesKind::Workflow,
+    name: "workflow_duration_seconds",
+    help: "Duration of workflow runs (root and child workflows), in seconds.",
+};
+const STEP_DURATION: Family = Family {
+    kind: SeriesKind::Step,
+    name: "workflow_step_duration_seconds",
+    help: "Duration of step calls, in seconds.",
+};
+const WORKFLOW_CALLS: Family = Family {
+    kind: SeriesKind::Workflow,
+    name: "workflow_calls",
+    help: "Workflow runs by outcome (ok, error, panic, cancelled).",
+};
+const STEP_CALLS: Family = Family {
+    kind: SeriesKind::Step,
+    name: "workflow_step_calls",
+    help: "Step calls by outcome (ok, error, panic, cancelled).",
+};
+const WORKFLOW_FAILURES: Family = Family {
+    kind: SeriesKind::Workflow,
+    name: "workflow_failures",
+    help: "Failed workflow runs by error type.",
+};
+const STEP_FAILURES: Family = Family {
+    kind: SeriesKind::Step,
+    name: "workflow_step_failures",
+    help: "Failed step calls by error type.",
+};
+const WORKFLOW_ACTIVE: Family = Family {
+    kind: SeriesKind::Workflow,
+    name: "workflow_active",
+    help: "Workflow runs in flight.",
+};
+
+/// The exposition of `snapshot` in `format`, with the resource as `target_info`.
+pub(crate) fn encode(snapshot: &Snapshot, format: Format, resource: &[KeyValue]) -> String {
+    let mut out = String::with_capacity(1024 + snapshot.series.len() * 2048);
+    target_info(&mut out, format, resource);
+    for family in [WORKFLOW_DURATION, STEP_DURATION] {
+        histogram(&mut out, format, &family, snapshot);
+    }
+    for family in [WORKFLOW_CALLS, STEP_CALLS] {
+        let members = members(snapshot, family.kind);
+        if members.is_empty() {
+            continue;
+        }
+        header(&mut out, format, &family, "counter", None);
+        for series in members {
+            for outcome in Outcome::ALL {
+                sample(
+                    &mut out,
+                    family.name,
+                    "_total",
+                    series,
+                    &[("outcome", outcome.as_str())],
+                    series.outcomes[outcome as usize],
+                );
+            }
+        }
+    }
+    for family in [WORKFLOW_FAILURES, STEP_FAILURES] {
+        let members: Vec<_> = members(snapshot, family.kind)
+            .into_iter()
+            .filter(|series| !series.failures.is_empty())
+            .collect();
+        if members.is_empty() {
+            continue;
+        }
+        header(&mut out, format, &family, "counter", None);
+        for series in members {
+            for (error_type, count) in &series.failures {
+                sample(
+                    &mut out,
+                    family.name,
+                    "_total",
+                    series,
+                    &[("error_type", error_type)],
+                    *count,
+                );
+            }
+        }
+    }
+    let workflows = members(snapshot, SeriesKind::Workflow);
+    if !workflows.is_empty() {
+        header(&mut out, format, &WORKFLOW_ACTIVE, "gauge", None);
+        for series in workflows {
+            sample(
+                &mut out,
+                WORKFLOW_ACTIVE.name,
+                "",
+                series,
+                &[],
+                series.active,
+            );
+        }
+    }
+    if format == Format::OpenMetrics {
+        out.push_str("# EOF\n");
+    }
+    out
+}
+
+fn members(snapshot: &Snapshot, kind: SeriesKind) -> Vec<&SeriesSnapshot> {
+    snapshot
+        .series
+        .iter()
+        .filter(|series| series.kind == kind)
+        .collect()
+}
+
+fn header(out: &mut String, format: Format, family: &Family, kind: &str, unit: Option<&str>) {
+    // OpenMetrics names a counter family without its `_total`; the older
+    // format names it as its samples are named.
+    let counter_suffix = if kind == "counter" && format == Format::Prometheus {
+        "_total"
+    } else {
+        ""
+    };
+    let name = family.name;
+    let _ = writeln!(out, "# HELP {name}{counter_suffix} {}", family.help);
+    let _ = writeln!(out, "# TYPE {name}{counter_suffix} {kind}");
+    if let (Some(unit), Format::OpenMetrics) = (unit, format) {
+        let _ = writeln!(out, "# UNIT {name} {unit}");
+    }
+}
+
+fn histogram(out: &mut String, format: Format, family: &Family, snapshot: &Snapshot) {
+    let members = members(snapshot, family.kind);
+    if members.is_empty() {
+        return;
+    }
+    header(out, format, family, "histogram", Some("seconds"));
+    let name = family.name;
+    for series in members {
+        let mut cumulative = 0;
+        for (index, count) in series.buckets.iter().enumerate() {
+            cumulative += count;
+            let bound = snapshot
+                .bounds
+                .get(index)
+                .map_or_else(|| "+Inf".to_owned(), |bound| float(*bound));
+            out.push_str(name);
+            out.push_str("_bucket");
+            labels(out, series, &[("le", &bound)]);
+            let _ = write!(out, " {cumulative}");
+            if format == Format::OpenMetrics
+                && let Some(Some(exemplar)) = series.exemplars.get(index)
+            {
+                write_exemplar(out, exemplar);
+            }
+            out.push('\n');
+        }
+        out.push_str(name);
+        out.push_str("_sum");
+        labels(out, series, &[]);
+        let _ = writeln!(out, " {}", float(series.sum_seconds));
+        sample(out, name, "_count", series, &[], series.count);
+    }
+}
+
+fn write_exemplar(out: &mut String, exemplar: &Exemplar) {
+    out.push_str(" # {trace_id=\"");
+    hex(out, &exemplar.trace_id);
+    out.push_str("\",span_id=\"");
+    hex(out, &exemplar.span_id);
+    let at = exemplar
+        .time
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs_f64();
+    let _ = write!(out, "\"}} {} {at:.3}", float(exemplar.seconds));
+}
+
+fn hex(out: &mut String, bytes: &[u8]) {
+    for byte in bytes {
+        let _ = write!(out, "{byte:02x}");
+    }
+}
+
+fn sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    series: &SeriesSnapshot,
+    extra: &[(&str, &str)],
+    value: impl std::fmt::Display,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    labels(out, series, extra);
+    let _ = writeln!(out, " {value}");
+}
+
+fn labels(out: &mut String, series: &SeriesSnapshot, extra: &[(&str, &str)]) {
+    out.push_str("{workflow_name=\"");
+    escape(out, series.workflow);
+    out.push('"');
+    if series.kind == SeriesKind::Step {
+        out.push_str(",step_name=\"");
+        escape(out, series.step);
+        out.push('"');
+    }
+    for (name, value) in extra {
+        let _ = write!(out, ",{name}=\"");
+        escape(out, value);
+        out.push('"');
+    }
+    out.push('}');
+}
+
+/// A label value as both formats quote it.
+fn escape(out: &mut String, value: &str) {
+    for character in value.chars() {
+        match character {
+            '\\' => out.push_str("\\\\"),
+            '"' => out.push_str("\\\""),
+            '\n' => out.push_str("\\n"),
+            other => out.push(other),
+        }
+    }
+}
+
+/// A number as Prometheus writes one: shortest round-trip form, `+Inf`, `NaN`.
+fn float(value: f64) -> String {
+    if value.is_nan() {
+        "NaN".to_owned()
+    } else if value.is_infinite() {
+        if value > 0.0 { "+Inf" } else { "-Inf" }.to_owned()
+    } else {
+        format!("{value}")
+    }
+}
+
+/// The resource as the `target_info` metric, with attribute keys turned into
+/// label names (anything but letters, digits and `_` becomes `_`).
+fn target_info(out: &mut String, format: Format, resource: &[KeyValue]) {
+    let (family, kind) = match format {
+        Format::Prometheus => ("target_info", "gauge"),
+        Format::OpenMetrics => ("target", "info"),
+    };
+    let _ = writeln!(
+        out,
+        "# HELP {family} Target metadata: the resource's attributes."
+    );
+    let _ = writeln!(out, "# TYPE {family} {kind}");
+    out.push_str("target_info{");
+    let mut attributes: Vec<(String, String)> = resource
+        .iter()
+        .map(|attribute| {
+            (
+                label_name(attribute.key.as_str()),
+                attribute.value.as_str().into_owned(),
+            )
+        })
+        .collect();
+    attributes.sort();
+    attributes.dedup_by(|a, b| a.0 == b.0);
+    for (index, (name, value)) in attributes.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{name}=\"");
+        escape(out, value);
+        out.push('"');
+    }
+    out.push_str("} 1\n");
+}
+
+fn label_name(key: &str) -> String {
+    let mut name: String = key
+        .chars()
+        .map(|character| {
+            if character.is_ascii_alphanumeric() || character == '_' {
+                character
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    if name.is_empty() || name.starts_with(|first: char| first.is_ascii_digit()) {
+        name.insert_str(0, "key_");
+    }
+    if name.starts_with("__") {
+        // Reserved for Prometheus itself.
+        name.insert_str(0, "key");
+    }
+    name
+}

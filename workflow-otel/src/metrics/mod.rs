@@ -1,0 +1,148 @@
+//! Metrics from the same three attributes: every `#[workflow]`,
+//! `#[child_workflow]` and `#[step]` call adds to a duration histogram, a
+//! count of calls by outcome, a count of failures by `error.type`, and, for
+//! workflows, a gauge of runs in flight. Every call counts, sampled or not.
+//!
+//! The calling thread aggregates in place (a few atomic additions into a
+//! series found through its static site), so there is no queue to fill and
+//! nothing a slow backend can hold up; the Prometheus endpoint and the OTLP
+//! exporter read the totals when they need them. A sampled call also leaves
+//! its trace and span id as the exemplar of the histogram bucket it fell in.
+//!
+//! Turned on by [`Setup::prometheus`](crate::Setup::prometheus),
+//! [`Setup::otlp_metrics`](crate::Setup::otlp_metrics), or
+//! `OTEL_METRICS_EXPORTER`; off, each call pays one relaxed load.
+//!
+//! | instrument (OpenTelemetry name) | Prometheus name | labels |
+//! |---|---|---|
+//! | `workflow.duration` histogram, s | `workflow_duration_seconds` | `workflow_name` |
+//! | `workflow.calls` counter | `workflow_calls_total` | `workflow_name`, `outcome` |
+//! | `workflow.failures` counter | `workflow_failures_total` | `workflow_name`, `error_type` |
+//! | `workflow.active` up-down counter | `workflow_active` | `workflow_name` |
+//! | `workflow.step.duration` histogram, s | `workflow_step_duration_seconds` | `workflow_name`, `step_name` |
+//! | `workflow.step.calls` counter | `workflow_step_calls_total` | `workflow_name`, `step_name`, `outcome` |
+//! | `workflow.step.failures` counter | `workflow_step_failures_total` | `workflow_name`, `step_name`, `error_type` |
+//!
+//! `outcome` is `ok`, `error`, `panic` or `cancelled`; `error.type` is the
+//! error's type name, or `panic`, as on the span. A step's `workflow.name` is
+//! the workflow it ran in (empty outside any).
+
+pub(crate) mod encode;
+#[cfg(feature = "otlp")]
+pub(crate) mod otlp;
+pub(crate) mod periodic;
+pub(crate) mod prometheus;
+pub(crate) mod series;
+
+use std::time::Duration;
+
+use opentelemetry::trace::SpanContext;
+
+use crate::record::ids::{self, Ticks};
+use crate::record::span::Site;
+pub use prometheus::{CLIENT_TIMEOUT, MAX_REQUEST_HEAD};
+pub use series::{EXEMPLAR_INTERVAL, MAX_ERROR_TYPES, MAX_SERIES};
+use series::{Outcome, Series, SeriesKind};
+
+/// Histogram bounds in seconds, for work that takes from a millisecond to
+/// ten minutes: roughly 1-2.5-5 steps per decade.
+pub const DEFAULT_BUCKETS: [f64; 18] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0,
+];
+
+/// Where the Prometheus endpoint listens unless told otherwise
+/// (`OTEL_EXPORTER_PROMETHEUS_HOST`, `OTEL_EXPORTER_PROMETHEUS_PORT`).
+pub const DEFAULT_PROMETHEUS_ADDRESS: &str = "localhost:9464";
+
+/// How often metrics are pushed over OTLP or printed, unless
+/// `OTEL_METRIC_EXPORT_INTERVAL` says otherwise (the specification's default).
+pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The metrics side of one call: its series, and when it started. Dropped
+/// unfinished, it ends the call as cancelled (or panicked, while unwinding).
+#[derive(Debug)]
+pub(crate) struct Meter {
+    series: Option<&'static Series>,
+    started: Ticks,
+}
+
+impl Meter {
+    /// A call of `site` starting at `started`, inside the workflow named
+    /// `workflow` (its own name for workflows); `None` while metrics are off.
+    #[inline]
+    pub(crate) fn start(
+        site: &'static Site,
+        workflow: &'static str,
+        started: Ticks,
+    ) -> Option<Meter> {
+        let series = series::series_for(site, workflow)?;
+        if series.kind == SeriesKind::Workflow {
+            series.enter();
+        }
+        Some(Meter {
+            series: Some(series),
+            started,
+        })
+    }
+
+    /// Ends the call. `error_type` is set for failures (`panic` for a
+    /// panic); `sampled` is the call's span when it was recorded.
+    #[inline]
+    pub(crate) fn end(
+        mut self,
+        ended: Ticks,
+        cancelled: bool,
+        error_type: Option<&'static str>,
+        sampled: Option<&SpanContext>,
+    ) {
+        self.record(ended, cancelled, error_type, sampled);
+    }
+
+    #[inline]
+    fn record(
+        &mut self,
+        ended: Ticks,
+        cancelled: bool,
+        error_type: Option<&'static str>,
+        sampled: Option<&SpanContext>,
+    ) {
+        let Some(series) = self.series.take() else {
+            return;
+        };
+        let outcome = match error_type {
+            Some(crate::record::raw::PANIC) => Outcome::Panic,
+            Some(_) => Outcome::Error,
+            None if cancelled => Outcome::Cancelled,
+            None => Outcome::Ok,
+        };
+        let ticks = ended.saturating_sub(self.started);
+        let bucket = series.observe(ticks, outcome);
+        if let Some(span) = sampled {
+            series.keep_exemplar(bucket, span, ticks, ended);
+        }
+        if let Some(error_type) = error_type {
+            series.fail(error_type);
+        }
+        if series.kind == SeriesKind::Workflow {
+            series.leave();
+        }
+    }
+}
+
+impl Drop for Meter {
+    #[inline]
+    fn drop(&mut self) {
+        if self.series.is_some() {
+            self.unfinished();
+        }
+    }
+}
+
+impl Meter {
+    #[cold]
+    fn unfinished(&mut self) {
+        let panicked = std::thread::panicking().then_some(crate::record::raw::PANIC);
+        self.record(ids::now(), panicked.is_none(), panicked, None);
+    }
+}

@@ -1,0 +1,518 @@
+//! OTLP metrics: the snapshot as an `ExportMetricsServiceRequest` (the
+//! official protobuf types of `opentelemetry-proto`), pushed over gRPC,
+//! HTTP/protobuf or HTTP/JSON, with gzip if asked.
+//!
+//! Not through the SDK's `MetricExporter`: its data types cannot be built
+//! outside the SDK, and the SDK (0.33) records no exemplars, which are the
+//! point of histograms that lead to traces. Temporality is cumulative, so an
+//! export that fails loses nothing: the next one carries the totals.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::common::v1::{
+    AnyValue, InstrumentationScope, KeyValue as ProtoKeyValue, any_value,
+};
+use opentelemetry_proto::tonic::metrics::v1::{
+    AggregationTemporality, Exemplar as ProtoExemplar, Histogram, HistogramDataPoint, Metric,
+    NumberDataPoint, ResourceMetrics, ScopeMetrics, Sum, exemplar, metric, number_data_point,
+};
+use opentelemetry_proto::tonic::resource::v1::Resource as ProtoResource;
+use opentelemetry_proto::transform::common::tonic::Attributes;
+use opentelemetry_sdk::Resource;
+
+use crate::error::SetupError;
+use crate::export::{OtlpProtocol, OtlpSettings};
+use crate::metrics::encode::Snapshot;
+use crate::metrics::series::{Outcome, SeriesKind, SeriesSnapshot};
+
+/// Pushes metrics to an OTLP endpoint, from a one-thread runtime of its own.
+pub(crate) struct OtlpMetricsExporter {
+    runtime: tokio::runtime::Runtime,
+    transport: Transport,
+    settings: OtlpSettings,
+    resource: ProtoResource,
+}
+
+enum Transport {
+    Grpc(MetricsServiceClient<tonic::transport::Channel>),
+    Http(reqwest::Client),
+}
+
+impl std::fmt::Debug for OtlpMetricsExporter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OtlpMetricsExporter")
+            .field("endpoint", &self.settings.endpoint)
+            .field("protocol", &self.settings.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OtlpMetricsExporter {
+    pub(crate) fn new(
+        settings: &OtlpSettings,
+        resource: &Resource,
+        setting: &str,
+    ) -> Result<OtlpMetricsExporter, SetupError> {
+        let fail = |reason: String| {
+            SetupError::new(
+                setting,
+                &crate::setup::env::without_credentials(&settings.endpoint),
+                reason,
+            )
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("workflow-otel-otlp-metrics")
+            .enable_all()
+            .build()
+            .map_err(|error| fail(format!("cannot start the exporter's runtime: {error}")))?;
+        for (name, value) in &settings.headers {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
+                || http::HeaderValue::from_str(value).is_err()
+            {
+                return Err(SetupError::new(
+                    "OtlpSettings::headers",
+                    "<not shown>",
+                    format!("header `{name}` is not a valid HTTP header"),
+                ));
+            }
+        }
+        let transport = match settings.protocol {
+            OtlpProtocol::Grpc => {
+                let endpoint = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
+                    .map_err(|error| fail(format!("not a gRPC endpoint: {error}")))?
+                    .timeout(settings.timeout)
+                    .connect_timeout(settings.timeout);
+                let _entered = runtime.enter();
+                let mut client = MetricsServiceClient::new(endpoint.connect_lazy());
+                if settings.gzip {
+                    client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
+                Transport::Grpc(client)
+            }
+            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => Transport::Http(
+                reqwest::Client::builder()
+                    .timeout(settings.timeout)
+                    .build()
+                    .map_err(|error| fail(format!("cannot build the HTTP client: {error}")))?,
+            ),
+        };
+        Ok(OtlpMetricsExporter {
+            runtime,
+            transport,
+            settings: settings.clone(),
+            resource: ProtoResource {
+                attributes: Attributes::from(
+                    resource.iter().map(|(key, value)| {
+                        opentelemetry::KeyValue::new(key.clone(), value.clone())
+                    }),
+                )
+                .0,
+                ..Default::default()
+            },
+        })
+    }
+
+    pub(crate) fn endpoint(&self) -> String {
+        crate::setup::env::without_credentials(&self.settings.endpoint)
+    }
+
+    /// Sends `snapshot`, within `timeout` (and the settings' own timeout).
+    pub(crate) fn export(
+        &self,
+        snapshot: &Snapshot,
+        started: SystemTime,
+        timeout: Duration,
+    ) -> Result<(), String> {
+        let request = request(snapshot, self.resource.clone(), started, SystemTime::now());
+        let timeout = timeout.min(self.settings.timeout);
+        self.runtime.block_on(async {
+            match tokio::time::timeout(timeout, self.send(request)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            }
+        })
+    }
+
+    async fn send(&self, request: ExportMetricsServiceRequest) -> Result<(), String> {
+        match &self.transport {
+            Transport::Grpc(client) => {
+                let mut call = tonic::Request::new(request);
+                for (name, value) in &self.settings.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        tonic::metadata::MetadataKey::from_bytes(
+                            name.to_ascii_lowercase().as_bytes(),
+                        ),
+                        value.parse(),
+                    ) {
+                        call.metadata_mut().insert(name, value);
+                    }
+                }
+                client
+                    .clone()
+                    .export(call)
+                    .await
+                    .map(|_| ())
+                    .map_err(|status| {
+                        format!("gRPC status {:?}: {}", status.code(), status.message())
+                    })
+            }
+            Transport::Http(client) => {
+                let (body, content_type) = if self.settings.protocol == OtlpProtocol::HttpJson {
+                    (json(&request)?, "application/json")
+                } else {
+                    (
+                        prost::Message::encode_to_vec(&request),
+                        "application/x-protobuf",
+                    )
+                };
+                let mut post = client
+                    .post(&self.settings.endpoint)
+                    .header("content-type", content_type);
+                let body = if self.settings.gzip {
+                    post = post.header("content-encoding", "gzip");
+                    gzip(&body).map_err(|error| error.to_string())?
+                } else {
+                    body
+                };
+                for (name, value) in &self.settings.headers {
+                    post = post.header(name.as_str(), value.as_str());
+                }
+                let response = post.body(body).send().await.map_err(|error| {
+                    // reqwest's text names the URL; ours has the credentials cut.
+                    format!("request failed: {}", error.without_url())
+                })?;
+                if response.status().is_success() {
+                    Ok(())
+                } else {
+                    Err(format!("HTTP status {}", response.status()))
+                }
+            }
+        }
+    }
+}
+
+/// OTLP/JSON of `request`. Two liberties the JSON mapping allows, for
+/// receivers that read less than all of it: optional fields left unset are
+/// left out (not `null`), and integer values (`asInt`, never near 2^53 here)
+/// are numbers rather than strings. rotel 0.0.1a15, for one, reads an
+/// `asInt` string as no value at all.
+fn json(request: &ExportMetricsServiceRequest) -> Result<Vec<u8>, String> {
+    fn tidy(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(fields) => {
+                fields.retain(|_, field| !field.is_null());
+                if let Some(serde_json::Value::String(text)) = fields.get("asInt")
+                    && let Ok(number) = text.parse::<i64>()
+                {
+                    fields.insert("asInt".to_owned(), number.into());
+                }
+                fields.values_mut().for_each(tidy);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(tidy),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(request).map_err(|error| error.to_string())?;
+    tidy(&mut value);
+    serde_json::to_vec(&value).map_err(|error| error.to_string())
+}
+
+fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
+
+fn unix_nanos(time: SystemTime) -> u64 {
+    u64::try_from(
+        time.duration_since(UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_nanos(),
+    )
+    .unwrap_or(u64::MAX)
+}
+
+fn text(key: &str, value: &str) -> ProtoKeyValue {
+    ProtoKeyValue {
+        key: key.to_owned(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_owned())),
+        }),
+        ..Default::default()
+    }
+}
+
+fn labels(series: &SeriesSnapshot) -> Vec<ProtoKeyValue> {
+    let mut labels = vec![text("workflow.name", series.workflow)];
+    if series.kind == SeriesKind::Step {
+        labels.push(text("step.name", series.step));
+    }
+    labels
+}
+
+/// The request for `snapshot`: cumulative series that started at `started`.
+pub(crate) fn request(
+    snapshot: &Snapshot,
+    resource: ProtoResource,
+    started: SystemTime,
+    now: SystemTime,
+) -> ExportMetricsServiceRequest {
+    let (start, time) = (unix_nanos(started), unix_nanos(now));
+    let mut metrics = Vec::new();
+    for (kind, name, description) in [
+        (
+            SeriesKind::Workflow,
+            "workflow.duration",
+            "Duration of workflow runs (root and child workflows).",
+        ),
+        (
+            SeriesKind::Step,
+            "workflow.step.duration",
+            "Duration of step calls.",
+        ),
+    ] {
+        let points: Vec<HistogramDataPoint> = members(snapshot, kind)
+            .map(|series| HistogramDataPoint {
+                attributes: labels(series),
+                start_time_unix_nano: start,
+                time_unix_nano: time,
+                count: series.count,
+                sum: Some(series.sum_seconds),
+                bucket_counts: series.buckets.clone(),
+                explicit_bounds: snapshot.bounds.clone(),
+                exemplars: series
+                    .exemplars
+                    .iter()
+                    .flatten()
+                    .map(|exemplar| ProtoExemplar {
+                        time_unix_nano: unix_nanos(exemplar.time),
+                        span_id: exemplar.span_id.to_vec(),
+                        trace_id: exemplar.trace_id.to_vec(),
+                        value: Some(exemplar::Value::AsDouble(exemplar.seconds)),
+                        ..Default::default()
+                    })
+                    .collect(),
+                ..Default::default()
+            })
+            .collect();
+        if !points.is_empty() {
+            metrics.push(Metric {
+                name: name.to_owned(),
+                description: description.to_owned(),
+                unit: "s".to_owned(),
+                data: Some(metric::Data::Histogram(Histogram {
+                    data_points: points,
+                    aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                })),
+                ..Default::default()
+            });
+        }
+    }
+    let sum = |name: &str,
+               description: &str,
+               unit: &str,
+               monotonic: bool,
+               points: Vec<(Vec<ProtoKeyValue>, i64)>| {
+        Metric {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            unit: unit.to_owned(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: points
+                    .into_iter()
+                    .map(|(attributes, value)| NumberDataPoint {
+                        attributes,
+                        start_time_unix_nano: start,
+                        time_unix_nano: time,
+                        value: Some(number_data_point::Value::AsInt(value)),
+                        ..Default::default()
+                    })
+                    .collect(),
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: monotonic,
+            })),
+            ..Default::default()
+        }
+    };
+    for (kind, calls, failures) in [
+        (SeriesKind::Workflow, "workflow.calls", "workflow.failures"),
+        (
+            SeriesKind::Step,
+            "workflow.step.calls",
+            "workflow.step.failures",
+        ),
+    ] {
+        let mut call_points = Vec::new();
+        let mut failure_points = Vec::new();
+        for series in members(snapshot, kind) {
+            for outcome in Outcome::ALL {
+                let mut attributes = labels(series);
+                attributes.push(text("outcome", outcome.as_str()));
+                call_points.push((attributes, count(series.outcomes[outcome as usize])));
+            }
+            for (error_type, failed) in &series.failures {
+                let mut attributes = labels(series);
+                attributes.push(text("error.type", error_type));
+                failure_points.push((attributes, count(*failed)));
+            }
+        }
+        if !call_points.is_empty() {
+            metrics.push(sum(
+                calls,
+                "Calls by outcome (ok, error, panic, cancelled).",
+                "{call}",
+                true,
+                call_points,
+            ));
+        }
+        if !failure_points.is_empty() {
+            metrics.push(sum(
+                failures,
+                "Failed calls by error type.",
+                "{call}",
+                true,
+                failure_points,
+            ));
+        }
+    }
+    let active: Vec<_> = members(snapshot, SeriesKind::Workflow)
+        .map(|series| (labels(series), series.active))
+        .collect();
+    if !active.is_empty() {
+        metrics.push(sum(
+            "workflow.active",
+            "Workflow runs in flight.",
+            "{workflow}",
+            false,
+            active,
+        ));
+    }
+    ExportMetricsServiceRequest {
+        resource_metrics: vec![ResourceMetrics {
+            resource: Some(resource),
+            scope_metrics: vec![ScopeMetrics {
+                scope: Some(InstrumentationScope {
+                    name: "workflow-otel".to_owned(),
+                    version: env!("CARGO_PKG_VERSION").to_owned(),
+                    ..Default::default()
+                }),
+                metrics,
+                ..Default::default()
+            }],
+            ..Default::default()
+        }],
+    }
+}
+
+fn count(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
+}
+
+fn members(snapshot: &Snapshot, kind: SeriesKind) -> impl Iterator<Item = &SeriesSnapshot> {
+    snapshot
+        .series
+        .iter()
+        .filter(move |series| series.kind == kind)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metrics::series::Exemplar;
+
+    fn one_workflow() -> Snapshot {
+        Snapshot {
+            bounds: vec![0.1, 1.0],
+            series: vec![SeriesSnapshot {
+                kind: SeriesKind::Workflow,
+                workflow: "w",
+                step: "",
+                buckets: vec![1, 0, 2],
+                count: 3,
+                sum_seconds: 4.05,
+                outcomes: [2, 1, 0, 0],
+                active: 1,
+                exemplars: vec![
+                    Some(Exemplar {
+                        trace_id: [1; 16],
+                        span_id: [2; 8],
+                        seconds: 0.05,
+                        time: UNIX_EPOCH + Duration::from_secs(1),
+                    }),
+                    None,
+                    None,
+                ],
+                failures: vec![("my::Error", 1)],
+            }],
+        }
+    }
+
+    #[test]
+    fn a_snapshot_becomes_cumulative_otlp_metrics() {
+        let request = request(
+            &one_workflow(),
+            ProtoResource::default(),
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_secs(2),
+        );
+        let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+        let names: Vec<&str> = metrics.iter().map(|metric| metric.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "workflow.duration",
+                "workflow.calls",
+                "workflow.failures",
+                "workflow.active"
+            ]
+        );
+        let Some(metric::Data::Histogram(histogram)) = &metrics[0].data else {
+            panic!("a histogram");
+        };
+        let point = &histogram.data_points[0];
+        assert_eq!(
+            (
+                point.count,
+                point.sum,
+                &point.bucket_counts[..],
+                &point.explicit_bounds[..]
+            ),
+            (3, Some(4.05), &[1, 0, 2][..], &[0.1, 1.0][..])
+        );
+        assert_eq!(point.time_unix_nano, 2_000_000_000);
+        assert_eq!(point.exemplars[0].trace_id, vec![1; 16]);
+        assert_eq!(point.exemplars[0].span_id, vec![2; 8]);
+        assert_eq!(
+            histogram.aggregation_temporality,
+            AggregationTemporality::Cumulative as i32
+        );
+        let Some(metric::Data::Sum(active)) = &metrics[3].data else {
+            panic!("a sum");
+        };
+        assert!(!active.is_monotonic, "in flight goes up and down");
+    }
+
+    #[test]
+    fn json_leaves_out_unset_fields_and_writes_integers_as_numbers() {
+        let request = request(
+            &one_workflow(),
+            ProtoResource::default(),
+            UNIX_EPOCH,
+            UNIX_EPOCH + Duration::from_secs(2),
+        );
+        let text = String::from_utf8(json(&request).unwrap()).unwrap();
+        assert!(!text.contains("null"), "{text}");
+        assert!(text.contains(r#""asInt":2"#), "{text}");
+        assert!(
+            text.contains(r#""traceId":"01010101010101010101010101010101""#),
+            "{text}"
+        );
+        assert!(text.contains(r#""spanId":"0202020202020202""#), "{text}");
+        // 64-bit times keep the mapping's strings.
+        assert!(text.contains(r#""timeUnixNano":"2000000000""#), "{text}");
+    }
+}
