@@ -65,7 +65,7 @@ async fn validate(order: &Order) -> Result<(), OrderError> {
 
 #[step]
 async fn reserve(order: &Order) {
-    let millis = if order.id % 17 == 0 {
+    let millis = if order.id.is_multiple_of(17) {
         40
     } else {
         1 + order.id % 5
@@ -110,7 +110,7 @@ fn nightly_report(day: u32) -> Result<u32, ReportError> {
 
 fn order(id: u64) -> Order {
     // Every 25th order is empty.
-    let cents = if id % 25 == 0 { 0 } else { 100 + id };
+    let cents = if id.is_multiple_of(25) { 0 } else { 100 + id };
     Order { id, cents }
 }
 

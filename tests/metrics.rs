@@ -263,7 +263,7 @@ fn sampled_or_not(fail: bool) -> Result<(), StepError> {
 #[workflow]
 fn metered_sampling(run: u32) -> Result<(), StepError> {
     sampled_or_not(false)?;
-    sampled_or_not(run % 4 == 0)
+    sampled_or_not(run.is_multiple_of(4))
 }
 
 fn sampling_counts() -> Vec<String> {

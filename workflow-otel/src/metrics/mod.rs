@@ -38,8 +38,9 @@ use std::time::Duration;
 
 use opentelemetry::trace::SpanContext;
 
+use crate::record::context::WorkflowContext;
 use crate::record::ids::{self, Ticks};
-use crate::record::span::Site;
+use crate::record::span::{Kind, Site};
 pub use prometheus::{CLIENT_TIMEOUT, MAX_REQUEST_HEAD};
 pub use series::{EXEMPLAR_INTERVAL, MAX_ERROR_TYPES, MAX_SERIES};
 use series::{Outcome, Series, SeriesKind};
@@ -59,11 +60,47 @@ pub const DEFAULT_PROMETHEUS_ADDRESS: &str = "localhost:9464";
 /// `OTEL_METRIC_EXPORT_INTERVAL` says otherwise (the specification's default).
 pub const DEFAULT_EXPORT_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The name a recorded call of `site` is labelled with: a workflow's own, a
+/// step's owner's.
+fn workflow_label(site: &'static Site, workflow: Option<&WorkflowContext>) -> &'static str {
+    match site.kind {
+        Kind::Step => workflow.map_or("", WorkflowContext::static_name),
+        Kind::Workflow | Kind::ChildWorkflow => site.name,
+    }
+}
+
+/// A recorded call of `site` started (its record carries the rest).
+pub(crate) fn started(site: &'static Site, workflow: Option<&WorkflowContext>) {
+    if site.kind != Kind::Step
+        && let Some(series) = series::series_for(site, workflow_label(site, workflow))
+    {
+        series.enter();
+    }
+}
+
+/// A recorded call of `site` that ran `ticks` (start, end) ended.
+pub(crate) fn ended(
+    site: &'static Site,
+    workflow: Option<&WorkflowContext>,
+    (started, ended): (Ticks, Ticks),
+    cancelled: bool,
+    error_type: Option<&'static str>,
+    span: &SpanContext,
+) {
+    // Found again rather than kept in the record: a call with metrics off
+    // carries nothing for them. Metrics are never turned off again, so the
+    // series is there (and the site's cache finds it).
+    let Some(series) = series::series_for(site, workflow_label(site, workflow)) else {
+        return;
+    };
+    Meter { series, started }.end(ended, cancelled, error_type, Some(span));
+}
+
 /// The metrics side of one call: its series, and when it started. Dropped
 /// unfinished, it ends the call as cancelled (or panicked, while unwinding).
 #[derive(Debug)]
 pub(crate) struct Meter {
-    series: Option<&'static Series>,
+    series: &'static Series,
     started: Ticks,
 }
 
@@ -80,36 +117,33 @@ impl Meter {
         if series.kind == SeriesKind::Workflow {
             series.enter();
         }
-        Some(Meter {
-            series: Some(series),
-            started,
-        })
+        Some(Meter { series, started })
     }
 
     /// Ends the call. `error_type` is set for failures (`panic` for a
     /// panic); `sampled` is the call's span when it was recorded.
     #[inline]
     pub(crate) fn end(
-        mut self,
+        self,
         ended: Ticks,
         cancelled: bool,
         error_type: Option<&'static str>,
         sampled: Option<&SpanContext>,
     ) {
-        self.record(ended, cancelled, error_type, sampled);
+        // Ended here, so not again by `Drop`.
+        let this = std::mem::ManuallyDrop::new(self);
+        this.record(ended, cancelled, error_type, sampled);
     }
 
     #[inline]
     fn record(
-        &mut self,
+        &self,
         ended: Ticks,
         cancelled: bool,
         error_type: Option<&'static str>,
         sampled: Option<&SpanContext>,
     ) {
-        let Some(series) = self.series.take() else {
-            return;
-        };
+        let series = self.series;
         let outcome = match error_type {
             Some(crate::record::raw::PANIC) => Outcome::Panic,
             Some(_) => Outcome::Error,
@@ -131,17 +165,8 @@ impl Meter {
 }
 
 impl Drop for Meter {
-    #[inline]
-    fn drop(&mut self) {
-        if self.series.is_some() {
-            self.unfinished();
-        }
-    }
-}
-
-impl Meter {
     #[cold]
-    fn unfinished(&mut self) {
+    fn drop(&mut self) {
         let panicked = std::thread::panicking().then_some(crate::record::raw::PANIC);
         self.record(ids::now(), panicked.is_none(), panicked, None);
     }

@@ -14,7 +14,7 @@ use crate::metrics::encode::{self, Format, Snapshot};
 #[derive(Debug)]
 pub(crate) enum PushTarget {
     #[cfg(feature = "otlp")]
-    Otlp(crate::metrics::otlp::OtlpMetricsExporter),
+    Otlp(Box<crate::metrics::otlp::OtlpMetricsExporter>),
     /// The Prometheus text, printed to stdout.
     Console(Vec<KeyValue>),
 }
@@ -122,7 +122,6 @@ impl PeriodicExport {
         self.shared.wake.notify_all();
     }
 
-    #[cfg_attr(not(test), allow(dead_code))]
     pub(crate) fn counts(&self) -> PushCounts {
         *lock(&self.shared.counts)
     }
@@ -168,6 +167,14 @@ impl Drop for PeriodicExport {
         // The last push is bounded by the timeout, so this join is too.
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
+        }
+        let counts = self.counts();
+        if counts.failed > 0 {
+            eprintln!(
+                "workflow-otel: {} of {} metric pushes failed",
+                counts.failed,
+                counts.failed + counts.succeeded
+            );
         }
     }
 }

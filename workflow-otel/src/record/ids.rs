@@ -14,9 +14,12 @@ use std::time::{Duration, Instant, SystemTime};
 use opentelemetry::trace::{SpanId, TraceId};
 
 thread_local! {
-    static STATE: Cell<u64> = Cell::new(seed());
+    /// Zero until the thread's first id: a `const` initialiser keeps the
+    /// lazy-initialisation check out of every access.
+    static STATE: Cell<u64> = const { Cell::new(0) };
 }
 
+#[cold]
 fn seed() -> u64 {
     let mut hasher = RandomState::new().build_hasher();
     hasher.write_u64(std::process::id().into());
@@ -29,9 +32,14 @@ pub(crate) fn random_u64() -> u64 {
     next_u64()
 }
 
+#[inline]
 fn next_u64() -> u64 {
     STATE.with(|state| {
-        let next = state.get().wrapping_add(0xa076_1d64_78bd_642f);
+        let mut current = state.get();
+        if current == 0 {
+            current = seed();
+        }
+        let next = current.wrapping_add(0xa076_1d64_78bd_642f);
         state.set(next);
         let product = u128::from(next) * u128::from(next ^ 0xe703_7ed1_a0b4_28db);
         (product as u64) ^ ((product >> 64) as u64)

@@ -81,6 +81,9 @@ pub(crate) struct RawSpan {
     pub(crate) workflow: Option<Arc<WorkflowContext>>,
     pub(crate) state: EndState,
     pub(crate) success: SuccessStatus,
+    /// Metrics were on when the call started: it adds to them when it ends
+    /// (and, for a workflow, was counted in flight).
+    pub(crate) metered: bool,
     pub(crate) extras: Option<Box<Extras>>,
 }
 

@@ -39,6 +39,8 @@ where
         end_meter(meter, &value, probe);
         return value;
     };
+    // A recorded call's metrics are in its recording: this one is empty.
+    std::mem::forget(meter);
     let attached = cx.map(Context::attach);
     let current = CurrentRecording::enter(&recording);
     let result = catch_unwind(AssertUnwindSafe(body));

@@ -155,7 +155,6 @@ pub(crate) struct Recording {
     raw: Option<RawSpan>,
     pipeline: Pipeline,
     extras: RefCell<Option<Box<Extras>>>,
-    meter: Option<Meter>,
 }
 
 /// Stands in for the site of a recording already handed over.
@@ -293,7 +292,6 @@ fn start_step(
     // everything below follows the decision.
     span.cx = Some(parent.with_remote_span_context(span_context.clone()));
     let started = ids::now();
-    let meter = Meter::start(site, owner.map_or("", |owner| owner.static_name()), started);
     if span_context.is_sampled() {
         let owner = owner.cloned();
         record(
@@ -304,11 +302,10 @@ fn start_step(
             started,
             owner,
             instrumentation,
-            meter,
             fields,
         );
-    } else {
-        span.meter = meter;
+    } else if crate::metrics::series::enabled() {
+        span.meter = Meter::start(site, owner.map_or("", |owner| owner.static_name()), started);
     }
 }
 
@@ -433,7 +430,6 @@ fn start_workflow(
             .with_remote_span_context(span_context.clone())
             .with_value(CurrentWorkflow(workflow.clone())),
     );
-    let meter = Meter::start(site, site.name, ticks);
     if sampled {
         let workflow = Some(workflow);
         record(
@@ -444,17 +440,17 @@ fn start_workflow(
             ticks,
             workflow,
             instrumentation,
-            meter,
             fields,
         );
-    } else {
-        span.meter = meter;
+    } else if crate::metrics::series::enabled() {
+        span.meter = Meter::start(site, site.name, ticks);
     }
 }
 
 /// Starts recording the span into `span`, then runs the macro's closure that
 /// records `args(..)` and `fields(..)`.
 #[allow(clippy::too_many_arguments)]
+#[inline(always)]
 fn record(
     span: &mut ActiveSpan,
     site: &'static Site,
@@ -463,9 +459,12 @@ fn record(
     started: ids::Ticks,
     workflow: Option<Arc<WorkflowContext>>,
     instrumentation: &Instrumentation,
-    meter: Option<Meter>,
     fields: impl FnOnce(&mut Fields<'_>),
 ) {
+    let metered = crate::metrics::series::enabled();
+    if metered {
+        crate::metrics::started(site, workflow.as_deref());
+    }
     let recording = span.recording.insert(Recording {
         raw: Some(RawSpan {
             site,
@@ -477,11 +476,11 @@ fn record(
             workflow,
             state: EndState::Completed,
             success: instrumentation.success(),
+            metered,
             extras: None,
         }),
         pipeline: instrumentation.pipeline().clone(),
         extras: RefCell::new(None),
-        meter,
     });
     fields(&mut Fields {
         extras: recording.extras.get_mut(),
@@ -528,14 +527,6 @@ impl Recording {
                 None
             }
         };
-        if let Some(meter) = self.meter.take() {
-            meter.end(
-                raw.ended,
-                raw.state == EndState::Cancelled,
-                error.as_ref().map(|error| error.type_name),
-                Some(&raw.span_context),
-            );
-        }
         if let Some(error) = error {
             raw.state = EndState::Failed;
             extras.get_or_insert_with(Default::default).error = Some(error);
@@ -551,6 +542,9 @@ impl Recording {
             }
         }
         raw.extras = extras;
+        if raw.metered {
+            end_meter(raw);
+        }
         if let Some(raw) = self.raw.take() {
             self.pipeline.submit(raw, !current_recording().is_null());
         }
@@ -585,6 +579,21 @@ impl Drop for Recording {
             self.finish(ending);
         }
     }
+}
+
+/// Ends the metrics of a recorded call; out of line, so that a call with
+/// metrics off pays only the check.
+#[inline(never)]
+fn end_meter(raw: &RawSpan) {
+    let error = raw.extras.as_ref().and_then(|extras| extras.error.as_ref());
+    crate::metrics::ended(
+        raw.site,
+        raw.workflow.as_deref(),
+        (raw.started, raw.ended),
+        raw.state == EndState::Cancelled,
+        error.map(|error| error.type_name),
+        &raw.span_context,
+    );
 }
 
 thread_local! {

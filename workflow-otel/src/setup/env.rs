@@ -228,6 +228,15 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
         *target = otlp_env(&get, signal, &mut problems);
     }
     settings.metrics = metrics_env(&get, &mut problems);
+    // The general OTLP variables are read once per signal: say each problem once.
+    let mut seen = Vec::new();
+    problems.retain(|problem| {
+        let new = !seen.contains(problem);
+        if new {
+            seen.push(problem.clone());
+        }
+        new
+    });
     (settings, problems)
 }
 

@@ -145,7 +145,7 @@ fn otlp_target(env: &EnvSettings, resource: &Resource) -> Result<PushTarget, Set
         resource,
         env.otlp_metrics.endpoint_source(),
     )?;
-    Ok(PushTarget::Otlp(exporter))
+    Ok(PushTarget::Otlp(Box::new(exporter)))
 }
 
 #[cfg(not(feature = "otlp"))]

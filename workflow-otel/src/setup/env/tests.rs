@@ -293,3 +293,102 @@ fn otlp_defaults_follow_the_protocol() {
         "http://tempo:4318/custom"
     );
 }
+
+#[test]
+fn metric_settings_are_read_and_checked() {
+    let (settings, problems) = env(&[
+        ("OTEL_METRICS_EXPORTER", "Prometheus, otlp"),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "15000"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "2500"),
+        ("OTEL_EXPORTER_PROMETHEUS_HOST", "::1"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "9999"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+        ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", "http/json"),
+        ("OTEL_EXPORTER_OTLP_METRICS_HEADERS", "api-key=secret"),
+    ]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let metrics = &settings.metrics;
+    assert_eq!(
+        metrics.exporters,
+        Some(vec![
+            MetricExporterKind::Prometheus,
+            MetricExporterKind::Otlp
+        ])
+    );
+    assert_eq!(metrics.interval, Some(Duration::from_secs(15)));
+    assert_eq!(metrics.timeout, Some(Duration::from_millis(2500)));
+    assert_eq!(
+        metrics.prometheus_address(),
+        ("[::1]:9999".to_owned(), "OTEL_EXPORTER_PROMETHEUS_PORT")
+    );
+    // Metrics take the general OTLP settings with their own path, and their
+    // own variables over them; traces are not affected.
+    let otlp = settings.otlp_metrics.settings(None);
+    assert_eq!(otlp.endpoint, "http://collector:4318/v1/metrics");
+    assert_eq!(otlp.protocol, OtlpProtocol::HttpJson);
+    assert_eq!(
+        otlp.headers,
+        vec![("api-key".to_owned(), "secret".to_owned())]
+    );
+    let traces = settings.otlp.settings(None);
+    assert_eq!(traces.endpoint, "http://collector:4318/v1/traces");
+    assert_eq!(traces.protocol, OtlpProtocol::HttpProtobuf);
+    assert!(traces.headers.is_empty());
+    assert_eq!(
+        env(&[]).0.metrics.prometheus_address(),
+        (
+            "localhost:9464".to_owned(),
+            "the default Prometheus address"
+        )
+    );
+}
+
+#[test]
+fn malformed_metric_settings_name_their_variable() {
+    for (name, value, reason) in [
+        (
+            "OTEL_METRICS_EXPORTER",
+            "otlp,statsd",
+            "unknown exporter `statsd`",
+        ),
+        (
+            "OTEL_METRICS_EXPORTER",
+            "none,prometheus",
+            "cannot be combined",
+        ),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1m", "milliseconds"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "0", "milliseconds"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "70000", "port number"),
+        ("OTEL_EXPORTER_PROMETHEUS_HOST", "local host", "host name"),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE",
+            "delta",
+            "only `cumulative`",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            "collector:4318",
+            "URL",
+        ),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_COMPRESSION",
+            "zstd",
+            "`gzip` or `none`",
+        ),
+    ] {
+        let error = problem(&[(name, value)]);
+        assert_eq!(error.setting, name);
+        assert!(error.reason.contains(reason), "{name}={value}: {error}");
+    }
+    // The others still count.
+    let (settings, problems) = env(&[
+        ("OTEL_METRICS_EXPORTER", "console,statsd"),
+        ("OTEL_EXPORTER_PROMETHEUS_PORT", "x"),
+    ]);
+    assert_eq!(problems.len(), 2);
+    assert_eq!(
+        settings.metrics.exporters,
+        Some(vec![MetricExporterKind::Console])
+    );
+    assert_eq!(settings.metrics.prometheus_port, None);
+}
