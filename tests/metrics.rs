@@ -132,6 +132,8 @@ use std::future::Future as _;
 
 #[test]
 fn counts_every_call_by_outcome_with_exact_buckets() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
     let capture = Capture::new();
     capture.run(|| {
         assert!(metered_orders(false).is_ok());
@@ -194,6 +196,8 @@ fn counts_every_call_by_outcome_with_exact_buckets() {
 
 #[test]
 fn panics_and_cancellations_have_their_own_outcomes() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
     let capture = Capture::new();
     capture.run(|| {
         let previous = std::panic::take_hook();
@@ -229,6 +233,8 @@ fn metered_waiting(started: mpsc::Sender<()>, release: mpsc::Receiver<()>) {
 
 #[test]
 fn in_flight_goes_up_while_a_workflow_runs_and_back_to_zero() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
     let (started_tx, started) = mpsc::channel();
     let (release, release_rx) = mpsc::channel();
     let capture = Capture::new();
@@ -274,6 +280,8 @@ fn sampling_counts() -> Vec<String> {
 
 #[test]
 fn counts_do_not_change_when_no_trace_is_sampled() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
     let all = Capture::new();
     all.run(|| {
         for run in 0..8 {
@@ -319,6 +327,8 @@ fn metered_exemplars(slow_down: bool) {
 
 #[test]
 fn exemplars_name_spans_that_were_exported() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
     let capture = Capture::new();
     capture.run(|| {
         metered_exemplars(false);
@@ -372,12 +382,17 @@ fn exemplars_name_spans_that_were_exported() {
     );
 }
 
+#[workflow]
+fn metered_formats() {
+    quick();
+}
+
 #[test]
 fn both_formats_are_well_formed() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
     let capture = Capture::new();
-    capture.run(|| {
-        let _ = metered_sampling(1);
-    });
+    capture.run(metered_formats);
     let (text_type, text) = scrape_with("*/*");
     assert_eq!(text_type, "text/plain; version=0.0.4; charset=utf-8");
     assert!(text.contains("# TYPE workflow_calls_total counter\n"));
@@ -416,6 +431,8 @@ fn both_formats_are_well_formed() {
 
 #[test]
 fn the_endpoint_answers_only_scrapes_and_survives_bad_clients() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
     let address = endpoint();
     let status = |answer: &str| answer.lines().next().unwrap_or_default().to_owned();
     assert_eq!(
@@ -453,9 +470,10 @@ fn the_endpoint_answers_only_scrapes_and_survives_bad_clients() {
 
 #[test]
 fn a_port_in_use_is_a_setup_error() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let address = taken.local_addr().unwrap().to_string();
-    endpoint();
     let error = workflow_otel::setup()
         .environment_from(|_| None)
         .prometheus_address(address.clone())

@@ -69,30 +69,29 @@ fn workflow_label(site: &'static Site, workflow: Option<&WorkflowContext>) -> &'
     }
 }
 
-/// A recorded call of `site` started (its record carries the rest).
-pub(crate) fn started(site: &'static Site, workflow: Option<&WorkflowContext>) {
-    if site.kind != Kind::Step
-        && let Some(series) = series::series_for(site, workflow_label(site, workflow))
-    {
-        series.enter();
-    }
-}
-
-/// A recorded call of `site` that ran `ticks` (start, end) ended.
-pub(crate) fn ended(
+/// A recorded call of `site` starts: its series, for its record to carry (a
+/// workflow is counted in flight).
+#[inline]
+pub(crate) fn started(
     site: &'static Site,
     workflow: Option<&WorkflowContext>,
+) -> Option<&'static Series> {
+    let series = series::series_for(site, workflow_label(site, workflow))?;
+    if series.kind == SeriesKind::Workflow {
+        series.enter();
+    }
+    Some(series)
+}
+
+/// A recorded call that ran `ticks` (start, end) ended.
+#[inline(always)]
+pub(crate) fn ended(
+    series: &'static Series,
     (started, ended): (Ticks, Ticks),
     cancelled: bool,
     error_type: Option<&'static str>,
     span: &SpanContext,
 ) {
-    // Found again rather than kept in the record: a call with metrics off
-    // carries nothing for them. Metrics are never turned off again, so the
-    // series is there (and the site's cache finds it).
-    let Some(series) = series::series_for(site, workflow_label(site, workflow)) else {
-        return;
-    };
     Meter { series, started }.end(ended, cancelled, error_type, Some(span));
 }
 
@@ -122,7 +121,7 @@ impl Meter {
 
     /// Ends the call. `error_type` is set for failures (`panic` for a
     /// panic); `sampled` is the call's span when it was recorded.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn end(
         self,
         ended: Ticks,
@@ -135,7 +134,7 @@ impl Meter {
         this.record(ended, cancelled, error_type, sampled);
     }
 
-    #[inline]
+    #[inline(always)]
     fn record(
         &self,
         ended: Ticks,

@@ -13,6 +13,7 @@ use opentelemetry::trace::{Event, Link, SpanContext, SpanId, Status};
 use opentelemetry::{InstrumentationScope, KeyValue};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
+use crate::metrics::series::Series;
 use crate::record::attributes as attr;
 use crate::record::context::WorkflowContext;
 use crate::record::ids::{Calibration, Ticks};
@@ -81,9 +82,9 @@ pub(crate) struct RawSpan {
     pub(crate) workflow: Option<Arc<WorkflowContext>>,
     pub(crate) state: EndState,
     pub(crate) success: SuccessStatus,
-    /// Metrics were on when the call started: it adds to them when it ends
-    /// (and, for a workflow, was counted in flight).
-    pub(crate) metered: bool,
+    /// The metrics series the call adds to when it ends, if metrics were on
+    /// when it started (a workflow was then counted in flight).
+    pub(crate) series: Option<&'static Series>,
     pub(crate) extras: Option<Box<Extras>>,
 }
 

@@ -461,10 +461,11 @@ fn record(
     instrumentation: &Instrumentation,
     fields: impl FnOnce(&mut Fields<'_>),
 ) {
-    let metered = crate::metrics::series::enabled();
-    if metered {
-        crate::metrics::started(site, workflow.as_deref());
-    }
+    let series = if crate::metrics::series::enabled() {
+        crate::metrics::started(site, workflow.as_deref())
+    } else {
+        None
+    };
     let recording = span.recording.insert(Recording {
         raw: Some(RawSpan {
             site,
@@ -476,7 +477,7 @@ fn record(
             workflow,
             state: EndState::Completed,
             success: instrumentation.success(),
-            metered,
+            series,
             extras: None,
         }),
         pipeline: instrumentation.pipeline().clone(),
@@ -542,8 +543,8 @@ impl Recording {
             }
         }
         raw.extras = extras;
-        if raw.metered {
-            end_meter(raw);
+        if let Some(series) = raw.series {
+            end_meter(series, raw);
         }
         if let Some(raw) = self.raw.take() {
             self.pipeline.submit(raw, !current_recording().is_null());
@@ -584,11 +585,10 @@ impl Drop for Recording {
 /// Ends the metrics of a recorded call; out of line, so that a call with
 /// metrics off pays only the check.
 #[inline(never)]
-fn end_meter(raw: &RawSpan) {
+fn end_meter(series: &'static Series, raw: &RawSpan) {
     let error = raw.extras.as_ref().and_then(|extras| extras.error.as_ref());
     crate::metrics::ended(
-        raw.site,
-        raw.workflow.as_deref(),
+        series,
         (raw.started, raw.ended),
         raw.state == EndState::Cancelled,
         error.map(|error| error.type_name),
