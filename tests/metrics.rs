@@ -3,6 +3,8 @@
 //! per process, labelled by name) and checks exact counts, buckets, failures,
 //! the in-flight gauge, sampling independence and exemplars.
 
+mod support;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::OnceLock;
@@ -483,4 +485,138 @@ fn a_port_in_use_is_a_setup_error() {
     assert_eq!(error.setting, "Setup::prometheus_address");
     assert_eq!(error.value, address);
     assert!(error.reason.contains("the port is in use"), "{error}");
+}
+
+#[workflow]
+fn metered_unsampled_panics() {
+    let _ = std::panic::catch_unwind(explode);
+}
+
+#[workflow]
+async fn metered_unsampled_cancels() {
+    let mut step = std::pin::pin!(never_ready());
+    let _ = step
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+}
+
+#[test]
+fn unsampled_panics_and_cancellations_count_too() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
+    let none = Capture::new().sampler(Sampler::AlwaysOff);
+    none.run(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(|_| {}));
+        metered_unsampled_panics();
+        std::panic::set_hook(previous);
+        let mut workflow = std::pin::pin!(metered_unsampled_cancels());
+        let _ = workflow
+            .as_mut()
+            .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()));
+    });
+    assert!(none.spans().is_empty());
+    let body = scrape();
+    for line in [
+        "workflow_step_calls_total{workflow_name=\"metered_unsampled_panics\",step_name=\"explode\",outcome=\"panic\"} 1",
+        "workflow_step_failures_total{workflow_name=\"metered_unsampled_panics\",step_name=\"explode\",error_type=\"panic\"} 1",
+        "workflow_step_calls_total{workflow_name=\"metered_unsampled_cancels\",step_name=\"never_ready\",outcome=\"cancelled\"} 1",
+        "workflow_calls_total{workflow_name=\"metered_unsampled_cancels\",outcome=\"ok\"} 1",
+        "workflow_active{workflow_name=\"metered_unsampled_cancels\"} 0",
+    ] {
+        assert!(body.lines().any(|found| found == line), "missing `{line}`");
+    }
+}
+
+#[workflow]
+fn metered_pushed() {}
+
+fn otlp_metrics_setup(endpoint: String, shutdown_timeout: Duration) -> TelemetryGuard {
+    let settings = [
+        ("OTEL_SERVICE_NAME", "pushed".to_owned()),
+        ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+        ("OTEL_METRICS_EXPORTER", "otlp".to_owned()),
+        ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint),
+        (
+            "OTEL_EXPORTER_OTLP_METRICS_PROTOCOL",
+            "http/protobuf".to_owned(),
+        ),
+        // Longer than the shutdown timeout: the bound must come from that.
+        ("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "30000".to_owned()),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "30000".to_owned()),
+        ("OTEL_METRIC_EXPORT_INTERVAL", "3600000".to_owned()),
+    ];
+    workflow_otel::setup()
+        .environment_from(move |name| {
+            settings
+                .iter()
+                .find(|(key, _)| *key == name)
+                .map(|(_, value)| value.clone())
+        })
+        .metric_buckets(BUCKETS)
+        .pipeline_config(workflow_otel::PipelineConfig {
+            shutdown_timeout,
+            ..workflow_otel::PipelineConfig::default()
+        })
+        .try_install()
+        .unwrap()
+}
+
+#[test]
+fn shutdown_pushes_the_last_interval() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let received = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let address = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(support::http_receiver_of::<
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+        >(listener, received.clone(), "/v1/metrics"));
+        address
+    });
+    let telemetry = otlp_metrics_setup(
+        format!("http://{address}/v1/metrics"),
+        Duration::from_secs(5),
+    );
+    Capture::new().run(metered_pushed);
+    // The interval is an hour: only the push at shutdown can carry the call.
+    assert!(received.lock().unwrap().is_empty());
+    drop(telemetry);
+    let requests = received.lock().unwrap();
+    assert_eq!(requests.len(), 1, "one push, at shutdown");
+    let (encoding, request) = &requests[0];
+    assert_eq!(encoding, "application/x-protobuf ");
+    let calls = request.resource_metrics[0].scope_metrics[0]
+        .metrics
+        .iter()
+        .find(|metric| metric.name == "workflow.calls")
+        .expect("workflow.calls");
+    let text = format!("{calls:?}");
+    assert!(text.contains("metered_pushed"), "{text}");
+}
+
+#[test]
+fn the_last_push_is_bounded_by_the_shutdown_timeout() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
+    // Accepts connections and never answers.
+    let silent = TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap();
+    let telemetry = otlp_metrics_setup(
+        format!("http://{address}/v1/metrics"),
+        Duration::from_millis(300),
+    );
+    Capture::new().run(metered_pushed);
+    let started = std::time::Instant::now();
+    drop(telemetry);
+    let took = started.elapsed();
+    // 300 ms, not the 30 s push timeout; a wide margin for a loaded machine.
+    assert!(took < Duration::from_secs(5), "{took:?}");
+    drop(silent);
 }
