@@ -70,6 +70,9 @@
 mod error;
 mod export;
 pub mod genai;
+#[cfg(feature = "logs")]
+#[cfg_attr(docsrs, doc(cfg(feature = "logs")))]
+pub mod logs;
 pub mod metrics;
 mod pipeline;
 pub mod propagation;
@@ -109,7 +112,7 @@ pub use record::instrumentation::{Instrumentation, SuccessStatus};
 pub use record::spawn::spawn;
 pub use record::spawn::{in_current_context, spawn_thread};
 pub use record::usage::GenAiUsage;
-pub use setup::env::{ExporterKind, MetricExporterKind};
+pub use setup::env::{ExporterKind, LogExporterKind, MetricExporterKind};
 pub use setup::lifecycle::flush;
 pub use setup::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
 pub use setup::{Setup, TelemetryGuard, setup};

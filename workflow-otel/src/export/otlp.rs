@@ -7,7 +7,7 @@ use std::future::{Future, ready};
 use std::time::Duration;
 
 use opentelemetry_otlp::{
-    Compression, Protocol, WithExportConfig as _, WithHttpConfig as _, WithTonicConfig as _,
+    Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
@@ -53,72 +53,22 @@ impl OtlpExporter {
     /// header, or if the exporter cannot be built; the endpoint itself is only
     /// reached when spans are sent.
     pub fn new(settings: &OtlpSettings) -> Result<OtlpExporter, SetupError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("workflow-otel-otlp")
-            .enable_all()
-            .build()
-            .map_err(|error| {
-                SetupError::new(
-                    ENDPOINT_SETTING,
-                    &settings.endpoint,
-                    format!("cannot start the exporter's runtime: {error}"),
-                )
-            })?;
-        let mut headers = http::HeaderMap::new();
-        for (name, value) in &settings.headers {
-            let header_name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
-                SetupError::new(
-                    "OtlpSettings::headers",
-                    "<not shown>",
-                    format!("`{name}` is not a valid HTTP header name"),
-                )
-            })?;
-            let header_value = http::HeaderValue::from_str(value).map_err(|_| {
-                SetupError::new(
-                    "OtlpSettings::headers",
-                    "<not shown>",
-                    format!("the value of header `{name}` is not a valid HTTP header value"),
-                )
-            })?;
-            headers.append(header_name, header_value);
-        }
+        let runtime = exporter_runtime("workflow-otel-otlp", settings)?;
+        let headers = header_map(settings)?;
         // tonic and reqwest create their connections on the current runtime.
         let _entered = runtime.enter();
         let built = match settings.protocol {
-            OtlpProtocol::Grpc => {
-                let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                    .with_tonic()
-                    .with_endpoint(settings.endpoint.clone())
-                    .with_timeout(settings.timeout)
-                    .with_metadata(
-                        opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(
-                            headers,
-                        ),
-                    );
-                if settings.gzip {
-                    builder = builder.with_compression(Compression::Gzip);
-                }
-                builder.build()
-            }
-            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => {
-                let protocol = if settings.protocol == OtlpProtocol::HttpJson {
-                    Protocol::HttpJson
-                } else {
-                    Protocol::HttpBinary
-                };
-                let headers: HashMap<String, String> = settings.headers.iter().cloned().collect();
-                let mut builder = opentelemetry_otlp::SpanExporter::builder()
-                    .with_http()
-                    .with_protocol(protocol)
-                    .with_endpoint(settings.endpoint.clone())
-                    .with_timeout(settings.timeout)
-                    .with_headers(headers);
-                if settings.gzip {
-                    builder = builder.with_compression(Compression::Gzip);
-                }
-                builder.build()
-            }
+            OtlpProtocol::Grpc => with_tonic(
+                opentelemetry_otlp::SpanExporter::builder().with_tonic(),
+                settings,
+                headers,
+            )
+            .build(),
+            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => with_http(
+                opentelemetry_otlp::SpanExporter::builder().with_http(),
+                settings,
+            )
+            .build(),
         };
         let inner = built.map_err(|error| {
             SetupError::new(
@@ -143,6 +93,89 @@ impl OtlpExporter {
     fn run<T>(&self, work: impl Future<Output = T>) -> Option<T> {
         self.runtime.as_ref().map(|runtime| runtime.block_on(work))
     }
+}
+
+/// `builder` set up for `settings` over gRPC (spans and logs alike).
+pub(crate) fn with_tonic<B: WithExportConfig + WithTonicConfig>(
+    builder: B,
+    settings: &OtlpSettings,
+    headers: http::HeaderMap,
+) -> B {
+    let mut builder = builder
+        .with_endpoint(settings.endpoint.clone())
+        .with_timeout(settings.timeout)
+        .with_metadata(
+            opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers),
+        );
+    if settings.gzip {
+        builder = builder.with_compression(Compression::Gzip);
+    }
+    builder
+}
+
+/// `builder` set up for `settings` over HTTP, protobuf or JSON.
+pub(crate) fn with_http<B: WithExportConfig + WithHttpConfig>(
+    builder: B,
+    settings: &OtlpSettings,
+) -> B {
+    let protocol = if settings.protocol == OtlpProtocol::HttpJson {
+        Protocol::HttpJson
+    } else {
+        Protocol::HttpBinary
+    };
+    let headers: HashMap<String, String> = settings.headers.iter().cloned().collect();
+    let mut builder = builder
+        .with_protocol(protocol)
+        .with_endpoint(settings.endpoint.clone())
+        .with_timeout(settings.timeout)
+        .with_headers(headers);
+    if settings.gzip {
+        builder = builder.with_compression(Compression::Gzip);
+    }
+    builder
+}
+
+/// The settings' headers as an HTTP header map; a bad name or value is a
+/// setup error that never shows the value.
+pub(crate) fn header_map(settings: &OtlpSettings) -> Result<http::HeaderMap, SetupError> {
+    let mut headers = http::HeaderMap::new();
+    for (name, value) in &settings.headers {
+        let header_name = http::HeaderName::from_bytes(name.as_bytes()).map_err(|_| {
+            SetupError::new(
+                "OtlpSettings::headers",
+                "<not shown>",
+                format!("`{name}` is not a valid HTTP header name"),
+            )
+        })?;
+        let header_value = http::HeaderValue::from_str(value).map_err(|_| {
+            SetupError::new(
+                "OtlpSettings::headers",
+                "<not shown>",
+                format!("the value of header `{name}` is not a valid HTTP header value"),
+            )
+        })?;
+        headers.append(header_name, header_value);
+    }
+    Ok(headers)
+}
+
+/// A one-thread runtime for an exporter's network I/O.
+pub(crate) fn exporter_runtime(
+    name: &str,
+    settings: &OtlpSettings,
+) -> Result<tokio::runtime::Runtime, SetupError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(|error| {
+            SetupError::new(
+                ENDPOINT_SETTING,
+                &settings.endpoint,
+                format!("cannot start the exporter's runtime: {error}"),
+            )
+        })
 }
 
 impl SpanExporter for OtlpExporter {

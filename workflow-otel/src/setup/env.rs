@@ -41,6 +41,18 @@ pub enum MetricExporterKind {
     None,
 }
 
+/// Where `OTEL_LOGS_EXPORTER` may send log records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogExporterKind {
+    /// `otlp`: OpenTelemetry log records over OTLP, with their trace context
+    /// (needs the `logs` and `otlp` features).
+    Otlp,
+    /// `console`: readable log lines on stdout.
+    Console,
+    /// `none`: no log records (the default when nothing asks for them).
+    None,
+}
+
 /// The metrics variables.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct MetricsEnv {
@@ -84,6 +96,10 @@ pub(crate) struct EnvSettings {
     pub(crate) otlp: OtlpEnv,
     pub(crate) otlp_metrics: OtlpEnv,
     pub(crate) metrics: MetricsEnv,
+    pub(crate) otlp_logs: OtlpEnv,
+    pub(crate) log_exporters: Option<Vec<LogExporterKind>>,
+    /// The `tracing` filter for `Setup::logs` (`info` when unset).
+    pub(crate) rust_log: Option<String>,
 }
 
 /// The OTLP variables; turned into [`OtlpSettings`] once the protocol (which
@@ -168,7 +184,14 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
     }
     if let Some(value) = get("OTEL_TRACES_EXPORTER") {
         let file = get("WORKFLOW_OTEL_FILE").unwrap_or_else(|| "traces.jsonl".to_owned());
-        let (kinds, problem) = exporters("OTEL_TRACES_EXPORTER", &value, &file);
+        let table = [
+            ("otlp", ExporterKind::Otlp),
+            ("console", ExporterKind::Console),
+            ("jsonl", ExporterKind::File(PathBuf::from(file))),
+            ("none", ExporterKind::None),
+        ];
+        let (kinds, problem) =
+            exporter_list("OTEL_TRACES_EXPORTER", &value, &table, &ExporterKind::None);
         settings.exporters = (!kinds.is_empty()).then_some(kinds);
         read("OTEL_TRACES_EXPORTER", problem);
     }
@@ -224,10 +247,25 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
     for (signal, target) in [
         (Signal::Traces, &mut settings.otlp),
         (Signal::Metrics, &mut settings.otlp_metrics),
+        (Signal::Logs, &mut settings.otlp_logs),
     ] {
         *target = otlp_env(&get, signal, &mut problems);
     }
     settings.metrics = metrics_env(&get, &mut problems);
+    if let Some(value) = get("OTEL_LOGS_EXPORTER") {
+        let table = [
+            ("otlp", LogExporterKind::Otlp),
+            ("console", LogExporterKind::Console),
+            ("none", LogExporterKind::None),
+        ];
+        let (kinds, problem) =
+            exporter_list("OTEL_LOGS_EXPORTER", &value, &table, &LogExporterKind::None);
+        settings.log_exporters = (!kinds.is_empty()).then_some(kinds);
+        if let Err(problem) = problem {
+            problems.push(problem);
+        }
+    }
+    settings.rust_log = get("RUST_LOG");
     // The general OTLP variables are read once per signal: say each problem once.
     let mut seen = Vec::new();
     problems.retain(|problem| {
@@ -251,7 +289,18 @@ fn metrics_env(
         }
     };
     if let Some(value) = get("OTEL_METRICS_EXPORTER") {
-        let (kinds, problem) = metric_exporters(&value);
+        let table = [
+            ("otlp", MetricExporterKind::Otlp),
+            ("prometheus", MetricExporterKind::Prometheus),
+            ("console", MetricExporterKind::Console),
+            ("none", MetricExporterKind::None),
+        ];
+        let (kinds, problem) = exporter_list(
+            "OTEL_METRICS_EXPORTER",
+            &value,
+            &table,
+            &MetricExporterKind::None,
+        );
         metrics.exporters = (!kinds.is_empty()).then_some(kinds);
         read(problem);
     }
@@ -297,9 +346,15 @@ fn metrics_env(
     metrics
 }
 
-/// The metric exporters named in `value` (case-insensitive, comma-separated).
-fn metric_exporters(value: &str) -> (Vec<MetricExporterKind>, Result<(), SetupError>) {
-    let name = "OTEL_METRICS_EXPORTER";
+/// The exporters of `table` named in `value` (case-insensitive,
+/// comma-separated). An unknown name is left out and reported, and so is
+/// `none` next to others; the rest still count.
+fn exporter_list<K: Clone + PartialEq>(
+    variable: &str,
+    value: &str,
+    table: &[(&str, K)],
+    none: &K,
+) -> (Vec<K>, Result<(), SetupError>) {
     let mut kinds = Vec::new();
     let mut unknown = Vec::new();
     for item in value
@@ -307,35 +362,30 @@ fn metric_exporters(value: &str) -> (Vec<MetricExporterKind>, Result<(), SetupEr
         .map(str::trim)
         .filter(|item| !item.is_empty())
     {
-        let kind = match item.to_ascii_lowercase().as_str() {
-            "prometheus" => MetricExporterKind::Prometheus,
-            "otlp" => MetricExporterKind::Otlp,
-            "console" => MetricExporterKind::Console,
-            "none" => MetricExporterKind::None,
-            _ => {
-                unknown.push(item);
-                continue;
-            }
-        };
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
+        let lowercase = item.to_ascii_lowercase();
+        match table.iter().find(|(name, _)| *name == lowercase) {
+            Some((_, kind)) if !kinds.contains(kind) => kinds.push(kind.clone()),
+            Some(_) => {}
+            None => unknown.push(item),
         }
     }
     if !unknown.is_empty() {
+        let names: Vec<&str> = table.iter().map(|(name, _)| *name).collect();
         let problem = SetupError::new(
-            name,
+            variable,
             value,
             format!(
-                "unknown exporter `{}`; expected a list of `otlp`, `prometheus`, `console`, `none`",
-                unknown.join("`, `")
+                "unknown exporter `{}`; expected a list of `{}`",
+                unknown.join("`, `"),
+                names.join("`, `")
             ),
         );
         return (kinds, Err(problem));
     }
-    if kinds.len() > 1 && kinds.contains(&MetricExporterKind::None) {
-        kinds.retain(|kind| *kind != MetricExporterKind::None);
+    if kinds.len() > 1 && kinds.contains(none) {
+        kinds.retain(|kind| kind != none);
         let problem = SetupError::new(
-            name,
+            variable,
             value,
             "`none` cannot be combined with other exporters; it is ignored",
         );
@@ -351,6 +401,7 @@ pub(crate) enum Signal {
     #[default]
     Traces,
     Metrics,
+    Logs,
 }
 
 impl Signal {
@@ -360,6 +411,7 @@ impl Signal {
         let signal = match self {
             Signal::Traces => "TRACES",
             Signal::Metrics => "METRICS",
+            Signal::Logs => "LOGS",
         };
         [
             format!("OTEL_EXPORTER_OTLP_{setting}"),
@@ -371,6 +423,7 @@ impl Signal {
         match self {
             Signal::Traces => "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT",
             Signal::Metrics => "OTEL_EXPORTER_OTLP_METRICS_ENDPOINT",
+            Signal::Logs => "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
         }
     }
 
@@ -378,6 +431,7 @@ impl Signal {
         match self {
             Signal::Traces => "v1/traces",
             Signal::Metrics => "v1/metrics",
+            Signal::Logs => "v1/logs",
         }
     }
 }
@@ -445,53 +499,6 @@ fn otlp_env(
         }
     }
     otlp
-}
-
-/// The exporters named in `value` (case-insensitive, comma-separated). An
-/// unknown name is left out and reported; the others still count.
-fn exporters(name: &str, value: &str, file: &str) -> (Vec<ExporterKind>, Result<(), SetupError>) {
-    let mut kinds = Vec::new();
-    let mut unknown = Vec::new();
-    for item in value
-        .split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-    {
-        let kind = match item.to_ascii_lowercase().as_str() {
-            "otlp" => ExporterKind::Otlp,
-            "console" => ExporterKind::Console,
-            "jsonl" => ExporterKind::File(PathBuf::from(file)),
-            "none" => ExporterKind::None,
-            _ => {
-                unknown.push(item);
-                continue;
-            }
-        };
-        if !kinds.contains(&kind) {
-            kinds.push(kind);
-        }
-    }
-    if !unknown.is_empty() {
-        let problem = SetupError::new(
-            name,
-            value,
-            format!(
-                "unknown exporter `{}`; expected a list of `otlp`, `console`, `jsonl`, `none`",
-                unknown.join("`, `")
-            ),
-        );
-        return (kinds, Err(problem));
-    }
-    if kinds.len() > 1 && kinds.contains(&ExporterKind::None) {
-        kinds.retain(|kind| *kind != ExporterKind::None);
-        let problem = SetupError::new(
-            name,
-            value,
-            "`none` cannot be combined with other exporters; it is ignored",
-        );
-        return (kinds, Err(problem));
-    }
-    (kinds, Ok(()))
 }
 
 /// The samplers of the specification's `OTEL_TRACES_SAMPLER` (names

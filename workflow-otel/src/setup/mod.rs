@@ -5,6 +5,8 @@
 
 pub(crate) mod env;
 pub(crate) mod lifecycle;
+#[cfg(feature = "logs")]
+pub(crate) mod logs;
 pub(crate) mod metrics;
 pub(crate) mod processors;
 
@@ -59,6 +61,8 @@ pub struct Setup {
     prices: Option<PriceTable>,
     genai_content: Option<usize>,
     metrics: metrics::MetricsChoice,
+    #[cfg(feature = "logs")]
+    logs: logs::LogsChoice,
     environment: Lookup,
 }
 
@@ -87,6 +91,8 @@ pub fn setup() -> Setup {
         prices: None,
         genai_content: None,
         metrics: metrics::MetricsChoice::default(),
+        #[cfg(feature = "logs")]
+        logs: logs::LogsChoice::default(),
         environment: Box::new(|name| std::env::var(name).ok()),
     }
 }
@@ -266,6 +272,37 @@ impl Setup {
         self
     }
 
+    /// Installs a global `tracing` subscriber that writes every event (and
+    /// `log` record) as a line in `format` on stdout, with the trace id, span
+    /// id, workflow id, name and correlation id of where it was emitted (see
+    /// [`logs`](crate::logs)); filtered by `RUST_LOG` (`info` by default).
+    #[cfg(feature = "logs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "logs")))]
+    pub fn logs(mut self, format: crate::logs::LogFormat) -> Self {
+        self.logs.format = Some(format);
+        self
+    }
+
+    /// Also records `tracing` events emitted inside a step as span events of
+    /// that step ([`logs::SpanEvents`](crate::logs::SpanEvents)).
+    #[cfg(feature = "logs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "logs")))]
+    pub fn log_span_events(mut self) -> Self {
+        self.logs.span_events = true;
+        self
+    }
+
+    /// Exports `tracing` events (and `log` records) as OpenTelemetry log
+    /// records over OTLP, with their trace context, to the
+    /// `OTEL_EXPORTER_OTLP_LOGS_*` settings (else the general ones, with the
+    /// path `/v1/logs` for HTTP). Features `logs` and `otlp`.
+    #[cfg(feature = "logs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "logs")))]
+    pub fn otlp_logs(mut self) -> Self {
+        self.logs.exporters.push(env::LogExporterKind::Otlp);
+        self
+    }
+
     /// Leaves out the processors that stamp the workflow onto other
     /// libraries' spans ([`WorkflowIdentityProcessor`], [`RelationshipProcessor`]).
     pub fn without_workflow_processors(mut self) -> Self {
@@ -354,6 +391,15 @@ impl Setup {
         for problem in &metric_problems {
             eprintln!("workflow-otel: {problem}; metrics go on without it");
         }
+        #[cfg(feature = "logs")]
+        let logs = match logs::start(self.logs, &env, &resource) {
+            Ok(running) => running,
+            Err(problem) if strict => return Err(problem),
+            Err(problem) => {
+                eprintln!("workflow-otel: {problem}; logs are not installed");
+                logs::RunningLogs::default()
+            }
+        };
 
         let kinds_from_env = env.exporters.clone().unwrap_or_default();
         let mut chosen = self.exporters;
@@ -434,6 +480,9 @@ impl Setup {
             pipeline,
             provider,
             metrics,
+            #[cfg(feature = "logs")]
+            logs,
+            shutdown_timeout,
         })
     }
 }
@@ -447,6 +496,9 @@ fn console_guard() -> TelemetryGuard {
         pipeline,
         provider,
         metrics: metrics::RunningMetrics::default(),
+        #[cfg(feature = "logs")]
+        logs: logs::RunningLogs::default(),
+        shutdown_timeout: PipelineConfig::default().shutdown_timeout,
     }
 }
 
@@ -514,6 +566,9 @@ pub struct TelemetryGuard {
     pipeline: Pipeline,
     provider: SdkTracerProvider,
     metrics: metrics::RunningMetrics,
+    #[cfg(feature = "logs")]
+    logs: logs::RunningLogs,
+    shutdown_timeout: Duration,
 }
 
 impl TelemetryGuard {
@@ -528,6 +583,16 @@ impl TelemetryGuard {
         if let Some(push) = &self.metrics.push {
             push.flush();
         }
+        #[cfg(feature = "logs")]
+        self.logs.flush();
+    }
+
+    /// Log records emitted and not exported so far (OTLP logs): dropped by a
+    /// full queue, a failed export, or the shutdown deadline.
+    #[cfg(feature = "logs")]
+    #[cfg_attr(docsrs, doc(cfg(feature = "logs")))]
+    pub fn lost_log_records(&self) -> u64 {
+        self.logs.lost()
     }
 
     /// Where the Prometheus endpoint listens, if it was asked for.
@@ -561,9 +626,20 @@ impl Drop for TelemetryGuard {
             push.stop();
         }
         let _ = self.provider.shutdown();
-        if let Err(error) = self.pipeline.shutdown() {
-            eprintln!("workflow-otel: shutting the pipeline down failed: {error}");
-        }
+        let timeout = self.shutdown_timeout;
+        #[cfg(feature = "logs")]
+        let logs = &mut self.logs;
+        let pipeline = &self.pipeline;
+        std::thread::scope(|scope| {
+            // Log records go out while the pipeline shuts down, within the
+            // same bound.
+            #[cfg(feature = "logs")]
+            scope.spawn(move || logs.shutdown(timeout));
+            let _ = (scope, timeout);
+            if let Err(error) = pipeline.shutdown() {
+                eprintln!("workflow-otel: shutting the pipeline down failed: {error}");
+            }
+        });
         // Joins the push thread and closes the endpoint.
         self.metrics = metrics::RunningMetrics::default();
     }

@@ -1,0 +1,61 @@
+//! What a log line carries of the place it was emitted in.
+
+use opentelemetry::Context;
+use opentelemetry::trace::TraceContextExt as _;
+
+use crate::record::context::CurrentWorkflow;
+use crate::record::time::{span_id_hex, trace_id_hex};
+
+/// The trace, span and workflow current where a log line is emitted.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Correlation {
+    /// 32 lowercase hex digits.
+    pub trace_id: String,
+    /// 16 lowercase hex digits: the innermost step or workflow (or another
+    /// library's span inside it).
+    pub span_id: String,
+    /// Whether the trace is recorded; a line of an unsampled trace still
+    /// carries its ids.
+    pub sampled: bool,
+    /// The workflow the span belongs to, if any.
+    pub workflow: Option<WorkflowIds>,
+}
+
+/// The workflow part of a [`Correlation`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WorkflowIds {
+    /// The workflow's UUID, hyphenated.
+    pub id: String,
+    /// Its name.
+    pub name: String,
+    /// Shared by every workflow of one run, across processes.
+    pub correlation_id: String,
+}
+
+impl Correlation {
+    /// The correlation of the current OpenTelemetry `Context`; `None` outside
+    /// any span.
+    pub fn current() -> Option<Correlation> {
+        Context::map_current(Correlation::of)
+    }
+
+    /// The correlation of `cx`.
+    pub fn of(cx: &Context) -> Option<Correlation> {
+        let span = cx.span();
+        let span_context = span.span_context();
+        if !span_context.is_valid() {
+            return None;
+        }
+        let workflow = cx.get::<CurrentWorkflow>().map(|current| WorkflowIds {
+            id: current.0.id_value().as_str().to_owned(),
+            name: current.0.name().to_owned(),
+            correlation_id: current.0.correlation_id().to_owned(),
+        });
+        Some(Correlation {
+            trace_id: trace_id_hex(span_context.trace_id()),
+            span_id: span_id_hex(span_context.span_id()),
+            sampled: span_context.is_sampled(),
+            workflow,
+        })
+    }
+}
