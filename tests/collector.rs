@@ -11,6 +11,8 @@
 //! Not part of `cargo test`: run with `scripts/test`, or
 //! `ROTEL_AGENT=/path/to/rotel-agent cargo test -p workflow-otel-tests --test collector`.
 
+#[path = "support/rotel.rs"]
+mod rotel;
 mod support;
 
 use std::io::{Read as _, Write as _};
@@ -32,6 +34,7 @@ use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use rotel::{free_port, start_rotel};
 use support::{
     GrpcReceiver, Received, Tee, checkout, export_checkout, normalized, resource, span_count,
     take_received,
@@ -40,63 +43,6 @@ use workflow_otel::{
     Instrumentation, JsonLinesExporter, OtlpExporter, OtlpProtocol, OtlpSettings, Pipeline,
     PipelineConfig,
 };
-
-/// rotel, running until dropped; stopped by its PID.
-struct Rotel {
-    child: Child,
-    grpc: SocketAddr,
-    http: SocketAddr,
-}
-
-impl Drop for Rotel {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> SocketAddr {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
-fn start_rotel(forward_to: SocketAddr) -> Rotel {
-    let agent = std::env::var("ROTEL_AGENT")
-        .expect("ROTEL_AGENT must point at rotel's rotel-agent binary: run ./scripts/test, which installs it");
-    let (grpc, http) = (free_port(), free_port());
-    let log = std::env::temp_dir().join(format!("workflow-otel-rotel-{}.log", std::process::id()));
-    let child = Command::new(agent)
-        .arg("start")
-        .args(["--otlp-grpc-endpoint", &grpc.to_string()])
-        .args(["--otlp-http-endpoint", &http.to_string()])
-        .args(["--exporter", "otlp"])
-        .args(["--otlp-exporter-endpoint", &format!("http://{forward_to}")])
-        .args(["--otlp-exporter-protocol", "grpc"])
-        .args(["--batch-timeout", "20ms"])
-        .args(["--debug-log", "traces"])
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&log).unwrap())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("rotel-agent starts");
-    let rotel = Rotel { child, grpc, http };
-    // Ready when both receivers accept connections.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while [grpc, http]
-        .iter()
-        .any(|address| TcpStream::connect_timeout(address, Duration::from_millis(100)).is_err())
-    {
-        assert!(
-            Instant::now() < deadline,
-            "rotel did not listen within 20 s; see {}",
-            log.display()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    rotel
-}
 
 fn start_receiver(runtime: &tokio::runtime::Runtime) -> (SocketAddr, Received) {
     let received = Received::default();
