@@ -275,6 +275,7 @@ fn callgrind_measured(case: &mut Case, iterations: u64) {
 
 fn report(cases: &[Case], samples: &[Samples]) {
     let peers = [
+        "log line, tracing-subscriber JSON alone",
         "fastrace #[trace] child span",
         "fastrace root span per call",
         "tracing #[instrument] + tracing-opentelemetry",
@@ -360,6 +361,7 @@ fn short(peer: &str) -> &str {
         "fastrace root span per call" => "fastrace-root",
         "tracing #[instrument] + tracing-opentelemetry" => "tracing-otel",
         "raw opentelemetry_sdk span" => "raw-sdk",
+        "log line, tracing-subscriber JSON alone" => "subscriber-json",
         other => other,
     }
 }

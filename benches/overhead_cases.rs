@@ -70,6 +70,26 @@ async fn wo_async_workflow(x: u64) -> u64 {
     black_box(x + 1)
 }
 
+/// One step that logs a line per iteration, with the same fields as the
+/// plain `tracing` case below.
+#[workflow_otel::step]
+fn wo_logging_step(iterations: u64) {
+    for i in 0..iterations {
+        tracing::info!(order = i, warehouse = "north", "reserved");
+    }
+}
+
+#[workflow_otel::workflow]
+fn wo_logging_parent(iterations: u64) {
+    wo_logging_step(iterations);
+}
+
+fn logging_alone(iterations: u64) {
+    for i in 0..iterations {
+        tracing::info!(order = i, warehouse = "north", "reserved");
+    }
+}
+
 #[fastrace::trace]
 fn fastrace_traced(x: u64) -> u64 {
     black_box(x + 1)
@@ -216,6 +236,41 @@ fn workflow_otel_case_with(
 }
 
 type Factory = Box<dyn FnOnce() -> Case>;
+
+/// A writer that counts the lines written through it and keeps none.
+#[derive(Clone, Default)]
+struct CountingLines(Arc<AtomicU64>);
+
+impl std::io::Write for CountingLines {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        let lines = bytes.iter().filter(|byte| **byte == b'\n').count() as u64;
+        self.0.fetch_add(lines, Ordering::Relaxed);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// A log line per iteration through `dispatch`, every line counted.
+fn logging_case(
+    name: &'static str,
+    lines: CountingLines,
+    dispatch: tracing::Dispatch,
+    mut run: impl FnMut(u64) + 'static,
+) -> Case {
+    Case {
+        name,
+        spans_per_iteration: 1,
+        spans_per_run: 0,
+        run: Box::new(move |iterations| {
+            tracing::dispatcher::with_default(&dispatch, || run(iterations));
+        }),
+        delivered: Box::new(move || lines.0.load(Ordering::Relaxed)),
+        records: true,
+        roots_every: 0,
+    }
+}
 
 /// `case` with metrics on while it runs (they are process-wide; the other
 /// cases run with them off).
@@ -382,6 +437,50 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
                     1,
                     wo_parent,
                 ))
+            }),
+        ),
+        (
+            "log line in a #[step], workflow-otel JSON lines",
+            Box::new(|| {
+                let lines = CountingLines::default();
+                let writer = lines.clone();
+                let subscriber = tracing_subscriber::registry()
+                    .with(workflow_otel::logs::json_layer(move || writer.clone()));
+                // The step and its workflow are recorded too, into a sink of
+                // their own; the count is of log lines.
+                let spans = workflow_otel_case(
+                    "log line in a #[step], workflow-otel JSON lines",
+                    Sampler::AlwaysOn,
+                    0,
+                    2,
+                    wo_logging_parent,
+                );
+                let mut run = spans.run;
+                logging_case(
+                    "log line in a #[step], workflow-otel JSON lines",
+                    lines,
+                    tracing::Dispatch::new(subscriber),
+                    move |iterations| run(iterations),
+                )
+            }),
+        ),
+        (
+            "log line, tracing-subscriber JSON alone",
+            Box::new(|| {
+                let lines = CountingLines::default();
+                let writer = lines.clone();
+                let subscriber = tracing_subscriber::registry().with(
+                    tracing_subscriber::fmt::layer()
+                        .json()
+                        .flatten_event(true)
+                        .with_writer(move || writer.clone()),
+                );
+                logging_case(
+                    "log line, tracing-subscriber JSON alone",
+                    lines,
+                    tracing::Dispatch::new(subscriber),
+                    logging_alone,
+                )
             }),
         ),
         (

@@ -243,3 +243,17 @@ fn shadowing() {
         "a field named like ours"
     );
 }
+
+#[test]
+fn any_text_stays_one_valid_json_line() {
+    lines();
+    let nasty = "quote \" backslash \\ newline \n tab \t bell \u{7} nul \u{0} é 🦀";
+    tracing::info!(test = "escaping", text = nasty, debugged = ?nasty, number = f64::NAN, "{nasty}");
+    let lines = lines_of("escaping");
+    assert_eq!(lines.len(), 1, "one line, whatever the text");
+    let line = &lines[0];
+    assert_eq!(line["message"], nasty);
+    assert_eq!(line["text"], nasty);
+    assert_eq!(line["debugged"], format!("{nasty:?}"));
+    assert_eq!(line["number"], "NaN");
+}

@@ -59,3 +59,42 @@ impl Correlation {
         })
     }
 }
+
+/// The ids of where a log line is emitted, borrowed from the current
+/// `Context` for the time it takes to write them.
+pub(crate) struct CurrentIds<'a> {
+    pub(crate) trace_id: opentelemetry::trace::TraceId,
+    pub(crate) span_id: opentelemetry::trace::SpanId,
+    pub(crate) workflow: Option<CurrentWorkflowIds<'a>>,
+}
+
+/// The workflow part of [`CurrentIds`].
+pub(crate) struct CurrentWorkflowIds<'a> {
+    pub(crate) id: &'a str,
+    pub(crate) name: &'a str,
+    pub(crate) correlation_id: &'a str,
+}
+
+/// Calls `write` with the current ids, if there is a span; nothing is
+/// copied.
+pub(crate) fn with_current(write: impl FnOnce(CurrentIds<'_>)) {
+    Context::map_current(|cx| {
+        let span = cx.span();
+        let span_context = span.span_context();
+        if !span_context.is_valid() {
+            return;
+        }
+        let workflow = cx
+            .get::<CurrentWorkflow>()
+            .map(|current| CurrentWorkflowIds {
+                id: current.0.id_text(),
+                name: current.0.name(),
+                correlation_id: current.0.correlation_id(),
+            });
+        write(CurrentIds {
+            trace_id: span_context.trace_id(),
+            span_id: span_context.span_id(),
+            workflow,
+        });
+    });
+}

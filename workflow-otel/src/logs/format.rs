@@ -12,11 +12,12 @@ use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
 use crate::logs::Correlation;
-use crate::record::time::rfc3339;
+use crate::logs::correlation;
+use crate::record::time::{Rfc3339, rfc3339};
 
-/// Keys this format writes itself; an event field of the same name is
-/// written as `fields.<name>`, so that a log line never carries a field
-/// twice and ids can always be trusted.
+/// Keys this format writes itself; an event field of the same name (but the
+/// message) is written as `fields.<name>`, so that a log line never carries
+/// a key twice and ids can always be trusted.
 const RESERVED: [&str; 9] = [
     "timestamp",
     "level",
@@ -54,100 +55,180 @@ where
     ) -> fmt::Result {
         let normalized = event.normalized_metadata();
         let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
-        let mut line = JsonLine::default();
-        line.push("timestamp", rfc3339(SystemTime::now()).into());
-        line.push("level", metadata.level().as_str().into());
-        line.push("target", metadata.target().into());
-        let mut fields = JsonFields::default();
-        event.record(&mut fields);
-        if let Some(message) = fields.message.take() {
-            line.push("message", message.into());
-        }
-        for (key, value) in fields.values {
-            line.push_field(key, value);
-        }
-        if let Some(correlation) = Correlation::current() {
-            line.push("trace_id", correlation.trace_id.into());
-            line.push("span_id", correlation.span_id.into());
-            if let Some(workflow) = correlation.workflow {
-                line.push("workflow_id", workflow.id.into());
-                line.push("workflow_name", workflow.name.into());
-                line.push("correlation_id", workflow.correlation_id.into());
+        // Written straight into the subscriber's reused buffer: no value is
+        // built on the heap on the way.
+        let mut line = JsonLine {
+            out: &mut writer,
+            first: true,
+            result: Ok(()),
+        };
+        line.key("timestamp");
+        line.raw(format_args!("\"{}\"", Rfc3339(SystemTime::now())));
+        line.key("level");
+        line.string(metadata.level().as_str());
+        line.key("target");
+        line.string(metadata.target());
+        event.record(&mut line);
+        correlation::with_current(|ids| {
+            line.key("trace_id");
+            line.raw(format_args!("\"{:032x}\"", ids.trace_id));
+            line.key("span_id");
+            line.raw(format_args!("\"{:016x}\"", ids.span_id));
+            if let Some(workflow) = ids.workflow {
+                line.key("workflow_id");
+                line.string(workflow.id);
+                line.key("workflow_name");
+                line.string(workflow.name);
+                line.key("correlation_id");
+                line.string(workflow.correlation_id);
             }
+        });
+        line.result?;
+        writer.write_str("}\n")
+    }
+}
+
+/// A JSON object being written, members in the order they come (the reader
+/// sees time, level and target first).
+struct JsonLine<'w, 'a> {
+    out: &'w mut Writer<'a>,
+    first: bool,
+    /// The first write error; later writes are skipped.
+    result: fmt::Result,
+}
+
+impl JsonLine<'_, '_> {
+    fn key(&mut self, key: &str) {
+        let separator = if self.first { '{' } else { ',' };
+        self.first = false;
+        if self.result.is_ok() {
+            self.result = self.out.write_char(separator);
         }
-        writeln!(writer, "{}}}", line.text)
-    }
-}
-
-/// A JSON object written in insertion order (the reader sees time, level
-/// and message first).
-#[derive(Default)]
-struct JsonLine {
-    text: String,
-}
-
-impl JsonLine {
-    fn push(&mut self, key: &str, value: serde_json::Value) {
-        self.text.push(if self.text.is_empty() { '{' } else { ',' });
-        let _ = write!(self.text, "{}:{}", serde_json::Value::from(key), value);
-    }
-
-    fn push_field(&mut self, key: &str, value: serde_json::Value) {
-        if RESERVED.contains(&key) {
-            self.push(&format!("fields.{key}"), value);
-        } else {
-            self.push(key, value);
+        self.string(key);
+        if self.result.is_ok() {
+            self.result = self.out.write_char(':');
         }
     }
-}
 
-/// The event's fields as JSON values, `message` apart; the `log.*` fields
-/// that the `log` bridge adds are left out (their content is in the
-/// normalized metadata).
-#[derive(Default)]
-struct JsonFields {
-    message: Option<String>,
-    values: Vec<(&'static str, serde_json::Value)>,
-}
+    fn raw(&mut self, value: fmt::Arguments<'_>) {
+        if self.result.is_ok() {
+            self.result = self.out.write_fmt(value);
+        }
+    }
 
-impl JsonFields {
-    fn set(&mut self, field: &Field, value: serde_json::Value) {
-        let name = field.name();
-        if name.starts_with("log.") {
+    /// `text` as a JSON string: quotes, backslashes and control characters
+    /// escaped, everything else as is.
+    fn string(&mut self, text: &str) {
+        if self.result.is_err() {
             return;
         }
-        if name == "message" {
-            self.message = Some(match value {
-                serde_json::Value::String(text) => text,
-                other => other.to_string(),
-            });
-        } else {
-            self.values.push((name, value));
+        self.result = write_json_string(self.out, text);
+    }
+
+    fn field(&mut self, field: &Field) -> bool {
+        let name = field.name();
+        if name.starts_with("log.") {
+            return false;
         }
+        if RESERVED.contains(&name) && name != "message" {
+            let separator = if self.first { '{' } else { ',' };
+            self.first = false;
+            if self.result.is_ok() {
+                self.result = write!(self.out, "{separator}\"fields.");
+            }
+            if self.result.is_ok() {
+                self.result = write_json_string_body(self.out, name);
+            }
+            if self.result.is_ok() {
+                self.result = self.out.write_str("\":");
+            }
+        } else {
+            self.key(name);
+        }
+        true
     }
 }
 
-impl Visit for JsonFields {
+fn write_json_string(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    out.write_char('"')?;
+    write_json_string_body(out, text)?;
+    out.write_char('"')
+}
+
+fn write_json_string_body(out: &mut impl fmt::Write, text: &str) -> fmt::Result {
+    let mut start = 0;
+    for (index, character) in text.char_indices() {
+        let escape = match character {
+            '"' => "\\\"",
+            '\\' => "\\\\",
+            '\n' => "\\n",
+            '\r' => "\\r",
+            '\t' => "\\t",
+            control if (control as u32) < 0x20 => "",
+            _ => continue,
+        };
+        out.write_str(&text[start..index])?;
+        if escape.is_empty() {
+            write!(out, "\\u{:04x}", character as u32)?;
+        } else {
+            out.write_str(escape)?;
+        }
+        start = index + character.len_utf8();
+    }
+    out.write_str(&text[start..])
+}
+
+/// A `Debug` value written as a JSON string, escaped as it is formatted.
+struct Escaping<'w, W: fmt::Write>(&'w mut W);
+
+impl<W: fmt::Write> fmt::Write for Escaping<'_, W> {
+    fn write_str(&mut self, text: &str) -> fmt::Result {
+        write_json_string_body(self.0, text)
+    }
+}
+
+impl Visit for JsonLine<'_, '_> {
     fn record_f64(&mut self, field: &Field, value: f64) {
-        self.set(field, value.into());
+        if self.field(field) {
+            if value.is_finite() {
+                self.raw(format_args!("{value}"));
+            } else {
+                // JSON has no NaN or infinity.
+                self.raw(format_args!("\"{value}\""));
+            }
+        }
     }
     fn record_i64(&mut self, field: &Field, value: i64) {
-        self.set(field, value.into());
+        if self.field(field) {
+            self.raw(format_args!("{value}"));
+        }
     }
     fn record_u64(&mut self, field: &Field, value: u64) {
-        self.set(field, value.into());
+        if self.field(field) {
+            self.raw(format_args!("{value}"));
+        }
     }
     fn record_bool(&mut self, field: &Field, value: bool) {
-        self.set(field, value.into());
+        if self.field(field) {
+            self.raw(format_args!("{value}"));
+        }
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.set(field, value.into());
+        if self.field(field) {
+            self.string(value);
+        }
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
-        self.set(field, value.to_string().into());
+        self.record_debug(field, &format_args!("{value}"));
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.set(field, format!("{value:?}").into());
+        if self.field(field) && self.result.is_ok() {
+            self.result = (|| {
+                self.out.write_char('"')?;
+                write!(Escaping(&mut *self.out), "{value:?}")?;
+                self.out.write_char('"')
+            })();
+        }
     }
 }
 

@@ -302,6 +302,11 @@ impl WorkflowContext {
     }
 
     /// The id as an attribute value, sharing the text made at the start.
+    /// The id's hyphenated text, made once per workflow.
+    pub(crate) fn id_text(&self) -> &str {
+        self.id_text.as_str()
+    }
+
     pub(crate) fn id_value(&self) -> StringValue {
         self.id_text.clone()
     }

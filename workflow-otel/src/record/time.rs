@@ -48,34 +48,42 @@ pub(crate) fn uuid_text(uuid: uuid::Uuid) -> String {
     into_string(out)
 }
 
-fn push_digits(out: &mut Vec<u8>, value: u64, digits: u32) {
-    for position in (0..digits).rev() {
-        out.push(b'0' + ((value / 10_u64.pow(position)) % 10) as u8);
+/// Writes `value`'s last `digits` decimal digits at `out[at..]`; returns the
+/// position after them.
+fn put_digits(out: &mut [u8], at: usize, value: u64, digits: u32) -> usize {
+    for position in 0..digits {
+        let power = 10_u64.pow(digits - 1 - position);
+        out[at + position as usize] = b'0' + ((value / power) % 10) as u8;
     }
+    at + digits as usize
 }
 
 /// `2026-11-22T09:30:05.123456Z`: UTC, microsecond precision.
 pub(crate) fn rfc3339(time: SystemTime) -> String {
-    let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
-    let seconds = since_epoch.as_secs();
-    let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
-    let in_day = seconds % 86_400;
-    let mut out = Vec::with_capacity(27);
-    push_digits(&mut out, year.clamp(0, 9999) as u64, 4);
-    out.push(b'-');
-    push_digits(&mut out, u64::from(month), 2);
-    out.push(b'-');
-    push_digits(&mut out, u64::from(day), 2);
-    out.push(b'T');
-    push_digits(&mut out, in_day / 3600, 2);
-    out.push(b':');
-    push_digits(&mut out, in_day % 3600 / 60, 2);
-    out.push(b':');
-    push_digits(&mut out, in_day % 60, 2);
-    out.push(b'.');
-    push_digits(&mut out, u64::from(since_epoch.subsec_micros()), 6);
-    out.push(b'Z');
-    into_string(out)
+    Rfc3339(time).to_string()
+}
+
+/// [`rfc3339`] as `Display`, written from a stack buffer: log lines format
+/// one per event.
+pub(crate) struct Rfc3339(pub(crate) SystemTime);
+
+impl std::fmt::Display for Rfc3339 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let since_epoch = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let seconds = since_epoch.as_secs();
+        let (year, month, day) = civil_from_days((seconds / 86_400) as i64);
+        let in_day = seconds % 86_400;
+        let mut out = *b"0000-00-00T00:00:00.000000Z";
+        put_digits(&mut out, 0, year.clamp(0, 9999) as u64, 4);
+        put_digits(&mut out, 5, u64::from(month), 2);
+        put_digits(&mut out, 8, u64::from(day), 2);
+        put_digits(&mut out, 11, in_day / 3600, 2);
+        put_digits(&mut out, 14, in_day % 3600 / 60, 2);
+        put_digits(&mut out, 17, in_day % 60, 2);
+        put_digits(&mut out, 20, u64::from(since_epoch.subsec_micros()), 6);
+        // Only ASCII digits and punctuation are in the buffer.
+        f.write_str(std::str::from_utf8(&out).unwrap_or_default())
+    }
 }
 
 /// Proleptic Gregorian date of a day count since 1970-01-01, by counting
