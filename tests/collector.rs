@@ -104,6 +104,7 @@ fn each_protocol_reaches_a_real_collector_intact() {
             headers: vec![],
             timeout: Duration::from_secs(5),
             gzip: protocol != OtlpProtocol::HttpJson,
+            tls: Default::default(),
         })
         .unwrap();
         let copy = Arc::new(Mutex::new(Vec::new()));

@@ -35,6 +35,7 @@ fn send_through(
         headers: vec![("x-api-key".to_owned(), "secret".to_owned())],
         timeout: Duration::from_secs(5),
         gzip,
+        tls: Default::default(),
     })
     .unwrap();
     let copy = Arc::new(Mutex::new(Vec::new()));
@@ -136,6 +137,7 @@ fn the_content_type_and_compression_on_the_wire_are_the_ones_chosen() {
             headers: vec![],
             timeout: Duration::from_secs(5),
             gzip,
+            tls: Default::default(),
         })
         .unwrap();
         let pipeline = Pipeline::new(otlp);
@@ -156,6 +158,7 @@ fn grpc_settings(address: SocketAddr) -> OtlpSettings {
         headers: vec![],
         timeout: Duration::from_millis(300),
         gzip: false,
+        tls: Default::default(),
     }
 }
 

@@ -280,6 +280,7 @@ fn an_otlp_collector_that_accepts_and_never_answers_costs_only_the_bound() {
             headers: vec![],
             timeout: Duration::from_secs(10),
             gzip: false,
+            tls: Default::default(),
         })
         .unwrap();
         let pipeline = Pipeline::with_config(exporter, bounded(100_000), None);

@@ -4,6 +4,7 @@
 //! To add an exporter, implement `opentelemetry_sdk::trace::SpanExporter`:
 //! `Setup::exporter` takes it as it is.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 pub(crate) mod console;
@@ -12,6 +13,8 @@ pub(crate) mod file;
 #[cfg(feature = "otlp")]
 pub(crate) mod otlp;
 pub(crate) mod otlp_json;
+#[cfg(feature = "otlp")]
+pub(crate) mod tls;
 
 pub use console::{ConsoleExporter, DEFAULT_MAX_PENDING_SPANS};
 pub use file::JsonLinesExporter;
@@ -40,4 +43,21 @@ pub struct OtlpSettings {
     pub timeout: Duration,
     /// Whether requests are gzip-compressed.
     pub gzip: bool,
+    /// Certificates for `https://` endpoints (feature `tls`).
+    pub tls: OtlpTls,
+}
+
+/// Certificates for an OTLP endpoint over TLS, as the
+/// `OTEL_EXPORTER_OTLP_CERTIFICATE`, `_CLIENT_CERTIFICATE` and `_CLIENT_KEY`
+/// variables give them: PEM files, read and checked when the exporter is
+/// built. With none, an `https://` endpoint is verified against the system's
+/// root certificates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OtlpTls {
+    /// A CA certificate to trust besides the system's (a private CA).
+    pub certificate: Option<PathBuf>,
+    /// This client's certificate, for mutual TLS.
+    pub client_certificate: Option<PathBuf>,
+    /// This client's private key, for mutual TLS.
+    pub client_key: Option<PathBuf>,
 }

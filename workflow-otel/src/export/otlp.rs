@@ -14,6 +14,7 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::error::SetupError;
+use crate::export::tls::LoadedTls;
 use crate::export::{OtlpProtocol, OtlpSettings};
 
 /// The setting an exporter error names until `setup()` replaces it with the
@@ -38,6 +39,7 @@ pub(crate) const ENDPOINT_SETTING: &str = "OtlpSettings::endpoint";
 ///     headers: vec![],
 ///     timeout: std::time::Duration::from_secs(10),
 ///     gzip: true,
+///     tls: Default::default(),
 /// })?;
 /// let _telemetry = workflow_otel::setup().exporter(exporter).install();
 /// # Ok(()) }
@@ -55,6 +57,7 @@ impl OtlpExporter {
     pub fn new(settings: &OtlpSettings) -> Result<OtlpExporter, SetupError> {
         let runtime = exporter_runtime("workflow-otel-otlp", settings)?;
         let headers = header_map(settings)?;
+        let tls = tls_for(settings)?;
         // tonic and reqwest create their connections on the current runtime.
         let _entered = runtime.enter();
         let built = match settings.protocol {
@@ -62,12 +65,14 @@ impl OtlpExporter {
                 opentelemetry_otlp::SpanExporter::builder().with_tonic(),
                 settings,
                 headers,
+                tls.as_ref(),
             )
             .build(),
             OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => with_http(
                 opentelemetry_otlp::SpanExporter::builder().with_http(),
                 settings,
-            )
+                tls.as_ref(),
+            )?
             .build(),
         };
         let inner = built.map_err(|error| {
@@ -95,12 +100,29 @@ impl OtlpExporter {
     }
 }
 
+/// The certificates `settings` need, read and checked; `None` for plain HTTP.
+pub(crate) fn tls_for(settings: &OtlpSettings) -> Result<Option<LoadedTls>, SetupError> {
+    if crate::export::tls::wanted(settings) {
+        crate::export::tls::load(settings).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
 /// `builder` set up for `settings` over gRPC (spans and logs alike).
 pub(crate) fn with_tonic<B: WithExportConfig + WithTonicConfig>(
     builder: B,
     settings: &OtlpSettings,
     headers: http::HeaderMap,
+    tls: Option<&LoadedTls>,
 ) -> B {
+    #[cfg(feature = "tls")]
+    let builder = match tls {
+        Some(tls) => builder.with_tls_config(crate::export::tls::tonic_config(tls)),
+        None => builder,
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
     let mut builder = builder
         .with_endpoint(settings.endpoint.clone())
         .with_timeout(settings.timeout)
@@ -117,7 +139,15 @@ pub(crate) fn with_tonic<B: WithExportConfig + WithTonicConfig>(
 pub(crate) fn with_http<B: WithExportConfig + WithHttpConfig>(
     builder: B,
     settings: &OtlpSettings,
-) -> B {
+    tls: Option<&LoadedTls>,
+) -> Result<B, SetupError> {
+    #[cfg(feature = "tls")]
+    let builder = match tls {
+        Some(tls) => builder.with_http_client(crate::export::tls::reqwest_client(tls, settings)?),
+        None => builder,
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
     let protocol = if settings.protocol == OtlpProtocol::HttpJson {
         Protocol::HttpJson
     } else {
@@ -132,7 +162,7 @@ pub(crate) fn with_http<B: WithExportConfig + WithHttpConfig>(
     if settings.gzip {
         builder = builder.with_compression(Compression::Gzip);
     }
-    builder
+    Ok(builder)
 }
 
 /// The settings' headers as an HTTP header map; a bad name or value is a

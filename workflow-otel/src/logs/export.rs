@@ -104,22 +104,25 @@ impl OtlpLogExporter {
     ) -> Result<OtlpLogExporter, crate::SetupError> {
         use crate::export::OtlpProtocol;
         use crate::export::otlp::{
-            ENDPOINT_SETTING, exporter_runtime, header_map, with_http, with_tonic,
+            ENDPOINT_SETTING, exporter_runtime, header_map, tls_for, with_http, with_tonic,
         };
         let runtime = exporter_runtime("workflow-otel-otlp-logs", settings)?;
         let headers = header_map(settings)?;
+        let tls = tls_for(settings)?;
         let entered = runtime.enter();
         let built = match settings.protocol {
             OtlpProtocol::Grpc => with_tonic(
                 opentelemetry_otlp::LogExporter::builder().with_tonic(),
                 settings,
                 headers,
+                tls.as_ref(),
             )
             .build(),
             OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => with_http(
                 opentelemetry_otlp::LogExporter::builder().with_http(),
                 settings,
-            )
+                tls.as_ref(),
+            )?
             .build(),
         };
         drop(entered);

@@ -79,12 +79,20 @@ impl OtlpMetricsExporter {
                 ));
             }
         }
+        let tls = crate::export::otlp::tls_for(settings)?;
         let transport = match settings.protocol {
             OtlpProtocol::Grpc => {
                 let endpoint = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
                     .map_err(|error| fail(format!("not a gRPC endpoint: {error}")))?
                     .timeout(settings.timeout)
                     .connect_timeout(settings.timeout);
+                #[cfg(feature = "tls")]
+                let endpoint = match &tls {
+                    Some(tls) => endpoint
+                        .tls_config(crate::export::tls::tonic_config(tls))
+                        .map_err(|error| fail(format!("cannot set TLS up: {error}")))?,
+                    None => endpoint,
+                };
                 let _entered = runtime.enter();
                 let mut client = MetricsServiceClient::new(endpoint.connect_lazy());
                 if settings.gzip {
@@ -92,12 +100,14 @@ impl OtlpMetricsExporter {
                 }
                 Transport::Grpc(client)
             }
-            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => Transport::Http(
-                reqwest::Client::builder()
+            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => Transport::Http(match &tls {
+                #[cfg(feature = "tls")]
+                Some(tls) => crate::export::tls::reqwest_client(tls, settings)?,
+                _ => reqwest::Client::builder()
                     .timeout(settings.timeout)
                     .build()
                     .map_err(|error| fail(format!("cannot build the HTTP client: {error}")))?,
-            ),
+            }),
         };
         Ok(OtlpMetricsExporter {
             runtime,

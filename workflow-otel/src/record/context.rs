@@ -301,12 +301,13 @@ impl WorkflowContext {
         self.name.clone()
     }
 
-    /// The id as an attribute value, sharing the text made at the start.
     /// The id's hyphenated text, made once per workflow.
+    #[cfg(feature = "logs")]
     pub(crate) fn id_text(&self) -> &str {
         self.id_text.as_str()
     }
 
+    /// The id as an attribute value, sharing the text made at the start.
     pub(crate) fn id_value(&self) -> StringValue {
         self.id_text.clone()
     }

@@ -113,6 +113,10 @@ pub(crate) struct OtlpEnv {
     pub(crate) headers: Vec<(String, String)>,
     pub(crate) timeout: Option<Duration>,
     pub(crate) gzip: Option<bool>,
+    pub(crate) tls: crate::export::OtlpTls,
+    /// `OTEL_EXPORTER_OTLP_INSECURE`: read and checked; with the scheme every
+    /// endpoint here must have, it changes nothing (as the specification says).
+    pub(crate) insecure: Option<bool>,
 }
 
 impl OtlpEnv {
@@ -150,6 +154,7 @@ impl OtlpEnv {
             headers: self.headers.clone(),
             timeout: self.timeout.unwrap_or(Duration::from_secs(10)),
             gzip: self.gzip.unwrap_or(false),
+            tls: self.tls.clone(),
         }
     }
 }
@@ -486,6 +491,35 @@ fn otlp_env(
     for name in signal.variables("TIMEOUT") {
         if let Some(value) = get(&name) {
             read(millis(&name, &value, 1).map(|t| otlp.timeout = Some(t)));
+        }
+    }
+    for (setting, target) in [
+        ("CERTIFICATE", 0),
+        ("CLIENT_CERTIFICATE", 1),
+        ("CLIENT_KEY", 2),
+    ] {
+        for name in signal.variables(setting) {
+            if let Some(value) = get(&name) {
+                let path = Some(PathBuf::from(value.trim()));
+                match target {
+                    0 => otlp.tls.certificate = path,
+                    1 => otlp.tls.client_certificate = path,
+                    _ => otlp.tls.client_key = path,
+                }
+            }
+        }
+    }
+    for name in signal.variables("INSECURE") {
+        if let Some(value) = get(&name) {
+            match value.trim().to_ascii_lowercase().as_str() {
+                "true" => otlp.insecure = Some(true),
+                "false" => otlp.insecure = Some(false),
+                _ => read(Err(SetupError::new(
+                    &name,
+                    &value,
+                    "expected `true` or `false`",
+                ))),
+            }
         }
     }
     for name in signal.variables("COMPRESSION") {
