@@ -455,12 +455,11 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
                     2,
                     wo_logging_parent,
                 );
-                let mut run = spans.run;
                 logging_case(
                     "log line in a #[step], workflow-otel JSON lines",
                     lines,
                     tracing::Dispatch::new(subscriber),
-                    move |iterations| run(iterations),
+                    spans.run,
                 )
             }),
         ),

@@ -90,6 +90,7 @@ pub use error::SetupError;
 pub use export::otlp::OtlpExporter;
 pub use export::{
     ConsoleExporter, DEFAULT_MAX_PENDING_SPANS, JsonLinesExporter, OtlpProtocol, OtlpSettings,
+    OtlpTls,
 };
 /// The `opentelemetry` crate this crate is built on, so that code using its
 /// API (a `KeyValue`, a tracer) names the same version without a dependency

@@ -2,16 +2,23 @@
 //! its own (like the span exporter), and the accounts of what was emitted,
 //! exported and lost, so that a failing backend is never silent.
 
-use std::fmt;
-use std::future::{Future, ready};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Duration;
+#[cfg(feature = "otlp")]
+use std::{
+    fmt,
+    future::{Future, ready},
+    sync::Arc,
+    time::Duration,
+};
 
+#[cfg(feature = "otlp")]
 use opentelemetry::InstrumentationScope;
-use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
-use opentelemetry_sdk::logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord};
+#[cfg(feature = "otlp")]
+use opentelemetry_sdk::{
+    Resource,
+    error::{OTelSdkError, OTelSdkResult},
+    logs::{LogBatch, LogExporter, LogProcessor, SdkLogRecord},
+};
 
 /// Log records emitted, exported, and given up on.
 #[derive(Debug, Default)]
@@ -31,12 +38,14 @@ impl LogAccounts {
 }
 
 /// Counts what goes into the SDK's batch processor.
+#[cfg(feature = "otlp")]
 #[derive(Debug)]
 pub(crate) struct CountingProcessor<P> {
     pub(crate) inner: P,
     pub(crate) accounts: Arc<LogAccounts>,
 }
 
+#[cfg(feature = "otlp")]
 impl<P: LogProcessor> LogProcessor for CountingProcessor<P> {
     fn emit(&self, data: &mut SdkLogRecord, instrumentation: &InstrumentationScope) {
         self.accounts.emitted.fetch_add(1, Ordering::Relaxed);
@@ -57,12 +66,14 @@ impl<P: LogProcessor> LogProcessor for CountingProcessor<P> {
 }
 
 /// Counts what an exporter delivered.
+#[cfg(feature = "otlp")]
 #[derive(Debug)]
 pub(crate) struct CountingExporter<E> {
     pub(crate) inner: E,
     pub(crate) accounts: Arc<LogAccounts>,
 }
 
+#[cfg(feature = "otlp")]
 impl<E: LogExporter> LogExporter for CountingExporter<E> {
     fn export(&self, batch: LogBatch<'_>) -> impl Future<Output = OTelSdkResult> + Send {
         let count = batch.iter().count() as u64;

@@ -67,7 +67,7 @@ where
     W: for<'w> MakeWriter<'w> + 'static,
 {
     tracing_subscriber::fmt::layer()
-        .event_format(JsonLines::default())
+        .event_format(JsonLines)
         .with_writer(writer)
 }
 
@@ -80,6 +80,6 @@ where
     W: for<'w> MakeWriter<'w> + 'static,
 {
     tracing_subscriber::fmt::layer()
-        .event_format(Readable::default())
+        .event_format(Readable)
         .with_writer(writer)
 }

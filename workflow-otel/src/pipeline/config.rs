@@ -68,7 +68,7 @@ impl fmt::Debug for PipelineConfig {
 
 /// Spans lost since the last report, given to [`PipelineConfig::drop_report`]
 /// at most once per [`PipelineConfig::drop_report_interval`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DropReport {
     /// Spans lost since the previous report.
     pub dropped: u64,
@@ -76,13 +76,24 @@ pub struct DropReport {
     pub dropped_total: u64,
     /// Spans exported since the pipeline started.
     pub exported_total: u64,
+    /// Why the last export since the previous report failed, as the
+    /// exporter said it (a refused connection, an unknown certificate
+    /// issuer, a timeout); `None` if only the queue dropped spans.
+    pub last_error: Option<String>,
 }
 
 /// The default [`PipelineConfig::drop_report`]: one line on stderr.
 pub fn report_to_stderr(report: &DropReport) {
     eprintln!(
         "workflow-otel: {} spans dropped (queue full, export failed or timed out); \
-         {} dropped and {} exported in all",
-        report.dropped, report.dropped_total, report.exported_total
+         {} dropped and {} exported in all{}",
+        report.dropped,
+        report.dropped_total,
+        report.exported_total,
+        report
+            .last_error
+            .as_ref()
+            .map(|error| format!("; last export error: {error}"))
+            .unwrap_or_default()
     );
 }

@@ -208,6 +208,7 @@ impl Pipeline {
             scheduled_delay: config.scheduled_delay,
             export_timeout: config.export_timeout,
             error_text: config.error_text,
+            last_error: None,
         };
         let spawned = thread::Builder::new()
             .name("workflow-otel-export".to_owned())

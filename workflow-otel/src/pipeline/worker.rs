@@ -47,6 +47,8 @@ pub(super) struct Worker<E> {
     pub(super) scheduled_delay: Duration,
     pub(super) export_timeout: Duration,
     pub(super) error_text: ErrorText,
+    /// Why the last failed export failed, until the next drop report.
+    pub(super) last_error: Option<String>,
 }
 
 impl<E: SpanExporter> Worker<E> {
@@ -143,6 +145,7 @@ impl<E: SpanExporter> Worker<E> {
                 dropped: dropped_total - self.reported,
                 dropped_total,
                 exported_total: self.counters.exported.load(Ordering::Relaxed),
+                last_error: self.last_error.take(),
             });
             self.reported = dropped_total;
             self.last_report = Instant::now();
@@ -232,10 +235,18 @@ impl<E: SpanExporter> Worker<E> {
                 left.min(self.export_timeout)
             }
         };
-        let exported = matches!(
-            block_on_with_timeout(self.exporter.export(spans), timeout),
-            Some(Ok(()))
-        );
+        let exported = match block_on_with_timeout(self.exporter.export(spans), timeout) {
+            Some(Ok(())) => true,
+            Some(Err(error)) => {
+                // Exporters name the URL in their errors: never its credentials.
+                self.last_error = Some(crate::setup::env::without_credentials(&error.to_string()));
+                false
+            }
+            None => {
+                self.last_error = Some(format!("no answer within {timeout:?}"));
+                false
+            }
+        };
         self.counters.settle(count, exported);
     }
 }

@@ -392,3 +392,39 @@ fn malformed_metric_settings_name_their_variable() {
     );
     assert_eq!(settings.metrics.prometheus_port, None);
 }
+
+#[test]
+fn tls_and_log_settings_are_read_per_signal() {
+    let (settings, problems) = env(&[
+        ("OTEL_EXPORTER_OTLP_CERTIFICATE", "/etc/ca.pem"),
+        ("OTEL_EXPORTER_OTLP_LOGS_CERTIFICATE", "/etc/logs-ca.pem"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE", "/etc/client.pem"),
+        ("OTEL_EXPORTER_OTLP_CLIENT_KEY", "/etc/client-key.pem"),
+        ("OTEL_EXPORTER_OTLP_INSECURE", "TRUE"),
+        ("OTEL_LOGS_EXPORTER", "otlp,Console"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318"),
+        ("RUST_LOG", "info,shop=debug"),
+    ]);
+    assert!(problems.is_empty(), "{problems:?}");
+    let traces = settings.otlp.settings(None);
+    assert_eq!(traces.tls.certificate, Some(PathBuf::from("/etc/ca.pem")));
+    assert_eq!(traces.tls.client_certificate, Some(PathBuf::from("/etc/client.pem")));
+    assert_eq!(traces.tls.client_key, Some(PathBuf::from("/etc/client-key.pem")));
+    let logs = settings.otlp_logs.settings(None);
+    assert_eq!(logs.tls.certificate, Some(PathBuf::from("/etc/logs-ca.pem")));
+    assert_eq!(logs.endpoint, "https://collector:4318/v1/logs");
+    assert_eq!(settings.otlp.insecure, Some(true));
+    assert_eq!(
+        settings.log_exporters,
+        Some(vec![LogExporterKind::Otlp, LogExporterKind::Console])
+    );
+    assert_eq!(settings.rust_log.as_deref(), Some("info,shop=debug"));
+    for (name, value, reason) in [
+        ("OTEL_EXPORTER_OTLP_INSECURE", "yes", "`true` or `false`"),
+        ("OTEL_LOGS_EXPORTER", "otlp,syslog", "unknown exporter `syslog`"),
+    ] {
+        let error = problem(&[(name, value)]);
+        assert_eq!(error.setting, name);
+        assert!(error.reason.contains(reason), "{error}");
+    }
+}
