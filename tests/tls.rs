@@ -114,6 +114,22 @@ fn http_receiver(
     certificates: &Certificates,
     client_ca: bool,
 ) -> (SocketAddr, Received) {
+    let received = Received::default();
+    let plain = {
+        let received = received.clone();
+        move |listener| support::http_receiver(listener, received)
+    };
+    (tls_relay(runtime, certificates, client_ca, plain), received)
+}
+
+/// Terminates TLS on a loopback port and relays the bytes to the plain
+/// receiver `serve` runs on another.
+fn tls_relay<F: std::future::Future<Output = ()> + Send + 'static>(
+    runtime: &tokio::runtime::Runtime,
+    certificates: &Certificates,
+    client_ca: bool,
+    serve: impl FnOnce(tokio::net::TcpListener) -> F,
+) -> SocketAddr {
     use rustls::pki_types::pem::PemObject as _;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -139,15 +155,12 @@ fn http_receiver(
     let mut config = builder.with_single_cert(chain, key).unwrap();
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
-    let received = Received::default();
-    let address = runtime.block_on(async {
+    runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let address = listener.local_addr().unwrap();
         let plain = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let inner = plain.local_addr().unwrap();
-        // TLS is terminated here and the bytes relayed to the plain receiver
-        // the other tests use.
-        tokio::spawn(support::http_receiver(plain, received.clone()));
+        tokio::spawn(serve(plain));
         tokio::spawn(async move {
             loop {
                 let Ok((stream, _)) = listener.accept().await else {
@@ -166,8 +179,7 @@ fn http_receiver(
             }
         });
         address
-    });
-    (address, received)
+    })
 }
 
 fn settings(protocol: OtlpProtocol, address: SocketAddr, tls: OtlpTls) -> OtlpSettings {
@@ -389,6 +401,119 @@ fn bad_certificate_files_are_setup_errors() {
         assert_eq!(error.setting, setting);
         assert_eq!(error.value, path.display().to_string());
         assert!(error.reason.contains(reason), "{error}");
+    }
+    let _ = std::fs::remove_dir_all(&certificates.dir);
+}
+
+type MetricsReceived = Arc<
+    std::sync::Mutex<
+        Vec<(
+            String,
+            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
+        )>,
+    >,
+>;
+
+#[workflow_otel::workflow]
+fn tls_metered() {}
+
+/// Metrics have a transport of their own: the same certificates must work
+/// there too, over gRPC and HTTP.
+#[test]
+fn metrics_are_pushed_over_mutual_tls() {
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
+        MetricsService, MetricsServiceServer,
+    };
+    use opentelemetry_proto::tonic::collector::metrics::v1::{
+        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+    };
+    struct Receiver(MetricsReceived);
+    #[tonic::async_trait]
+    impl MetricsService for Receiver {
+        async fn export(
+            &self,
+            request: tonic::Request<ExportMetricsServiceRequest>,
+        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+            self.0
+                .lock()
+                .unwrap()
+                .push(("grpc".to_owned(), request.into_inner()));
+            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+        }
+    }
+    let certificates = certificates("metrics");
+    let runtime = runtime();
+    let received = MetricsReceived::default();
+    let tls = tonic::transport::ServerTlsConfig::new()
+        .identity(tonic::transport::Identity::from_pem(
+            &certificates.server_certificate,
+            &certificates.server_key,
+        ))
+        .client_ca_root(tonic::transport::Certificate::from_pem(
+            &certificates.ca_pem,
+        ));
+    let grpc = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        let server = tonic::transport::Server::builder()
+            .tls_config(tls)
+            .unwrap()
+            .add_service(MetricsServiceServer::new(Receiver(received.clone())));
+        tokio::spawn(
+            server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        address
+    });
+    let http = {
+        let received = received.clone();
+        tls_relay(&runtime, &certificates, true, move |listener| {
+            support::http_receiver_of(listener, received, "/v1/metrics")
+        })
+    };
+    for (protocol, endpoint) in [
+        ("grpc", format!("https://localhost:{}", grpc.port())),
+        (
+            "http/protobuf",
+            format!("https://localhost:{}/v1/metrics", http.port()),
+        ),
+    ] {
+        let before = received.lock().unwrap().len();
+        let settings = [
+            ("OTEL_TRACES_EXPORTER", "none".to_owned()),
+            ("OTEL_METRICS_EXPORTER", "otlp".to_owned()),
+            ("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", endpoint),
+            ("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL", protocol.to_owned()),
+            (
+                "OTEL_EXPORTER_OTLP_CERTIFICATE",
+                certificates.ca.display().to_string(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE",
+                certificates.client_certificate.display().to_string(),
+            ),
+            (
+                "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+                certificates.client_key.display().to_string(),
+            ),
+        ];
+        let telemetry = workflow_otel::setup()
+            .environment_from(move |name| {
+                settings
+                    .iter()
+                    .find(|(key, _)| *key == name)
+                    .map(|(_, value)| value.clone())
+            })
+            .try_install()
+            .unwrap();
+        workflow_otel::testing::Capture::new().run(tls_metered);
+        telemetry.flush();
+        let arrived = received.lock().unwrap()[before..].to_vec();
+        assert_eq!(arrived.len(), 1, "{protocol}: one push");
+        assert!(
+            format!("{:?}", arrived[0].1).contains("tls_metered"),
+            "{protocol}"
+        );
+        drop(telemetry);
     }
     let _ = std::fs::remove_dir_all(&certificates.dir);
 }

@@ -408,10 +408,19 @@ fn tls_and_log_settings_are_read_per_signal() {
     assert!(problems.is_empty(), "{problems:?}");
     let traces = settings.otlp.settings(None);
     assert_eq!(traces.tls.certificate, Some(PathBuf::from("/etc/ca.pem")));
-    assert_eq!(traces.tls.client_certificate, Some(PathBuf::from("/etc/client.pem")));
-    assert_eq!(traces.tls.client_key, Some(PathBuf::from("/etc/client-key.pem")));
+    assert_eq!(
+        traces.tls.client_certificate,
+        Some(PathBuf::from("/etc/client.pem"))
+    );
+    assert_eq!(
+        traces.tls.client_key,
+        Some(PathBuf::from("/etc/client-key.pem"))
+    );
     let logs = settings.otlp_logs.settings(None);
-    assert_eq!(logs.tls.certificate, Some(PathBuf::from("/etc/logs-ca.pem")));
+    assert_eq!(
+        logs.tls.certificate,
+        Some(PathBuf::from("/etc/logs-ca.pem"))
+    );
     assert_eq!(logs.endpoint, "https://collector:4318/v1/logs");
     assert_eq!(settings.otlp.insecure, Some(true));
     assert_eq!(
@@ -421,7 +430,11 @@ fn tls_and_log_settings_are_read_per_signal() {
     assert_eq!(settings.rust_log.as_deref(), Some("info,shop=debug"));
     for (name, value, reason) in [
         ("OTEL_EXPORTER_OTLP_INSECURE", "yes", "`true` or `false`"),
-        ("OTEL_LOGS_EXPORTER", "otlp,syslog", "unknown exporter `syslog`"),
+        (
+            "OTEL_LOGS_EXPORTER",
+            "otlp,syslog",
+            "unknown exporter `syslog`",
+        ),
     ] {
         let error = problem(&[(name, value)]);
         assert_eq!(error.setting, name);
