@@ -194,6 +194,9 @@ pub(crate) fn exporter_runtime(
     name: &str,
     settings: &OtlpSettings,
 ) -> Result<tokio::runtime::Runtime, SetupError> {
+    // Every exporter starts here, before any HTTP client is built.
+    #[cfg(feature = "tls")]
+    crate::export::tls::install_provider();
     tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         .thread_name(name)

@@ -130,9 +130,11 @@ fn check_key(_: &std::path::Path, _: &[u8]) -> Result<(), SetupError> {
     Ok(())
 }
 
-/// Makes ring the process's rustls provider, unless one is installed.
+/// Makes ring the process's rustls provider, unless one is installed. With
+/// this feature reqwest is built without a provider of its own, and building
+/// any client, even for plain HTTP, needs one.
 #[cfg(feature = "tls")]
-fn install_provider() {
+pub(crate) fn install_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 

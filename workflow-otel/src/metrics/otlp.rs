@@ -62,6 +62,8 @@ impl OtlpMetricsExporter {
                 reason,
             )
         };
+        #[cfg(feature = "tls")]
+        crate::export::tls::install_provider();
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("workflow-otel-otlp-metrics")
