@@ -17,7 +17,6 @@ mod support;
 
 use std::io::{Read as _, Write as _};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -34,7 +33,7 @@ use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
-use rotel::{free_port, start_rotel};
+use rotel::start_rotel;
 use support::{
     GrpcReceiver, Received, Tee, checkout, export_checkout, normalized, resource, span_count,
     take_received,
@@ -213,6 +212,7 @@ fn a_collector_killed_mid_run_costs_exactly_the_spans_sent_after() {
         headers: vec![],
         timeout: Duration::from_millis(500),
         gzip: false,
+        tls: Default::default(),
     })
     .unwrap();
     let config = PipelineConfig {
@@ -247,6 +247,9 @@ fn a_collector_killed_mid_run_costs_exactly_the_spans_sent_after() {
     );
     assert_eq!(span_count(&received), before as usize);
 }
+
+/// Exemplars' trace and span ids.
+type Exemplars = Vec<(Vec<u8>, Vec<u8>)>;
 
 /// Metrics requests as they arrive, with how they were encoded.
 type MetricsReceived = Arc<Mutex<Vec<(String, ExportMetricsServiceRequest)>>>;
@@ -313,11 +316,7 @@ fn text_attribute<'a>(attributes: &'a [ProtoKeyValue], key: &str) -> Option<&'a 
 
 /// The `workflow.calls` value of `collected_orders` with `outcome`, and the
 /// exemplar ids of its duration histogram, from requests of `service`.
-fn collected(
-    received: &MetricsReceived,
-    service: &str,
-    outcome: &str,
-) -> Option<(i64, Vec<(Vec<u8>, Vec<u8>)>)> {
+fn collected(received: &MetricsReceived, service: &str, outcome: &str) -> Option<(i64, Exemplars)> {
     let requests = received.lock().unwrap();
     // rotel may batch several services' pushes into one request: only the
     // resource of `service` counts.
