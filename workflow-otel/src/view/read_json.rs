@@ -45,6 +45,16 @@ pub fn read_json_lines(reader: impl BufRead) -> io::Result<Vec<SpanData>> {
     Ok(spans)
 }
 
+/// The spans of one line of such a file: for readers that go line by line
+/// (a file still being written, or one too large to hold), and that decide
+/// themselves what to do with a line that is not OTLP/JSON.
+pub fn read_json_line(line: &str) -> io::Result<Vec<SpanData>> {
+    let request: Json = serde_json::from_str(line).map_err(|error| invalid(&error.to_string()))?;
+    let mut spans = Vec::new();
+    read_request(&request, &mut spans).map_err(|error| invalid(&error))?;
+    Ok(spans)
+}
+
 fn array<'a>(value: &'a Json, key: &str) -> &'a [Json] {
     value
         .get(key)

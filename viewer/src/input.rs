@@ -1,0 +1,143 @@
+//! Reading JSON-lines span files line by line: several at once, a file still
+//! being written (a line without its newline waits for it), lines bounded in
+//! size, and malformed lines counted and skipped, never fatal.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::{Path, PathBuf};
+
+use crate::model::Span;
+
+/// Longest line read; a longer one is skipped and counted as malformed.
+pub(crate) const MAX_LINE_BYTES: usize = 64 * 1024 * 1024;
+
+/// Lines that could not be used, and where the first one was.
+#[derive(Debug, Default)]
+pub(crate) struct Malformed {
+    pub(crate) count: u64,
+    pub(crate) first: Option<String>,
+}
+
+impl Malformed {
+    fn add(&mut self, path: &Path, line: u64, why: &str) {
+        self.count += 1;
+        if self.first.is_none() {
+            self.first = Some(format!("{}:{line}: {why}", path.display()));
+        }
+    }
+}
+
+struct Source {
+    path: PathBuf,
+    reader: BufReader<File>,
+    /// The bytes of a line whose newline has not been read yet.
+    partial: Vec<u8>,
+    /// Set while skipping the rest of a line that is too long.
+    skipping: bool,
+    line: u64,
+}
+
+/// Several files, read in turn.
+pub(crate) struct Input {
+    sources: Vec<Source>,
+    pub(crate) malformed: Malformed,
+    pub(crate) spans: u64,
+}
+
+impl Input {
+    pub(crate) fn open(paths: &[PathBuf]) -> io::Result<Input> {
+        let sources = paths
+            .iter()
+            .map(|path| {
+                File::open(path)
+                    .map(|file| Source {
+                        path: path.clone(),
+                        reader: BufReader::with_capacity(1 << 16, file),
+                        partial: Vec::new(),
+                        skipping: false,
+                        line: 0,
+                    })
+                    .map_err(|error| {
+                        io::Error::new(error.kind(), format!("{}: {error}", path.display()))
+                    })
+            })
+            .collect::<io::Result<_>>()?;
+        Ok(Input {
+            sources,
+            malformed: Malformed::default(),
+            spans: 0,
+        })
+    }
+
+    /// Reads every complete line there is now; with `at_end`, a last line
+    /// without a newline counts too. Returns whether anything was read.
+    pub(crate) fn read(&mut self, at_end: bool, sink: &mut impl FnMut(Span)) -> io::Result<bool> {
+        let mut any = false;
+        for source in &mut self.sources {
+            loop {
+                let buffer = source.reader.fill_buf()?;
+                if buffer.is_empty() {
+                    break;
+                }
+                any = true;
+                let (chunk, complete) = match buffer.iter().position(|byte| *byte == b'\n') {
+                    Some(newline) => (&buffer[..newline], Some(newline + 1)),
+                    None => (buffer, None),
+                };
+                if !source.skipping {
+                    if source.partial.len() + chunk.len() > MAX_LINE_BYTES {
+                        source.skipping = true;
+                        source.partial.clear();
+                    } else {
+                        source.partial.extend_from_slice(chunk);
+                    }
+                }
+                let consumed = complete.unwrap_or(buffer.len());
+                source.reader.consume(consumed);
+                if complete.is_some() {
+                    source.line += 1;
+                    finish_line(source, &mut self.malformed, &mut self.spans, sink);
+                }
+            }
+            if at_end && (!source.partial.is_empty() || source.skipping) {
+                source.line += 1;
+                finish_line(source, &mut self.malformed, &mut self.spans, sink);
+            }
+        }
+        Ok(any)
+    }
+}
+
+fn finish_line(
+    source: &mut Source,
+    malformed: &mut Malformed,
+    spans: &mut u64,
+    sink: &mut impl FnMut(Span),
+) {
+    if std::mem::take(&mut source.skipping) {
+        malformed.add(
+            &source.path,
+            source.line,
+            &format!("longer than {MAX_LINE_BYTES} bytes"),
+        );
+        source.partial.clear();
+        return;
+    }
+    let bytes = std::mem::take(&mut source.partial);
+    let Ok(line) = std::str::from_utf8(&bytes) else {
+        malformed.add(&source.path, source.line, "not UTF-8");
+        return;
+    };
+    if line.trim().is_empty() {
+        return;
+    }
+    match workflow_otel::read_json_line(line) {
+        Ok(read) => {
+            for span in &read {
+                *spans += 1;
+                sink(Span::from_data(span));
+            }
+        }
+        Err(error) => malformed.add(&source.path, source.line, &error.to_string()),
+    }
+}

@@ -1,0 +1,318 @@
+//! `workflow-otel-view`: see workflows without a backend. Reads the
+//! JSON-lines span files that workflow-otel's file exporter writes (one or
+//! several; the files of several processes merge into one trace by trace
+//! id) and prints each trace as a tree with its critical path, a summary
+//! table (`--summary`), or a self-contained HTML waterfall (`--html FILE`).
+
+mod html;
+mod input;
+mod model;
+mod text;
+
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use opentelemetry::trace::{SpanId, TraceId};
+
+use crate::input::Input;
+use crate::model::{Kind, Span, Trace};
+use crate::text::Summary;
+
+/// Most spans kept of one trace; past it, the trace's later spans are
+/// counted and left out.
+const MAX_SPANS_PER_TRACE: usize = 200_000;
+
+const HELP: &str = "\
+workflow-otel-view: workflow traces from JSON-lines span files, without a backend
+
+USAGE:
+    workflow-otel-view [OPTIONS] FILE...
+
+Several files (the files of several processes) merge into one trace by trace id.
+
+OPTIONS:
+    --trace ID           only the trace whose id starts with ID
+    --workflow NAME      only traces with a workflow named NAME
+    --status ok|error    only traces that failed (error) or did not (ok)
+    --min-duration TIME  only traces at least TIME long: 250ms, 1.5s, 2m
+    --summary            per workflow and step: count, error rate, p50, p95, max
+                         (and tokens and cost where spans carry them)
+    --html FILE          write one self-contained HTML file: a waterfall per trace,
+                         the trace list and the summary
+    --follow             keep reading; print each trace when its root span ends
+    -h, --help           this text
+";
+
+#[derive(Debug, Default)]
+struct Options {
+    files: Vec<PathBuf>,
+    trace: Option<String>,
+    workflow: Option<String>,
+    status: Option<bool>,
+    min_duration: Option<u64>,
+    summary: bool,
+    html: Option<PathBuf>,
+    follow: bool,
+}
+
+fn parse_duration(text: &str) -> Option<u64> {
+    let (number, unit) = text
+        .find(|c: char| c.is_ascii_alphabetic() || c == 'µ')
+        .map_or((text, "ms"), |at| text.split_at(at));
+    let value: f64 = number.trim().parse().ok()?;
+    let scale = match unit.trim() {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        "m" => 60e9,
+        _ => return None,
+    };
+    (value >= 0.0).then_some((value * scale) as u64)
+}
+
+fn parse(arguments: Vec<String>) -> Result<Options, String> {
+    let mut options = Options::default();
+    let mut arguments = arguments.into_iter();
+    while let Some(argument) = arguments.next() {
+        let mut value = |name: &str| {
+            arguments
+                .next()
+                .ok_or_else(|| format!("{name} needs a value; see --help"))
+        };
+        match argument.as_str() {
+            "-h" | "--help" => return Err(String::new()),
+            "--trace" => options.trace = Some(value("--trace")?.to_ascii_lowercase()),
+            "--workflow" => options.workflow = Some(value("--workflow")?),
+            "--status" => {
+                options.status = Some(match value("--status")?.as_str() {
+                    "ok" => true,
+                    "error" => false,
+                    other => return Err(format!("--status takes `ok` or `error`, not `{other}`")),
+                })
+            }
+            "--min-duration" => {
+                let text = value("--min-duration")?;
+                options.min_duration = Some(parse_duration(&text).ok_or_else(|| {
+                    format!("--min-duration takes a time like 250ms or 1.5s, not `{text}`")
+                })?);
+            }
+            "--summary" => options.summary = true,
+            "--html" => options.html = Some(PathBuf::from(value("--html")?)),
+            "--follow" => options.follow = true,
+            flag if flag.starts_with('-') => {
+                return Err(format!("unknown option {flag}; see --help"));
+            }
+            file => options.files.push(PathBuf::from(file)),
+        }
+    }
+    if options.files.is_empty() {
+        return Err("no file given; see --help".to_owned());
+    }
+    if options.follow && (options.summary || options.html.is_some()) {
+        return Err("--follow prints trees; it does not go with --summary or --html".to_owned());
+    }
+    Ok(options)
+}
+
+impl Options {
+    fn filters(&self) -> bool {
+        self.trace.is_some()
+            || self.workflow.is_some()
+            || self.status.is_some()
+            || self.min_duration.is_some()
+    }
+
+    fn keeps(&self, trace: &Trace) -> bool {
+        if let Some(prefix) = &self.trace
+            && !trace.id().to_string().starts_with(prefix.as_str())
+        {
+            return false;
+        }
+        if let Some(name) = &self.workflow
+            && !trace
+                .spans
+                .iter()
+                .any(|span| span.kind == Kind::Workflow && span.name == *name)
+        {
+            return false;
+        }
+        if let Some(ok) = self.status
+            && trace.spans.iter().any(|span| span.error.is_some()) == ok
+        {
+            return false;
+        }
+        if let Some(minimum) = self.min_duration {
+            let start = trace.spans.iter().map(|span| span.start).min().unwrap_or(0);
+            let end = trace.spans.iter().map(|span| span.end).max().unwrap_or(0);
+            if end - start < minimum {
+                return false;
+            }
+        }
+        true
+    }
+}
+
+/// Spans grouped by trace, in the order traces were first seen.
+#[derive(Default)]
+struct Traces {
+    order: Vec<TraceId>,
+    by_id: HashMap<TraceId, Trace>,
+    dropped: u64,
+}
+
+impl Traces {
+    fn add(&mut self, span: Span) {
+        let trace = self.by_id.entry(span.trace).or_insert_with(|| {
+            self.order.push(span.trace);
+            Trace::default()
+        });
+        if trace.spans.len() >= MAX_SPANS_PER_TRACE {
+            self.dropped += 1;
+        } else {
+            trace.spans.push(span);
+        }
+    }
+
+    fn into_traces(mut self) -> Vec<Trace> {
+        self.order
+            .iter()
+            .filter_map(|id| self.by_id.remove(id))
+            .collect()
+    }
+}
+
+fn report(input: &Input, dropped: u64) {
+    if input.malformed.count > 0 {
+        eprintln!(
+            "workflow-otel-view: {} malformed lines skipped (first: {})",
+            input.malformed.count,
+            input.malformed.first.as_deref().unwrap_or_default()
+        );
+    }
+    if dropped > 0 {
+        eprintln!(
+            "workflow-otel-view: {dropped} spans left out of traces with more than {MAX_SPANS_PER_TRACE}"
+        );
+    }
+}
+
+fn run(options: Options) -> Result<(), String> {
+    let mut input = Input::open(&options.files).map_err(|error| error.to_string())?;
+    if options.follow {
+        return follow(&options, &mut input);
+    }
+    let mut stdout = std::io::stdout().lock();
+    if options.summary && !options.filters() && options.html.is_none() {
+        // Streaming: no span is kept, whatever the input's size.
+        let mut summary = Summary::default();
+        input
+            .read(true, &mut |span| summary.add(&span))
+            .map_err(|error| error.to_string())?;
+        report(&input, 0);
+        let _ = stdout.write_all(text::summary(&summary.table()).as_bytes());
+        return Ok(());
+    }
+    let mut traces = Traces::default();
+    input
+        .read(true, &mut |span| traces.add(span))
+        .map_err(|error| error.to_string())?;
+    let dropped = traces.dropped;
+    let kept: Vec<Trace> = traces
+        .into_traces()
+        .into_iter()
+        .filter(|trace| options.keeps(trace))
+        .collect();
+    report(&input, dropped);
+    let mut summary = Summary::default();
+    for span in kept.iter().flat_map(|trace| &trace.spans) {
+        summary.add(span);
+    }
+    let rows = summary.table();
+    if let Some(path) = &options.html {
+        let page = html::page(&kept, &rows, input.malformed.count);
+        std::fs::write(path, page).map_err(|error| format!("{}: {error}", path.display()))?;
+        eprintln!(
+            "workflow-otel-view: wrote {} ({} traces, {} spans)",
+            path.display(),
+            kept.len(),
+            kept.iter().map(|trace| trace.spans.len()).sum::<usize>()
+        );
+        return Ok(());
+    }
+    if options.summary {
+        let _ = stdout.write_all(text::summary(&rows).as_bytes());
+        return Ok(());
+    }
+    for trace in &kept {
+        let _ = writeln!(stdout, "{}", text::tree(trace));
+    }
+    Ok(())
+}
+
+/// Keeps reading; a trace is printed when its root span (one without a
+/// parent) arrives, and spans of it that come later (from another
+/// process's file) are printed as its continuation.
+fn follow(options: &Options, input: &mut Input) -> Result<(), String> {
+    let mut pending: HashMap<TraceId, Trace> = HashMap::new();
+    let mut printed: HashSet<TraceId> = HashSet::new();
+    let mut stdout = std::io::stdout();
+    loop {
+        let mut ready: Vec<TraceId> = Vec::new();
+        let got = input
+            .read(false, &mut |span| {
+                let root = span.parent == SpanId::INVALID;
+                let id = span.trace;
+                let trace = pending.entry(id).or_default();
+                if trace.spans.len() < MAX_SPANS_PER_TRACE {
+                    trace.spans.push(span);
+                }
+                if root || printed.contains(&id) {
+                    ready.push(id);
+                }
+            })
+            .map_err(|error| error.to_string())?;
+        ready.dedup();
+        for id in ready {
+            let Some(trace) = pending.remove(&id) else {
+                continue;
+            };
+            if !options.keeps(&trace) {
+                continue;
+            }
+            let mut text = text::tree(&trace);
+            if !printed.insert(id) {
+                text = text.replacen("trace ", "trace (continued) ", 1);
+            }
+            let _ = writeln!(stdout, "{text}");
+            let _ = stdout.flush();
+        }
+        if !got {
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let options = match parse(std::env::args().skip(1).collect()) {
+        Ok(options) => options,
+        Err(message) if message.is_empty() => {
+            print!("{HELP}");
+            return ExitCode::SUCCESS;
+        }
+        Err(message) => {
+            eprintln!("workflow-otel-view: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    match run(options) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("workflow-otel-view: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}

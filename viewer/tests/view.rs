@@ -1,0 +1,322 @@
+//! The viewer on files written by workflow-otel's own file exporter: exact
+//! trees (durations and ids masked), the summary, filters, malformed lines,
+//! a file still being written (`--follow`), and memory that stays bounded
+//! on a large input.
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use workflow_otel::{Instrumentation, JsonLinesExporter, Pipeline, child_workflow, step, workflow};
+
+const VIEWER: &str = env!("CARGO_BIN_EXE_workflow-otel-view");
+
+fn scratch(name: &str) -> PathBuf {
+    let dir =
+        std::env::temp_dir().join(format!("workflow-otel-view-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+#[derive(Debug)]
+struct Declined;
+
+impl std::fmt::Display for Declined {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "card declined")
+    }
+}
+
+#[step]
+fn validate() {}
+
+#[step]
+fn reserve(millis: u64) {
+    std::thread::sleep(Duration::from_millis(millis));
+}
+
+#[step]
+fn charge(fail: bool) -> Result<(), Declined> {
+    std::thread::sleep(Duration::from_millis(2));
+    if fail { Err(Declined) } else { Ok(()) }
+}
+
+#[child_workflow]
+fn bill(fail: bool) -> Result<(), Declined> {
+    charge(fail)
+}
+
+#[workflow]
+fn order(fail: bool) -> Result<(), Declined> {
+    validate();
+    reserve(1);
+    // The slow reservation, then the bill: the bill ends last, so the
+    // critical path runs through it.
+    reserve(5);
+    bill(fail)
+}
+
+/// Two orders, the second failing, written by the file exporter to `path`.
+fn write_orders(path: &Path) {
+    let pipeline = Pipeline::new(JsonLinesExporter::create(path).unwrap());
+    Instrumentation::new(&pipeline).run(|| {
+        order(false).unwrap();
+        order(true).unwrap_err();
+    });
+    pipeline.shutdown().unwrap();
+}
+
+fn view(arguments: &[&str]) -> (String, String) {
+    let output = Command::new(VIEWER).args(arguments).output().unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    (
+        String::from_utf8(output.stdout).unwrap(),
+        String::from_utf8(output.stderr).unwrap(),
+    )
+}
+
+/// Durations and trace ids vary from run to run: masked.
+fn masked(text: &str) -> String {
+    text.lines()
+        .map(|line| {
+            let mut out = String::new();
+            let mut rest = line;
+            while let Some(open) = rest.find('[') {
+                out.push_str(&rest[..=open]);
+                let close = rest[open..]
+                    .find(']')
+                    .map_or(rest.len(), |close| open + close);
+                out.push('T');
+                rest = &rest[close..];
+            }
+            out.push_str(rest);
+            if let Some(after) = out.strip_prefix("trace ") {
+                let fields: Vec<&str> = after.split(" · ").collect();
+                out = format!("trace <id> · {} · T · {}", fields[1], fields[3]);
+            }
+            out
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn trees_show_nesting_status_errors_and_the_critical_path() {
+    let dir = scratch("trees");
+    let file = dir.join("orders.jsonl");
+    write_orders(&file);
+    let (out, _) = view(&[file.to_str().unwrap()]);
+    assert_eq!(
+        masked(&out),
+        "\
+trace <id> · 6 spans · T · * critical path
+* workflow order [T] ✓
+  ├── step validate [T] ✓
+  ├── step reserve [T] ✓
+  ├── step reserve [T] ✓
+* └── workflow bill [T] ✓
+*     └── step charge [T] ✓
+
+trace <id> · 6 spans · T · * critical path
+* workflow order [T] ✗ card declined
+  ├── step validate [T] ✓
+  ├── step reserve [T] ✓
+  ├── step reserve [T] ✓
+* └── workflow bill [T] ✗ card declined
+*     └── step charge [T] ✗ card declined
+"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn filters_pick_traces() {
+    let dir = scratch("filters");
+    let file = dir.join("orders.jsonl");
+    write_orders(&file);
+    let path = file.to_str().unwrap();
+    let count = |out: &str| {
+        out.lines()
+            .filter(|line| line.starts_with("trace "))
+            .count()
+    };
+    assert_eq!(count(&view(&["--status", "error", path]).0), 1);
+    assert!(
+        view(&["--status", "error", path])
+            .0
+            .contains("✗ card declined")
+    );
+    assert_eq!(count(&view(&["--status", "ok", path]).0), 1);
+    assert_eq!(count(&view(&["--workflow", "bill", path]).0), 2);
+    assert_eq!(count(&view(&["--workflow", "refund", path]).0), 0);
+    assert_eq!(count(&view(&["--min-duration", "0ms", path]).0), 2);
+    assert_eq!(count(&view(&["--min-duration", "10m", path]).0), 0);
+    let all = view(&[path]).0;
+    let first_id = all
+        .lines()
+        .next()
+        .unwrap()
+        .split(' ')
+        .nth(1)
+        .unwrap()
+        .to_owned();
+    let only = view(&["--trace", &first_id[..8], path]).0;
+    assert_eq!(count(&only), 1);
+    assert!(only.starts_with(&format!("trace {first_id}")));
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn the_summary_counts_every_workflow_and_step() {
+    let dir = scratch("summary");
+    let file = dir.join("orders.jsonl");
+    write_orders(&file);
+    let (out, _) = view(&["--summary", file.to_str().unwrap()]);
+    let rows: Vec<Vec<&str>> = out
+        .lines()
+        .map(|line| line.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows[0],
+        [
+            "kind", "name", "count", "errors", "error", "rate", "p50", "p95", "max"
+        ]
+    );
+    let counts: Vec<(&str, &str, &str, &str, &str)> = rows[1..]
+        .iter()
+        .map(|row| (row[0], row[1], row[2], row[3], row[4]))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("workflow", "bill", "2", "1", "50.0%"),
+            ("workflow", "order", "2", "1", "50.0%"),
+            ("step", "charge", "2", "1", "50.0%"),
+            ("step", "reserve", "4", "0", "0.0%"),
+            ("step", "validate", "2", "0", "0.0%"),
+        ]
+    );
+    // Aligned: each number ends where its column's header ends.
+    let header = out.lines().next().unwrap();
+    let count_end = header.find("count").unwrap() + "count".len();
+    for line in out.lines().skip(1) {
+        let bytes = line.as_bytes();
+        assert!(bytes[count_end - 1].is_ascii_digit(), "{line}");
+        assert_eq!(bytes[count_end], b' ', "{line}");
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn malformed_lines_are_counted_and_skipped() {
+    let dir = scratch("malformed");
+    let file = dir.join("orders.jsonl");
+    write_orders(&file);
+    let written = std::fs::read_to_string(&file).unwrap().lines().count();
+    let mut append = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&file)
+        .unwrap();
+    writeln!(append, "this is not JSON").unwrap();
+    writeln!(
+        append,
+        r#"{{"resourceSpans":[{{"scopeSpans":[{{"spans":[{{"traceId":"zz"}}]}}]}}]}}"#
+    )
+    .unwrap();
+    // A last line cut short, as by a crash mid-write.
+    write!(append, r#"{{"resourceSpans":[{{"scopeSp"#).unwrap();
+    drop(append);
+    let (out, err) = view(&[file.to_str().unwrap()]);
+    assert_eq!(
+        out.lines()
+            .filter(|line| line.starts_with("trace "))
+            .count(),
+        2
+    );
+    assert!(err.contains("3 malformed lines skipped"), "{err}");
+    let first_bad = format!("orders.jsonl:{}:", written + 1);
+    assert!(err.contains(&first_bad), "{err}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn follow_prints_each_trace_when_its_root_ends() {
+    let dir = scratch("follow");
+    let file = dir.join("live.jsonl");
+    std::fs::write(&file, "").unwrap();
+    let mut child = Command::new(VIEWER)
+        .args(["--follow", file.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for round in 0..2 {
+        write_orders(&file);
+        // Two traces per round; wait for both trees (the viewer polls).
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut trees = 0;
+        while trees < 2 {
+            assert!(Instant::now() < deadline, "round {round}: {trees} trees");
+            let line = lines.next().unwrap().unwrap();
+            trees += usize::from(line.starts_with("trace ") && !line.contains("continued"));
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
+fn a_large_file_is_summarised_in_bounded_memory() {
+    let dir = scratch("large");
+    let file = dir.join("orders.jsonl");
+    write_orders(&file);
+    let lines: Vec<String> = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    let big = dir.join("big.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&big).unwrap());
+    let mut written = 0;
+    let mut copies = 0;
+    while written < 96 * 1024 * 1024 {
+        for line in &lines {
+            writeln!(out, "{line}").unwrap();
+            written += line.len() + 1;
+        }
+        copies += 1;
+    }
+    out.flush().unwrap();
+    drop(out);
+    // 96 MB of spans, summarised with 64 MB of address space at most.
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 65536 && exec {VIEWER} --summary {}",
+            big.display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let out = String::from_utf8(output.stdout).unwrap();
+    let reserve = out
+        .lines()
+        .find(|line| line.starts_with("step      reserve"))
+        .unwrap();
+    assert_eq!(
+        reserve.split_whitespace().nth(2).unwrap(),
+        (copies * 4).to_string()
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
