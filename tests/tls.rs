@@ -517,3 +517,53 @@ fn metrics_are_pushed_over_mutual_tls() {
     }
     let _ = std::fs::remove_dir_all(&certificates.dir);
 }
+
+/// The system's root certificates are trusted with no certificate given:
+/// a second process of this test binary, whose system roots
+/// (`SSL_CERT_FILE`, which rustls-native-certs reads) are the test's CA,
+/// exports to both receivers.
+#[test]
+fn system_roots_are_trusted() {
+    let certificates = certificates("system-roots");
+    let runtime = runtime();
+    let (grpc, grpc_received) = grpc_receiver(&runtime, &certificates, false);
+    let (http, http_received) = http_receiver(&runtime, &certificates, false);
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "exports_trusting_the_system_roots_alone",
+        ])
+        .env("SSL_CERT_FILE", &certificates.ca)
+        .env("TLS_TEST_GRPC", grpc.to_string())
+        .env("TLS_TEST_HTTP", http.to_string())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("1 passed"), "{stdout}");
+    delivered(&grpc_received, 3);
+    delivered(&http_received, 3);
+    let _ = std::fs::remove_dir_all(&certificates.dir);
+}
+
+#[test]
+#[ignore = "run by `system_roots_are_trusted`, in a process whose system roots are the test CA"]
+fn exports_trusting_the_system_roots_alone() {
+    for (protocol, variable) in [
+        (OtlpProtocol::Grpc, "TLS_TEST_GRPC"),
+        (OtlpProtocol::HttpProtobuf, "TLS_TEST_HTTP"),
+    ] {
+        let address: SocketAddr = std::env::var(variable).unwrap().parse().unwrap();
+        let pipeline = export(&settings(protocol, address, OtlpTls::default()), ignore);
+        assert_eq!(
+            (pipeline.exported_spans(), pipeline.dropped_spans()),
+            (3, 0),
+            "{protocol:?}"
+        );
+    }
+}
