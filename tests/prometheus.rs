@@ -307,3 +307,33 @@ fn a_real_prometheus_scrapes_counts_exemplars_and_the_dashboard() {
 fn encode_pair(key: &str, value: &str) -> String {
     format!("{}={}", encode(key), encode(value))
 }
+
+/// `OTEL_METRICS_EXPORTER=console` prints the Prometheus text at shutdown
+/// (the `logs` example chooses no metrics exporter in code).
+#[test]
+fn console_metrics_are_printed_at_shutdown() {
+    let output = Command::new(example_binary("logs"))
+        .env("OTEL_METRICS_EXPORTER", "console")
+        .env("OTEL_TRACES_EXPORTER", "none")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the logs example runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for line in [
+        "# TYPE workflow_calls_total counter",
+        "workflow_calls_total{workflow_name=\"import_batch\",outcome=\"ok\"} 3",
+        "workflow_calls_total{workflow_name=\"import_batch\",outcome=\"error\"} 1",
+        "workflow_step_calls_total{workflow_name=\"import_batch\",step_name=\"store\",outcome=\"ok\"} 3",
+        "workflow_active{workflow_name=\"import_batch\"} 0",
+    ] {
+        assert!(
+            stdout.lines().any(|found| found == line),
+            "missing `{line}` in:\n{stdout}"
+        );
+    }
+}
