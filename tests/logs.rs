@@ -257,3 +257,19 @@ fn any_text_stays_one_valid_json_line() {
     assert_eq!(line["debugged"], format!("{nasty:?}"));
     assert_eq!(line["number"], "NaN");
 }
+
+#[test]
+fn a_second_global_subscriber_is_a_setup_error() {
+    lines();
+    let error = workflow_otel::setup()
+        .environment_from(|_| None)
+        .logs(workflow_otel::logs::LogFormat::Json)
+        .try_install()
+        .expect_err("the test's subscriber is already the global one");
+    assert_eq!(error.setting, "Setup::logs");
+    assert!(error.reason.contains("already set"), "{error}");
+    assert!(
+        error.reason.contains("json_layer"),
+        "says what to do instead: {error}"
+    );
+}

@@ -320,3 +320,52 @@ fn a_large_file_is_summarised_in_bounded_memory() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+fn span_json(trace: &str, id: &str, parent: &str, name: &str, start: u64, end: u64) -> String {
+    format!(
+        r#"{{"traceId":"{trace}","spanId":"{id}","parentSpanId":"{parent}","name":"{name}","kind":1,"startTimeUnixNano":"{start}","endTimeUnixNano":"{end}","status":{{}}}}"#
+    )
+}
+
+#[test]
+fn hostile_files_are_shown_or_skipped_never_fatal() {
+    let dir = scratch("hostile");
+    let file = dir.join("hostile.jsonl");
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let spans = [
+        // Two spans that are each other's parent: both still shown.
+        span_json(
+            trace,
+            "00000000000000a1",
+            "00000000000000b2",
+            "cycle-a",
+            10,
+            20,
+        ),
+        span_json(
+            trace,
+            "00000000000000b2",
+            "00000000000000a1",
+            "cycle-b",
+            11,
+            19,
+        ),
+        // Ends before it starts: shown with no duration.
+        span_json(trace, "00000000000000c3", "", "backwards", 50, 5),
+    ];
+    let line = format!(
+        r#"{{"resourceSpans":[{{"resource":{{}},"scopeSpans":[{{"scope":{{"name":"x"}},"spans":[{}]}}]}}]}}"#,
+        spans.join(",")
+    );
+    let deep = format!("{}{}", "[".repeat(100_000), "]".repeat(100_000));
+    std::fs::write(&file, format!("{line}\n{deep}\n\u{0}\u{1}\n")).unwrap();
+    let (out, err) = view(&[file.to_str().unwrap()]);
+    for name in ["cycle-a", "cycle-b", "backwards"] {
+        assert!(out.contains(&format!("span {name} [")), "{name}: {out}");
+    }
+    assert!(out.contains("span backwards [0ns]"), "{out}");
+    assert!(err.contains("2 malformed lines skipped"), "{err}");
+    let html = dir.join("hostile.html");
+    view(&["--html", html.to_str().unwrap(), file.to_str().unwrap()]);
+    std::fs::remove_dir_all(&dir).unwrap();
+}
