@@ -620,3 +620,52 @@ fn the_last_push_is_bounded_by_the_shutdown_timeout() {
     assert!(took < Duration::from_secs(5), "{took:?}");
     drop(silent);
 }
+
+#[step]
+fn ask_model(fail: bool) {
+    use workflow_otel::genai::{ModelCall, Usage};
+    let call = ModelCall::chat("openai", "gpt-4o-metrics").start();
+    if fail {
+        call.fail("rate_limited", &"429 Too Many Requests");
+    } else {
+        call.finish(Usage::tokens(1_000, 100));
+    }
+}
+
+#[workflow]
+fn metered_agent() {
+    ask_model(false);
+    ask_model(false);
+    ask_model(true);
+}
+
+#[test]
+fn model_calls_add_the_genai_client_metrics() {
+    // Metrics count from the setup that turns them on.
+    endpoint();
+    use workflow_otel::genai::{Price, PriceTable};
+    let capture = Capture::new()
+        .prices(PriceTable::new("USD").model("gpt-4o-metrics", Price::per_million(2.5, 10.0)));
+    capture.run(metered_agent);
+    let (_, body) = scrape_with("application/openmetrics-text");
+    let model = "gen_ai_operation_name=\"chat\",gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-metrics\"";
+    for line in [
+        "# TYPE gen_ai_client_operation_duration_seconds histogram".to_owned(),
+        "# UNIT gen_ai_client_operation_duration_seconds seconds".to_owned(),
+        format!("gen_ai_client_operation_duration_seconds_count{{{model}}} 2"),
+        format!("gen_ai_client_operation_duration_seconds_count{{{model},error_type=\"rate_limited\"}} 1"),
+        // The conventions' token buckets: 1,000 input tokens fall in
+        // (256, 1024], 100 output tokens in (64, 256].
+        format!("gen_ai_client_token_usage_bucket{{{model},gen_ai_token_type=\"input\",le=\"256\"}} 0"),
+        format!("gen_ai_client_token_usage_bucket{{{model},gen_ai_token_type=\"input\",le=\"1024\"}} 2"),
+        format!("gen_ai_client_token_usage_bucket{{{model},gen_ai_token_type=\"output\",le=\"64\"}} 0"),
+        format!("gen_ai_client_token_usage_bucket{{{model},gen_ai_token_type=\"output\",le=\"256\"}} 2"),
+        format!("gen_ai_client_token_usage_sum{{{model},gen_ai_token_type=\"input\"}} 2000"),
+        // 2 × (1,000 × 2.5 + 100 × 10) / 1,000,000 USD.
+        "workflow_gen_ai_cost_total{gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-metrics\",currency=\"USD\"} 0.007".to_owned(),
+    ] {
+        assert!(body.lines().any(|found| found == line), "missing `{line}` in:\n{body}");
+    }
+    // The failed call used no tokens: it has no token series.
+    assert!(!body.contains("error_type=\"rate_limited\",gen_ai_token_type"));
+}

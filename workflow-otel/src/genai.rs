@@ -263,6 +263,23 @@ impl ActiveModelCall {
         if let Some(owner) = &owner {
             owner.with_ancestors(|totals| totals.add_call(&counted));
         }
+        crate::metrics::genai::record(&crate::metrics::genai::ModelCallRecord {
+            operation: &self.call.operation,
+            provider: &self.call.provider,
+            model: &self.call.request_model,
+            error_type: match &ending {
+                Ending::Failed(error_type, _) => Some(error_type),
+                Ending::Finished(_) => None,
+            },
+            duration: ended.duration_since(self.started).unwrap_or_default(),
+            tokens: match &ending {
+                Ending::Finished(usage) => Some((usage.input_tokens, usage.output_tokens)),
+                Ending::Failed(..) => None,
+            },
+            cost: counted.cost.as_ref().map(|(nanos, currency)| {
+                (*nanos as f64 / crate::record::usage::NANOS, &**currency)
+            }),
+        });
         // With the attributes' `instrument` feature off, nothing is recorded,
         // as for the attributes themselves; the totals above still add up.
         let Some(instrumentation) = instrumentation.filter(|_| cfg!(feature = "instrument")) else {

@@ -9,6 +9,7 @@ use std::time::UNIX_EPOCH;
 
 use opentelemetry::KeyValue;
 
+use crate::metrics::genai::{DURATION_BUCKETS, Histogram, ModelSeries, TOKEN_BUCKETS};
 use crate::metrics::series::{self, Exemplar, Outcome, SeriesKind, SeriesSnapshot};
 use crate::record::ids::Calibration;
 
@@ -45,6 +46,8 @@ impl Format {
 pub(crate) struct Snapshot {
     pub(crate) bounds: Vec<f64>,
     pub(crate) series: Vec<SeriesSnapshot>,
+    /// Model calls' series.
+    pub(crate) models: Vec<ModelSeries>,
 }
 
 /// Reads every series; empty while metrics are off.
@@ -54,6 +57,7 @@ pub(crate) fn snapshot() -> Snapshot {
     };
     let calibration = Calibration::now();
     Snapshot {
+        models: crate::metrics::genai::snapshot(),
         bounds: state.bounds_seconds.clone(),
         series: state
             .series()
@@ -167,10 +171,137 @@ pub(crate) fn encode(snapshot: &Snapshot, format: Format, resource: &[KeyValue])
             );
         }
     }
+    model_families(&mut out, format, &snapshot.models);
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
     }
     out
+}
+
+/// A model series' labels, as Prometheus names them.
+fn model_labels(series: &ModelSeries) -> Vec<(&'static str, &str)> {
+    let mut labels = vec![
+        ("gen_ai_operation_name", series.operation.as_str()),
+        ("gen_ai_provider_name", series.provider.as_str()),
+        ("gen_ai_request_model", series.model.as_str()),
+    ];
+    if !series.error_type.is_empty() {
+        labels.push(("error_type", series.error_type.as_str()));
+    }
+    labels
+}
+
+fn model_families(out: &mut String, format: Format, models: &[ModelSeries]) {
+    if models.is_empty() {
+        return;
+    }
+    let duration = Family {
+        kind: SeriesKind::Workflow,
+        name: "gen_ai_client_operation_duration_seconds",
+        help: "GenAI operation duration (model calls), in seconds.",
+    };
+    header(out, format, &duration, "histogram", Some("seconds"));
+    for series in models {
+        plain_histogram(
+            out,
+            duration.name,
+            &model_labels(series),
+            &DURATION_BUCKETS,
+            &series.duration,
+        );
+    }
+    let answered: Vec<&ModelSeries> = models
+        .iter()
+        .filter(|series| series.input_tokens.count > 0)
+        .collect();
+    if !answered.is_empty() {
+        let tokens = Family {
+            kind: SeriesKind::Workflow,
+            name: "gen_ai_client_token_usage",
+            help: "Tokens used by model calls, input and output.",
+        };
+        header(out, format, &tokens, "histogram", None);
+        for series in answered {
+            for (token_type, histogram) in [
+                ("input", &series.input_tokens),
+                ("output", &series.output_tokens),
+            ] {
+                let mut labels = model_labels(series);
+                labels.push(("gen_ai_token_type", token_type));
+                plain_histogram(out, tokens.name, &labels, &TOKEN_BUCKETS, histogram);
+            }
+        }
+    }
+    let priced: Vec<&ModelSeries> = models
+        .iter()
+        .filter(|series| !series.cost.is_empty())
+        .collect();
+    if !priced.is_empty() {
+        let cost = Family {
+            kind: SeriesKind::Workflow,
+            name: "workflow_gen_ai_cost",
+            help: "Cost of model calls, from the price table, in its currency.",
+        };
+        header(out, format, &cost, "counter", None);
+        for series in priced {
+            for (currency, total) in &series.cost {
+                out.push_str("workflow_gen_ai_cost_total");
+                label_set(
+                    out,
+                    &[
+                        ("gen_ai_provider_name", series.provider.as_str()),
+                        ("gen_ai_request_model", series.model.as_str()),
+                        ("currency", currency.as_str()),
+                    ],
+                );
+                let _ = writeln!(out, " {}", float(*total));
+            }
+        }
+    }
+}
+
+/// A histogram's samples with `labels` (no exemplars).
+fn plain_histogram(
+    out: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    bounds: &[f64],
+    histogram: &Histogram,
+) {
+    let mut cumulative = 0;
+    for (index, count) in histogram.buckets.iter().enumerate() {
+        cumulative += count;
+        let bound = bounds
+            .get(index)
+            .map_or_else(|| "+Inf".to_owned(), |bound| float(*bound));
+        let mut with_le = labels.to_vec();
+        with_le.push(("le", &bound));
+        out.push_str(name);
+        out.push_str("_bucket");
+        label_set(out, &with_le);
+        let _ = writeln!(out, " {cumulative}");
+    }
+    out.push_str(name);
+    out.push_str("_sum");
+    label_set(out, labels);
+    let _ = writeln!(out, " {}", float(histogram.sum));
+    out.push_str(name);
+    out.push_str("_count");
+    label_set(out, labels);
+    let _ = writeln!(out, " {}", histogram.count);
+}
+
+fn label_set(out: &mut String, labels: &[(&str, &str)]) {
+    out.push('{');
+    for (index, (name, value)) in labels.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{name}=\"");
+        escape(out, value);
+        out.push('"');
+    }
+    out.push('}');
 }
 
 fn members(snapshot: &Snapshot, kind: SeriesKind) -> Vec<&SeriesSnapshot> {

@@ -26,8 +26,20 @@
 //! `outcome` is `ok`, `error`, `panic` or `cancelled`; `error.type` is the
 //! error's type name, or `panic`, as on the span. A step's `workflow.name` is
 //! the workflow it ran in (empty outside any).
+//!
+//! Model calls ([`genai`](crate::genai)) add the GenAI conventions' client
+//! metrics, with the conventions' bucket boundaries
+//! ([`GEN_AI_DURATION_BUCKETS`], [`GEN_AI_TOKEN_BUCKETS`]), and a cost
+//! counter:
+//!
+//! | instrument (OpenTelemetry name) | Prometheus name | labels |
+//! |---|---|---|
+//! | `gen_ai.client.operation.duration` histogram, s | `gen_ai_client_operation_duration_seconds` | `gen_ai_operation_name`, `gen_ai_provider_name`, `gen_ai_request_model`, `error_type` (failed calls) |
+//! | `gen_ai.client.token.usage` histogram, {token} | `gen_ai_client_token_usage` | the same, `gen_ai_token_type` = `input` / `output` |
+//! | `workflow.gen_ai.cost` counter | `workflow_gen_ai_cost_total` | `gen_ai_provider_name`, `gen_ai_request_model`, `currency` |
 
 pub(crate) mod encode;
+pub(crate) mod genai;
 #[cfg(feature = "otlp")]
 pub(crate) mod otlp;
 pub(crate) mod periodic;
@@ -41,6 +53,9 @@ use opentelemetry::trace::SpanContext;
 use crate::record::context::WorkflowContext;
 use crate::record::ids::{self, Ticks};
 use crate::record::span::{Kind, Site};
+pub use genai::{
+    DURATION_BUCKETS as GEN_AI_DURATION_BUCKETS, TOKEN_BUCKETS as GEN_AI_TOKEN_BUCKETS,
+};
 pub use prometheus::{CLIENT_TIMEOUT, MAX_REQUEST_HEAD};
 pub use series::{EXEMPLAR_INTERVAL, MAX_ERROR_TYPES, MAX_SERIES};
 use series::{Outcome, Series, SeriesKind};

@@ -25,6 +25,10 @@ use opentelemetry_sdk::Resource;
 use crate::error::SetupError;
 use crate::export::{OtlpProtocol, OtlpSettings};
 use crate::metrics::encode::Snapshot;
+use crate::metrics::genai::{
+    DURATION_BUCKETS as GEN_AI_DURATION, Histogram as ModelHistogram, ModelSeries,
+    TOKEN_BUCKETS as GEN_AI_TOKENS,
+};
 use crate::metrics::series::{Outcome, SeriesKind, SeriesSnapshot};
 
 /// Pushes metrics to an OTLP endpoint, from a one-thread runtime of its own.
@@ -403,6 +407,7 @@ pub(crate) fn request(
             active,
         ));
     }
+    model_metrics(&mut metrics, snapshot, start, time);
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource),
@@ -417,6 +422,121 @@ pub(crate) fn request(
             }],
             ..Default::default()
         }],
+    }
+}
+
+fn model_labels(series: &ModelSeries) -> Vec<ProtoKeyValue> {
+    let mut labels = vec![
+        text("gen_ai.operation.name", &series.operation),
+        text("gen_ai.provider.name", &series.provider),
+        text("gen_ai.request.model", &series.model),
+    ];
+    if !series.error_type.is_empty() {
+        labels.push(text("error.type", &series.error_type));
+    }
+    labels
+}
+
+fn histogram_point(
+    attributes: Vec<ProtoKeyValue>,
+    bounds: &[f64],
+    histogram: &ModelHistogram,
+    (start, time): (u64, u64),
+) -> HistogramDataPoint {
+    HistogramDataPoint {
+        attributes,
+        start_time_unix_nano: start,
+        time_unix_nano: time,
+        count: histogram.count,
+        sum: Some(histogram.sum),
+        bucket_counts: histogram.buckets.clone(),
+        explicit_bounds: bounds.to_vec(),
+        ..Default::default()
+    }
+}
+
+/// The GenAI conventions' client metrics, and the cost counter.
+fn model_metrics(metrics: &mut Vec<Metric>, snapshot: &Snapshot, start: u64, time: u64) {
+    if snapshot.models.is_empty() {
+        return;
+    }
+    let times = (start, time);
+    let histogram =
+        |name: &str, description: &str, unit: &str, points: Vec<HistogramDataPoint>| Metric {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            unit: unit.to_owned(),
+            data: Some(metric::Data::Histogram(Histogram {
+                data_points: points,
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+            })),
+            ..Default::default()
+        };
+    let durations = snapshot
+        .models
+        .iter()
+        .map(|series| {
+            histogram_point(
+                model_labels(series),
+                &GEN_AI_DURATION,
+                &series.duration,
+                times,
+            )
+        })
+        .collect();
+    metrics.push(histogram(
+        "gen_ai.client.operation.duration",
+        "GenAI operation duration.",
+        "s",
+        durations,
+    ));
+    let mut tokens = Vec::new();
+    let mut costs = Vec::new();
+    for series in &snapshot.models {
+        if series.input_tokens.count > 0 {
+            for (token_type, counts) in [
+                ("input", &series.input_tokens),
+                ("output", &series.output_tokens),
+            ] {
+                let mut labels = model_labels(series);
+                labels.push(text("gen_ai.token.type", token_type));
+                tokens.push(histogram_point(labels, &GEN_AI_TOKENS, counts, times));
+            }
+        }
+        for (currency, total) in &series.cost {
+            costs.push(NumberDataPoint {
+                attributes: vec![
+                    text("gen_ai.provider.name", &series.provider),
+                    text("gen_ai.request.model", &series.model),
+                    text("currency", currency),
+                ],
+                start_time_unix_nano: start,
+                time_unix_nano: time,
+                value: Some(number_data_point::Value::AsDouble(*total)),
+                ..Default::default()
+            });
+        }
+    }
+    if !tokens.is_empty() {
+        metrics.push(histogram(
+            "gen_ai.client.token.usage",
+            "Tokens used by model calls.",
+            "{token}",
+            tokens,
+        ));
+    }
+    if !costs.is_empty() {
+        metrics.push(Metric {
+            name: "workflow.gen_ai.cost".to_owned(),
+            description: "Cost of model calls, from the price table.".to_owned(),
+            unit: "{currency}".to_owned(),
+            data: Some(metric::Data::Sum(Sum {
+                data_points: costs,
+                aggregation_temporality: AggregationTemporality::Cumulative as i32,
+                is_monotonic: true,
+            })),
+            ..Default::default()
+        });
     }
 }
 
@@ -460,6 +580,7 @@ mod tests {
                 ],
                 failures: vec![("my::Error", 1)],
             }],
+            models: vec![],
         }
     }
 
@@ -506,6 +627,55 @@ mod tests {
             panic!("a sum");
         };
         assert!(!active.is_monotonic, "in flight goes up and down");
+    }
+
+    #[test]
+    fn model_calls_become_the_genai_client_metrics() {
+        use crate::metrics::genai::{Histogram as Counts, ModelSeries};
+        let mut snapshot = one_workflow();
+        let counts = |bounds: usize| Counts {
+            buckets: vec![0; bounds + 1],
+            sum: 0.0,
+            count: 1,
+        };
+        snapshot.models.push(ModelSeries {
+            operation: "chat".to_owned(),
+            provider: "openai".to_owned(),
+            model: "gpt-4o".to_owned(),
+            error_type: String::new(),
+            duration: counts(GEN_AI_DURATION.len()),
+            input_tokens: counts(GEN_AI_TOKENS.len()),
+            output_tokens: counts(GEN_AI_TOKENS.len()),
+            cost: vec![("USD".to_owned(), 0.25)],
+        });
+        let request = request(&snapshot, ProtoResource::default(), UNIX_EPOCH, UNIX_EPOCH);
+        let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;
+        let find = |name: &str| metrics.iter().find(|metric| metric.name == name).unwrap();
+        let Some(metric::Data::Histogram(duration)) =
+            &find("gen_ai.client.operation.duration").data
+        else {
+            panic!("a histogram");
+        };
+        assert_eq!(
+            duration.data_points[0].explicit_bounds,
+            GEN_AI_DURATION.to_vec()
+        );
+        let Some(metric::Data::Histogram(tokens)) = &find("gen_ai.client.token.usage").data else {
+            panic!("a histogram");
+        };
+        assert_eq!(tokens.data_points.len(), 2, "input and output");
+        assert_eq!(
+            tokens.data_points[0].explicit_bounds,
+            GEN_AI_TOKENS.to_vec()
+        );
+        assert_eq!(find("gen_ai.client.token.usage").unit, "{token}");
+        let Some(metric::Data::Sum(cost)) = &find("workflow.gen_ai.cost").data else {
+            panic!("a sum");
+        };
+        assert_eq!(
+            cost.data_points[0].value,
+            Some(number_data_point::Value::AsDouble(0.25))
+        );
     }
 
     #[test]
