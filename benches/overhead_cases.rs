@@ -237,6 +237,29 @@ fn workflow_otel_case_with(
 
 type Factory = Box<dyn FnOnce() -> Case>;
 
+/// A metrics exporter that keeps nothing: the reference case measures the
+/// cost of recording, not of export.
+#[derive(Debug)]
+struct DiscardMetrics;
+
+impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for DiscardMetrics {
+    fn export(
+        &self,
+        _: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> impl Future<Output = OTelSdkResult> + Send {
+        std::future::ready(Ok(()))
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        opentelemetry_sdk::metrics::Temporality::Cumulative
+    }
+}
+
 /// A writer that counts the lines written through it and keeps none.
 #[derive(Clone, Default)]
 struct CountingLines(Arc<AtomicU64>);
@@ -480,6 +503,45 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
                     tracing::Dispatch::new(subscriber),
                     logging_alone,
                 )
+            }),
+        ),
+        (
+            "otel SDK histogram record, 2 attributes (reference)",
+            Box::new(|| {
+                use opentelemetry::metrics::MeterProvider as _;
+                // What recording a step's duration through the SDK would
+                // cost the caller: one `record` with the labels metrics use.
+                let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+                    .with_reader(
+                        opentelemetry_sdk::metrics::PeriodicReader::builder(DiscardMetrics)
+                            .with_interval(Duration::from_secs(3600))
+                            .build(),
+                    )
+                    .build();
+                let histogram = provider
+                    .meter("bench")
+                    .f64_histogram("workflow.step.duration")
+                    .build();
+                Case {
+                    name: "otel SDK histogram record, 2 attributes (reference)",
+                    spans_per_iteration: 1,
+                    spans_per_run: 0,
+                    run: Box::new(move |iterations| {
+                        for i in 0..iterations {
+                            histogram.record(
+                                black_box(i as f64 * 1e-6),
+                                &[
+                                    opentelemetry::KeyValue::new("workflow.name", "orders"),
+                                    opentelemetry::KeyValue::new("step.name", "reserve"),
+                                ],
+                            );
+                        }
+                        let _ = &provider;
+                    }),
+                    delivered: Box::new(|| 0),
+                    records: false,
+                    roots_every: 0,
+                }
             }),
         ),
         (
