@@ -39,7 +39,7 @@ pub(crate) fn installed() {
 }
 
 /// Exports every span ended so far through the installed pipeline (and pushes
-/// metrics, if they are pushed) and waits
+/// metrics and log records, if they are exported) and waits
 /// for the exporter, at most the pipeline's shutdown timeout (5 s by
 /// default). For programs that keep the guard where it is never dropped (a
 /// `static`) or that leave through [`std::process::exit`]: both are flushed
@@ -59,4 +59,6 @@ pub fn flush() {
         eprintln!("workflow-otel: flush failed: {error}");
     }
     crate::metrics::periodic::flush_current();
+    #[cfg(feature = "logs")]
+    crate::setup::logs::flush_current();
 }

@@ -16,6 +16,23 @@ use crate::logs::export::LogAccounts;
 use crate::logs::{LogFormat, SpanEvents, json_layer, readable_layer};
 use crate::setup::env::{EnvSettings, LogExporterKind};
 
+/// The logger provider `setup()` installed, for [`crate::flush`] and the
+/// exit handler; cleared when its guard shuts it down.
+static CURRENT: std::sync::Mutex<Option<SdkLoggerProvider>> = std::sync::Mutex::new(None);
+
+/// Exports the log records emitted so far, if OTLP logs are installed.
+pub(crate) fn flush_current() {
+    let provider = CURRENT
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .clone();
+    if let Some(provider) = provider
+        && let Err(error) = provider.force_flush()
+    {
+        eprintln!("workflow-otel: flushing log records failed: {error}");
+    }
+}
+
 /// What code asked for; the environment fills in the rest.
 #[derive(Debug, Default)]
 pub(crate) struct LogsChoice {
@@ -43,6 +60,9 @@ impl RunningLogs {
     /// Exports what is left within `timeout`, then says how many records
     /// never reached the backend.
     pub(crate) fn shutdown(&mut self, timeout: Duration) {
+        *CURRENT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = None;
         if let Some(provider) = self.provider.take() {
             let _ = provider.shutdown_with_timeout(timeout);
         }
@@ -97,6 +117,9 @@ pub(crate) fn start(
     let mut running = RunningLogs::default();
     let bridge = if otlp {
         let (provider, accounts) = otlp_provider(env, resource)?;
+        *CURRENT
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(provider.clone());
         let bridge =
             opentelemetry_appender_tracing::layer::OpenTelemetryTracingBridge::new(&provider);
         running.provider = Some(provider);
