@@ -36,6 +36,13 @@
 //! `testing`) one that keeps spans for assertions. With no instrumentation in effect nothing is
 //! recorded, and [`current_workflow`] still works.
 //!
+//! The same calls give metrics ([`metrics`]: duration histograms with
+//! exemplars, calls by outcome, failures, workflows in flight, served to
+//! Prometheus or pushed over OTLP) and, with the `logs` feature, log lines
+//! that carry the trace and workflow (`logs`). The `workflow-otel-view`
+//! binary in the repository shows JSON-lines span files as trees, a summary
+//! or an HTML waterfall.
+//!
 //! # What the attributes expand to
 //!
 //! ```text
