@@ -20,12 +20,7 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::{
-    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use opentelemetry_proto::tonic::common::v1::{KeyValue as ProtoKeyValue, any_value};
 use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
@@ -35,8 +30,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use rotel::start_rotel;
 use support::{
-    GrpcReceiver, Received, Tee, checkout, export_checkout, normalized, resource, span_count,
-    take_received,
+    GrpcReceiver, MetricsReceived, MetricsReceiver, Received, Tee, checkout, export_checkout,
+    normalized, resource, serve_grpc, span_count, take_received,
 };
 use workflow_otel::{
     Instrumentation, JsonLinesExporter, OtlpExporter, OtlpProtocol, OtlpSettings, Pipeline,
@@ -45,20 +40,14 @@ use workflow_otel::{
 
 fn start_receiver(runtime: &tokio::runtime::Runtime) -> (SocketAddr, Received) {
     let received = Received::default();
-    let address = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(
-                    // rotel forwards gzip-compressed.
-                    TraceServiceServer::new(GrpcReceiver(received.clone()))
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        address
-    });
+    let address = serve_grpc(
+        runtime,
+        tonic::transport::Server::builder().add_service(
+            // rotel forwards gzip-compressed.
+            TraceServiceServer::new(GrpcReceiver(received.clone()))
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        ),
+    );
     (address, received)
 }
 
@@ -251,40 +240,15 @@ fn a_collector_killed_mid_run_costs_exactly_the_spans_sent_after() {
 /// Exemplars' trace and span ids.
 type Exemplars = Vec<(Vec<u8>, Vec<u8>)>;
 
-/// Metrics requests as they arrive, with how they were encoded.
-type MetricsReceived = Arc<Mutex<Vec<(String, ExportMetricsServiceRequest)>>>;
-
-struct MetricsReceiver(MetricsReceived);
-
-#[tonic::async_trait]
-impl MetricsService for MetricsReceiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportMetricsServiceRequest>,
-    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-        self.0
-            .lock()
-            .unwrap()
-            .push(("grpc".to_owned(), request.into_inner()));
-        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-    }
-}
-
 fn start_metrics_receiver(runtime: &tokio::runtime::Runtime) -> (SocketAddr, MetricsReceived) {
     let received = MetricsReceived::default();
-    let address = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(
-                    MetricsServiceServer::new(MetricsReceiver(received.clone()))
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        address
-    });
+    let address = serve_grpc(
+        runtime,
+        tonic::transport::Server::builder().add_service(
+            MetricsServiceServer::new(MetricsReceiver(received.clone()))
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        ),
+    );
     (address, received)
 }
 

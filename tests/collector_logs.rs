@@ -11,66 +11,41 @@
 mod examples;
 #[path = "support/rotel.rs"]
 mod rotel;
+mod support;
 
 use std::collections::HashMap;
 use std::io::BufReader;
 use std::net::SocketAddr;
 use std::process::Command;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use examples::example_binary;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::logs::v1::{
-    ExportLogsServiceRequest, ExportLogsServiceResponse,
-};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsServiceServer;
 use opentelemetry_proto::tonic::common::v1::any_value;
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use rotel::start_rotel;
+use support::{LogsReceived, LogsReceiver, serve_grpc};
 use workflow_otel::read_json_lines;
 
-type Received = Arc<Mutex<Vec<ExportLogsServiceRequest>>>;
-
-struct Receiver(Received);
-
-#[tonic::async_trait]
-impl LogsService for Receiver {
-    async fn export(
-        &self,
-        request: tonic::Request<ExportLogsServiceRequest>,
-    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
-        self.0.lock().unwrap().push(request.into_inner());
-        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
-    }
-}
-
-fn start_receiver(runtime: &tokio::runtime::Runtime) -> (SocketAddr, Received) {
-    let received = Received::default();
-    let address = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        tokio::spawn(
-            tonic::transport::Server::builder()
-                .add_service(
-                    LogsServiceServer::new(Receiver(received.clone()))
-                        .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
-                )
-                .serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        address
-    });
+fn start_receiver(runtime: &tokio::runtime::Runtime) -> (SocketAddr, LogsReceived) {
+    let received = LogsReceived::default();
+    let address = serve_grpc(
+        runtime,
+        tonic::transport::Server::builder().add_service(
+            LogsServiceServer::new(LogsReceiver(received.clone()))
+                .accept_compressed(tonic::codec::CompressionEncoding::Gzip),
+        ),
+    );
     (address, received)
 }
 
 /// The records forwarded for `service`.
-fn records_of(received: &Received, service: &str) -> Vec<LogRecord> {
+fn records_of(received: &LogsReceived, service: &str) -> Vec<LogRecord> {
     received
         .lock()
         .unwrap()
         .iter()
-        .flat_map(|request| &request.resource_logs)
+        .flat_map(|(_, request)| &request.resource_logs)
         .filter(|logs| {
             logs.resource.as_ref().is_some_and(|resource| {
                 resource.attributes.iter().any(|attribute| {

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
-use support::{GrpcReceiver, Received, span_count};
+use support::{GrpcReceiver, MetricsReceived, MetricsReceiver, Received, serve_grpc, span_count};
 use workflow_otel::{
     DropReport, Instrumentation, OtlpExporter, OtlpProtocol, OtlpSettings, OtlpTls, Pipeline,
     PipelineConfig,
@@ -92,18 +92,13 @@ fn grpc_receiver(
             &certificates.ca_pem,
         ));
     }
-    let address = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = tonic::transport::Server::builder()
+    let address = serve_grpc(
+        runtime,
+        tonic::transport::Server::builder()
             .tls_config(tls)
             .unwrap()
-            .add_service(TraceServiceServer::new(GrpcReceiver(received.clone())));
-        tokio::spawn(
-            server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        address
-    });
+            .add_service(TraceServiceServer::new(GrpcReceiver(received.clone()))),
+    );
     (address, received)
 }
 
@@ -405,15 +400,6 @@ fn bad_certificate_files_are_setup_errors() {
     let _ = std::fs::remove_dir_all(&certificates.dir);
 }
 
-type MetricsReceived = Arc<
-    std::sync::Mutex<
-        Vec<(
-            String,
-            opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest,
-        )>,
-    >,
->;
-
 #[workflow_otel::workflow]
 fn tls_metered() {}
 
@@ -421,26 +407,7 @@ fn tls_metered() {}
 /// there too, over gRPC and HTTP.
 #[test]
 fn metrics_are_pushed_over_mutual_tls() {
-    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-        MetricsService, MetricsServiceServer,
-    };
-    use opentelemetry_proto::tonic::collector::metrics::v1::{
-        ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    };
-    struct Receiver(MetricsReceived);
-    #[tonic::async_trait]
-    impl MetricsService for Receiver {
-        async fn export(
-            &self,
-            request: tonic::Request<ExportMetricsServiceRequest>,
-        ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
-            self.0
-                .lock()
-                .unwrap()
-                .push(("grpc".to_owned(), request.into_inner()));
-            Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
-        }
-    }
+    use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
     let certificates = certificates("metrics");
     let runtime = runtime();
     let received = MetricsReceived::default();
@@ -452,18 +419,13 @@ fn metrics_are_pushed_over_mutual_tls() {
         .client_ca_root(tonic::transport::Certificate::from_pem(
             &certificates.ca_pem,
         ));
-    let grpc = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let address = listener.local_addr().unwrap();
-        let server = tonic::transport::Server::builder()
+    let grpc = serve_grpc(
+        &runtime,
+        tonic::transport::Server::builder()
             .tls_config(tls)
             .unwrap()
-            .add_service(MetricsServiceServer::new(Receiver(received.clone())));
-        tokio::spawn(
-            server.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
-        );
-        address
-    });
+            .add_service(MetricsServiceServer::new(MetricsReceiver(received.clone()))),
+    );
     let http = {
         let received = received.clone();
         tls_relay(&runtime, &certificates, true, move |listener| {

@@ -8,6 +8,14 @@ use std::sync::{Arc, Mutex};
 
 use http_body_util::BodyExt as _;
 use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::LogsService;
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsService;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceService;
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
@@ -78,8 +86,28 @@ pub fn export_checkout<E: SpanExporter + 'static>(exporter: E, resource: Resourc
     assert_eq!(pipeline.dropped_spans(), 0);
 }
 
-pub type Received = Arc<Mutex<Vec<(String, ExportTraceServiceRequest)>>>;
+/// Requests as they arrived, each with how it was encoded.
+pub type Requests<T> = Arc<Mutex<Vec<(String, T)>>>;
 
+pub type Received = Requests<ExportTraceServiceRequest>;
+pub type MetricsReceived = Requests<ExportMetricsServiceRequest>;
+pub type LogsReceived = Requests<ExportLogsServiceRequest>;
+
+/// Keeps `request` with its `grpc-encoding`.
+fn keep<T>(requests: &Requests<T>, request: tonic::Request<T>) {
+    let encoding = request
+        .metadata()
+        .get("grpc-encoding")
+        .and_then(|value| value.to_str().ok())
+        .unwrap_or("identity")
+        .to_owned();
+    requests
+        .lock()
+        .unwrap()
+        .push((encoding, request.into_inner()));
+}
+
+/// An OTLP/gRPC receiver of spans (and, below, of metrics and of logs).
 pub struct GrpcReceiver(pub Received);
 
 #[tonic::async_trait]
@@ -88,20 +116,52 @@ impl TraceService for GrpcReceiver {
         &self,
         request: tonic::Request<ExportTraceServiceRequest>,
     ) -> Result<tonic::Response<ExportTraceServiceResponse>, tonic::Status> {
-        let encoding = request
-            .metadata()
-            .get("grpc-encoding")
-            .and_then(|value| value.to_str().ok())
-            .unwrap_or("identity")
-            .to_owned();
-        self.0
-            .lock()
-            .unwrap()
-            .push((encoding, request.into_inner()));
+        keep(&self.0, request);
         Ok(tonic::Response::new(ExportTraceServiceResponse {
             partial_success: None,
         }))
     }
+}
+
+pub struct MetricsReceiver(pub MetricsReceived);
+
+#[tonic::async_trait]
+impl MetricsService for MetricsReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportMetricsServiceRequest>,
+    ) -> Result<tonic::Response<ExportMetricsServiceResponse>, tonic::Status> {
+        keep(&self.0, request);
+        Ok(tonic::Response::new(ExportMetricsServiceResponse::default()))
+    }
+}
+
+pub struct LogsReceiver(pub LogsReceived);
+
+#[tonic::async_trait]
+impl LogsService for LogsReceiver {
+    async fn export(
+        &self,
+        request: tonic::Request<ExportLogsServiceRequest>,
+    ) -> Result<tonic::Response<ExportLogsServiceResponse>, tonic::Status> {
+        keep(&self.0, request);
+        Ok(tonic::Response::new(ExportLogsServiceResponse::default()))
+    }
+}
+
+/// Serves `router` (gRPC receivers) on a free loopback port, on `runtime`.
+pub fn serve_grpc(
+    runtime: &tokio::runtime::Runtime,
+    router: tonic::transport::server::Router,
+) -> std::net::SocketAddr {
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(
+            router.serve_with_incoming(tokio_stream::wrappers::TcpListenerStream::new(listener)),
+        );
+        address
+    })
 }
 
 /// Answers `POST /v1/traces` as an OTLP/HTTP collector does, decoding the body
