@@ -13,24 +13,15 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use workflow_otel::{Instrumentation, JsonLinesExporter, Pipeline, PipelineConfig, step, workflow};
+mod support;
 
-const VIEWER: &str = env!("CARGO_BIN_EXE_workflow-otel-view");
+use support::{Declined, scratch, view};
+use workflow_otel::{Instrumentation, JsonLinesExporter, Pipeline, PipelineConfig, step, workflow};
 
 fn target() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target"))
-}
-
-fn scratch(name: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "workflow-otel-browser-{name}-{}",
-        std::process::id()
-    ));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn chromium() -> String {
@@ -80,13 +71,7 @@ fn dom(file: &Path, hash: &str) -> String {
 }
 
 fn viewer(arguments: &[&str]) -> String {
-    let output = Command::new(VIEWER).args(arguments).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8(output.stdout).unwrap()
+    view(arguments).0
 }
 
 /// Every `name="value"` attribute of the elements whose class starts with
@@ -131,15 +116,6 @@ fn text_rows(tree: &str) -> Vec<(usize, String, bool, bool)> {
             (depth, name, line.contains(" ✗ "), critical)
         })
         .collect()
-}
-
-#[derive(Debug)]
-struct Declined;
-
-impl std::fmt::Display for Declined {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "card declined")
-    }
 }
 
 #[step]

@@ -4,30 +4,14 @@
 //! on a large input.
 
 use std::io::{BufRead, BufReader, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod support;
+
+use support::{Declined, VIEWER, scratch, view};
 use workflow_otel::{Instrumentation, JsonLinesExporter, Pipeline, child_workflow, step, workflow};
-
-const VIEWER: &str = env!("CARGO_BIN_EXE_workflow-otel-view");
-
-fn scratch(name: &str) -> PathBuf {
-    let dir =
-        std::env::temp_dir().join(format!("workflow-otel-view-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-#[derive(Debug)]
-struct Declined;
-
-impl std::fmt::Display for Declined {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "card declined")
-    }
-}
 
 #[step]
 fn validate() {}
@@ -66,19 +50,6 @@ fn write_orders(path: &Path) {
         order(true).unwrap_err();
     });
     pipeline.shutdown().unwrap();
-}
-
-fn view(arguments: &[&str]) -> (String, String) {
-    let output = Command::new(VIEWER).args(arguments).output().unwrap();
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    (
-        String::from_utf8(output.stdout).unwrap(),
-        String::from_utf8(output.stderr).unwrap(),
-    )
 }
 
 /// Durations and trace ids vary from run to run: masked.
