@@ -9,8 +9,8 @@ use std::time::UNIX_EPOCH;
 
 use opentelemetry::KeyValue;
 
-use crate::metrics::genai::{DURATION_BUCKETS, Histogram, ModelSeries, TOKEN_BUCKETS};
-use crate::metrics::series::{self, Exemplar, Outcome, SeriesKind, SeriesSnapshot};
+use crate::metrics::genai::{DURATION_BUCKETS, ModelSeries, TOKEN_BUCKETS};
+use crate::metrics::series::{self, Exemplar, Histogram, Outcome, SeriesKind, SeriesSnapshot};
 use crate::record::ids::Calibration;
 
 /// The two formats a scraper can ask for.
@@ -67,93 +67,118 @@ pub(crate) fn snapshot() -> Snapshot {
     }
 }
 
+/// A metric family: its name (without `_total`) and its help text.
 struct Family {
-    kind: SeriesKind,
     name: &'static str,
     help: &'static str,
 }
 
 const WORKFLOW_DURATION: Family = Family {
-    kind: SeriesKind::Workflow,
     name: "workflow_duration_seconds",
     help: "Duration of workflow runs (root and child workflows), in seconds.",
 };
 const STEP_DURATION: Family = Family {
-    kind: SeriesKind::Step,
     name: "workflow_step_duration_seconds",
     help: "Duration of step calls, in seconds.",
 };
 const WORKFLOW_CALLS: Family = Family {
-    kind: SeriesKind::Workflow,
     name: "workflow_calls",
     help: "Workflow runs by outcome (ok, error, panic, cancelled).",
 };
 const STEP_CALLS: Family = Family {
-    kind: SeriesKind::Step,
     name: "workflow_step_calls",
     help: "Step calls by outcome (ok, error, panic, cancelled).",
 };
 const WORKFLOW_FAILURES: Family = Family {
-    kind: SeriesKind::Workflow,
     name: "workflow_failures",
     help: "Failed workflow runs by error type.",
 };
 const STEP_FAILURES: Family = Family {
-    kind: SeriesKind::Step,
     name: "workflow_step_failures",
     help: "Failed step calls by error type.",
 };
 const WORKFLOW_ACTIVE: Family = Family {
-    kind: SeriesKind::Workflow,
     name: "workflow_active",
     help: "Workflow runs in flight.",
 };
+const MODEL_DURATION: Family = Family {
+    name: "gen_ai_client_operation_duration_seconds",
+    help: "GenAI operation duration (model calls), in seconds.",
+};
+const MODEL_TOKENS: Family = Family {
+    name: "gen_ai_client_token_usage",
+    help: "Tokens used by model calls, input and output.",
+};
+const MODEL_COST: Family = Family {
+    name: "workflow_gen_ai_cost",
+    help: "Cost of model calls, from the price table, in its currency.",
+};
+
+type Labels<'a> = Vec<(&'static str, &'a str)>;
 
 /// The exposition of `snapshot` in `format`, with the resource as `target_info`.
 pub(crate) fn encode(snapshot: &Snapshot, format: Format, resource: &[KeyValue]) -> String {
     let mut out = String::with_capacity(1024 + snapshot.series.len() * 2048);
     target_info(&mut out, format, resource);
-    for family in [WORKFLOW_DURATION, STEP_DURATION] {
-        histogram(&mut out, format, &family, snapshot);
-    }
-    for family in [WORKFLOW_CALLS, STEP_CALLS] {
-        let members = members(snapshot, family.kind);
+    let kinds = [
+        (
+            SeriesKind::Workflow,
+            WORKFLOW_DURATION,
+            WORKFLOW_CALLS,
+            WORKFLOW_FAILURES,
+        ),
+        (SeriesKind::Step, STEP_DURATION, STEP_CALLS, STEP_FAILURES),
+    ];
+    for (kind, duration, _, _) in &kinds {
+        let members = members(snapshot, *kind);
         if members.is_empty() {
             continue;
         }
-        header(&mut out, format, &family, "counter", None);
+        header(&mut out, format, duration, "histogram", Some("seconds"));
+        for series in members {
+            let exemplars = (format == Format::OpenMetrics).then_some(&series.exemplars[..]);
+            write_histogram(
+                &mut out,
+                duration.name,
+                &series_labels(series),
+                &snapshot.bounds,
+                &series.duration,
+                exemplars,
+            );
+        }
+    }
+    for (kind, _, calls, _) in &kinds {
+        let members = members(snapshot, *kind);
+        if members.is_empty() {
+            continue;
+        }
+        header(&mut out, format, calls, "counter", None);
         for series in members {
             for outcome in Outcome::ALL {
+                let labels = with(series_labels(series), ("outcome", outcome.as_str()));
                 sample(
                     &mut out,
-                    family.name,
+                    calls.name,
                     "_total",
-                    series,
-                    &[("outcome", outcome.as_str())],
+                    &labels,
                     series.outcomes[outcome as usize],
                 );
             }
         }
     }
-    for family in [WORKFLOW_FAILURES, STEP_FAILURES] {
-        let members: Vec<_> = members(snapshot, family.kind)
+    for (kind, _, _, failures) in &kinds {
+        let members: Vec<_> = members(snapshot, *kind)
             .into_iter()
             .filter(|series| !series.failures.is_empty())
             .collect();
         if members.is_empty() {
             continue;
         }
-        header(&mut out, format, &family, "counter", None);
+        header(&mut out, format, failures, "counter", None);
         for series in members {
             for (error_type, count) in &series.failures {
-                sample(
-                    &mut out,
-                    family.name,
-                    "_total",
-                    series,
-                    &[("error_type", error_type)],
-                    *count,
-                );
+                let labels = with(series_labels(series), ("error_type", error_type));
+                sample(&mut out, failures.name, "_total", &labels, *count);
             }
         }
     }
@@ -165,8 +190,7 @@ pub(crate) fn encode(snapshot: &Snapshot, format: Format, resource: &[KeyValue])
                 &mut out,
                 WORKFLOW_ACTIVE.name,
                 "",
-                series,
-                &[],
+                &series_labels(series),
                 series.active,
             );
         }
@@ -178,8 +202,17 @@ pub(crate) fn encode(snapshot: &Snapshot, format: Format, resource: &[KeyValue])
     out
 }
 
+/// A workflow or step series' labels, as Prometheus names them.
+fn series_labels(series: &SeriesSnapshot) -> Labels<'_> {
+    let mut labels = vec![("workflow_name", series.workflow)];
+    if series.kind == SeriesKind::Step {
+        labels.push(("step_name", series.step));
+    }
+    labels
+}
+
 /// A model series' labels, as Prometheus names them.
-fn model_labels(series: &ModelSeries) -> Vec<(&'static str, &str)> {
+fn model_labels(series: &ModelSeries) -> Labels<'_> {
     let mut labels = vec![
         ("gen_ai_operation_name", series.operation.as_str()),
         ("gen_ai_provider_name", series.provider.as_str()),
@@ -191,23 +224,24 @@ fn model_labels(series: &ModelSeries) -> Vec<(&'static str, &str)> {
     labels
 }
 
+fn with<'a>(mut labels: Labels<'a>, label: (&'static str, &'a str)) -> Labels<'a> {
+    labels.push(label);
+    labels
+}
+
 fn model_families(out: &mut String, format: Format, models: &[ModelSeries]) {
     if models.is_empty() {
         return;
     }
-    let duration = Family {
-        kind: SeriesKind::Workflow,
-        name: "gen_ai_client_operation_duration_seconds",
-        help: "GenAI operation duration (model calls), in seconds.",
-    };
-    header(out, format, &duration, "histogram", Some("seconds"));
+    header(out, format, &MODEL_DURATION, "histogram", Some("seconds"));
     for series in models {
-        plain_histogram(
+        write_histogram(
             out,
-            duration.name,
+            MODEL_DURATION.name,
             &model_labels(series),
             &DURATION_BUCKETS,
             &series.duration,
+            None,
         );
     }
     let answered: Vec<&ModelSeries> = models
@@ -215,20 +249,21 @@ fn model_families(out: &mut String, format: Format, models: &[ModelSeries]) {
         .filter(|series| series.input_tokens.count > 0)
         .collect();
     if !answered.is_empty() {
-        let tokens = Family {
-            kind: SeriesKind::Workflow,
-            name: "gen_ai_client_token_usage",
-            help: "Tokens used by model calls, input and output.",
-        };
-        header(out, format, &tokens, "histogram", None);
+        header(out, format, &MODEL_TOKENS, "histogram", None);
         for series in answered {
             for (token_type, histogram) in [
                 ("input", &series.input_tokens),
                 ("output", &series.output_tokens),
             ] {
-                let mut labels = model_labels(series);
-                labels.push(("gen_ai_token_type", token_type));
-                plain_histogram(out, tokens.name, &labels, &TOKEN_BUCKETS, histogram);
+                let labels = with(model_labels(series), ("gen_ai_token_type", token_type));
+                write_histogram(
+                    out,
+                    MODEL_TOKENS.name,
+                    &labels,
+                    &TOKEN_BUCKETS,
+                    histogram,
+                    None,
+                );
             }
         }
     }
@@ -237,36 +272,29 @@ fn model_families(out: &mut String, format: Format, models: &[ModelSeries]) {
         .filter(|series| !series.cost.is_empty())
         .collect();
     if !priced.is_empty() {
-        let cost = Family {
-            kind: SeriesKind::Workflow,
-            name: "workflow_gen_ai_cost",
-            help: "Cost of model calls, from the price table, in its currency.",
-        };
-        header(out, format, &cost, "counter", None);
+        header(out, format, &MODEL_COST, "counter", None);
         for series in priced {
             for (currency, total) in &series.cost {
-                out.push_str("workflow_gen_ai_cost_total");
-                label_set(
-                    out,
-                    &[
-                        ("gen_ai_provider_name", series.provider.as_str()),
-                        ("gen_ai_request_model", series.model.as_str()),
-                        ("currency", currency.as_str()),
-                    ],
-                );
-                let _ = writeln!(out, " {}", float(*total));
+                let labels = vec![
+                    ("gen_ai_provider_name", series.provider.as_str()),
+                    ("gen_ai_request_model", series.model.as_str()),
+                    ("currency", currency.as_str()),
+                ];
+                sample(out, MODEL_COST.name, "_total", &labels, float(*total));
             }
         }
     }
 }
 
-/// A histogram's samples with `labels` (no exemplars).
-fn plain_histogram(
+/// A histogram's samples: cumulative buckets (each with its exemplar, when
+/// `exemplars` are given), the sum and the count.
+fn write_histogram(
     out: &mut String,
     name: &str,
-    labels: &[(&str, &str)],
+    labels: &[(&'static str, &str)],
     bounds: &[f64],
     histogram: &Histogram,
+    exemplars: Option<&[Option<Exemplar>]>,
 ) {
     let mut cumulative = 0;
     for (index, count) in histogram.buckets.iter().enumerate() {
@@ -274,24 +302,33 @@ fn plain_histogram(
         let bound = bounds
             .get(index)
             .map_or_else(|| "+Inf".to_owned(), |bound| float(*bound));
-        let mut with_le = labels.to_vec();
-        with_le.push(("le", &bound));
         out.push_str(name);
         out.push_str("_bucket");
-        label_set(out, &with_le);
-        let _ = writeln!(out, " {cumulative}");
+        label_set(out, &with(labels.to_vec(), ("le", &bound)));
+        let _ = write!(out, " {cumulative}");
+        if let Some(Some(exemplar)) = exemplars.and_then(|exemplars| exemplars.get(index)) {
+            write_exemplar(out, exemplar);
+        }
+        out.push('\n');
     }
-    out.push_str(name);
-    out.push_str("_sum");
-    label_set(out, labels);
-    let _ = writeln!(out, " {}", float(histogram.sum));
-    out.push_str(name);
-    out.push_str("_count");
-    label_set(out, labels);
-    let _ = writeln!(out, " {}", histogram.count);
+    sample(out, name, "_sum", labels, float(histogram.sum));
+    sample(out, name, "_count", labels, histogram.count);
 }
 
-fn label_set(out: &mut String, labels: &[(&str, &str)]) {
+fn sample(
+    out: &mut String,
+    name: &str,
+    suffix: &str,
+    labels: &[(&'static str, &str)],
+    value: impl std::fmt::Display,
+) {
+    out.push_str(name);
+    out.push_str(suffix);
+    label_set(out, labels);
+    let _ = writeln!(out, " {value}");
+}
+
+fn label_set(out: &mut String, labels: &[(&'static str, &str)]) {
     out.push('{');
     for (index, (name, value)) in labels.iter().enumerate() {
         if index > 0 {
@@ -328,40 +365,6 @@ fn header(out: &mut String, format: Format, family: &Family, kind: &str, unit: O
     }
 }
 
-fn histogram(out: &mut String, format: Format, family: &Family, snapshot: &Snapshot) {
-    let members = members(snapshot, family.kind);
-    if members.is_empty() {
-        return;
-    }
-    header(out, format, family, "histogram", Some("seconds"));
-    let name = family.name;
-    for series in members {
-        let mut cumulative = 0;
-        for (index, count) in series.buckets.iter().enumerate() {
-            cumulative += count;
-            let bound = snapshot
-                .bounds
-                .get(index)
-                .map_or_else(|| "+Inf".to_owned(), |bound| float(*bound));
-            out.push_str(name);
-            out.push_str("_bucket");
-            labels(out, series, &[("le", &bound)]);
-            let _ = write!(out, " {cumulative}");
-            if format == Format::OpenMetrics
-                && let Some(Some(exemplar)) = series.exemplars.get(index)
-            {
-                write_exemplar(out, exemplar);
-            }
-            out.push('\n');
-        }
-        out.push_str(name);
-        out.push_str("_sum");
-        labels(out, series, &[]);
-        let _ = writeln!(out, " {}", float(series.sum_seconds));
-        sample(out, name, "_count", series, &[], series.count);
-    }
-}
-
 fn write_exemplar(out: &mut String, exemplar: &Exemplar) {
     out.push_str(" # {trace_id=\"");
     hex(out, &exemplar.trace_id);
@@ -379,37 +382,6 @@ fn hex(out: &mut String, bytes: &[u8]) {
     for byte in bytes {
         let _ = write!(out, "{byte:02x}");
     }
-}
-
-fn sample(
-    out: &mut String,
-    name: &str,
-    suffix: &str,
-    series: &SeriesSnapshot,
-    extra: &[(&str, &str)],
-    value: impl std::fmt::Display,
-) {
-    out.push_str(name);
-    out.push_str(suffix);
-    labels(out, series, extra);
-    let _ = writeln!(out, " {value}");
-}
-
-fn labels(out: &mut String, series: &SeriesSnapshot, extra: &[(&str, &str)]) {
-    out.push_str("{workflow_name=\"");
-    escape(out, series.workflow);
-    out.push('"');
-    if series.kind == SeriesKind::Step {
-        out.push_str(",step_name=\"");
-        escape(out, series.step);
-        out.push('"');
-    }
-    for (name, value) in extra {
-        let _ = write!(out, ",{name}=\"");
-        escape(out, value);
-        out.push('"');
-    }
-    out.push('}');
 }
 
 /// A label value as both formats quote it.

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::time::Duration;
 
-use crate::metrics::series::{MAX_SERIES, OTHER};
+use crate::metrics::series::{Histogram, MAX_SERIES, OTHER};
 
 /// `gen_ai.client.operation.duration`'s boundaries in the conventions, seconds.
 pub const DURATION_BUCKETS: [f64; 14] = [
@@ -33,34 +33,6 @@ pub const TOKEN_BUCKETS: [f64; 14] = [
     16_777_216.0,
     67_108_864.0,
 ];
-
-/// Per-bucket counts (not cumulative), their sum and count.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Histogram {
-    pub(crate) buckets: Vec<u64>,
-    pub(crate) sum: f64,
-    pub(crate) count: u64,
-}
-
-impl Histogram {
-    fn new(bounds: &[f64]) -> Histogram {
-        Histogram {
-            buckets: vec![0; bounds.len() + 1],
-            sum: 0.0,
-            count: 0,
-        }
-    }
-
-    fn observe(&mut self, bounds: &[f64], value: f64) {
-        let bucket = bounds
-            .iter()
-            .position(|bound| value <= *bound)
-            .unwrap_or(bounds.len());
-        self.buckets[bucket] += 1;
-        self.sum += value;
-        self.count += 1;
-    }
-}
 
 /// One label set of model calls.
 #[derive(Clone, Debug)]

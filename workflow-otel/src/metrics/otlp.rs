@@ -26,10 +26,9 @@ use crate::error::SetupError;
 use crate::export::{OtlpProtocol, OtlpSettings};
 use crate::metrics::encode::Snapshot;
 use crate::metrics::genai::{
-    DURATION_BUCKETS as GEN_AI_DURATION, Histogram as ModelHistogram, ModelSeries,
-    TOKEN_BUCKETS as GEN_AI_TOKENS,
+    DURATION_BUCKETS as GEN_AI_DURATION, ModelSeries, TOKEN_BUCKETS as GEN_AI_TOKENS,
 };
-use crate::metrics::series::{Outcome, SeriesKind, SeriesSnapshot};
+use crate::metrics::series::{Histogram as Counts, Outcome, SeriesKind, SeriesSnapshot};
 
 /// Pushes metrics to an OTLP endpoint, from a one-thread runtime of its own.
 pub(crate) struct OtlpMetricsExporter {
@@ -293,13 +292,6 @@ pub(crate) fn request(
     ] {
         let points: Vec<HistogramDataPoint> = members(snapshot, kind)
             .map(|series| HistogramDataPoint {
-                attributes: labels(series),
-                start_time_unix_nano: start,
-                time_unix_nano: time,
-                count: series.count,
-                sum: Some(series.sum_seconds),
-                bucket_counts: series.buckets.clone(),
-                explicit_bounds: snapshot.bounds.clone(),
                 exemplars: series
                     .exemplars
                     .iter()
@@ -312,7 +304,12 @@ pub(crate) fn request(
                         ..Default::default()
                     })
                     .collect(),
-                ..Default::default()
+                ..histogram_point(
+                    labels(series),
+                    &snapshot.bounds,
+                    &series.duration,
+                    (start, time),
+                )
             })
             .collect();
         if !points.is_empty() {
@@ -440,7 +437,7 @@ fn model_labels(series: &ModelSeries) -> Vec<ProtoKeyValue> {
 fn histogram_point(
     attributes: Vec<ProtoKeyValue>,
     bounds: &[f64],
-    histogram: &ModelHistogram,
+    histogram: &Counts,
     (start, time): (u64, u64),
 ) -> HistogramDataPoint {
     HistogramDataPoint {
@@ -563,9 +560,11 @@ mod tests {
                 kind: SeriesKind::Workflow,
                 workflow: "w",
                 step: "",
-                buckets: vec![1, 0, 2],
-                count: 3,
-                sum_seconds: 4.05,
+                duration: Counts {
+                    buckets: vec![1, 0, 2],
+                    count: 3,
+                    sum: 4.05,
+                },
                 outcomes: [2, 1, 0, 0],
                 active: 1,
                 exemplars: vec![
@@ -631,7 +630,7 @@ mod tests {
 
     #[test]
     fn model_calls_become_the_genai_client_metrics() {
-        use crate::metrics::genai::{Histogram as Counts, ModelSeries};
+        use crate::metrics::genai::ModelSeries;
         let mut snapshot = one_workflow();
         let counts = |bounds: usize| Counts {
             buckets: vec![0; bounds + 1],

@@ -192,16 +192,42 @@ pub(crate) struct Series {
     failures: Mutex<Vec<(&'static str, u64)>>,
 }
 
+/// Per-bucket counts (not cumulative), their sum and count.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Histogram {
+    pub(crate) buckets: Vec<u64>,
+    pub(crate) sum: f64,
+    pub(crate) count: u64,
+}
+
+impl Histogram {
+    pub(crate) fn new(bounds: &[f64]) -> Histogram {
+        Histogram {
+            buckets: vec![0; bounds.len() + 1],
+            sum: 0.0,
+            count: 0,
+        }
+    }
+
+    pub(crate) fn observe(&mut self, bounds: &[f64], value: f64) {
+        let bucket = bounds
+            .iter()
+            .position(|bound| value <= *bound)
+            .unwrap_or(bounds.len());
+        self.buckets[bucket] += 1;
+        self.sum += value;
+        self.count += 1;
+    }
+}
+
 /// What a reader sees of a series at one moment.
 #[derive(Clone, Debug)]
 pub(crate) struct SeriesSnapshot {
     pub(crate) kind: SeriesKind,
     pub(crate) workflow: &'static str,
     pub(crate) step: &'static str,
-    /// Per bucket, not cumulative; one more than there are bounds.
-    pub(crate) buckets: Vec<u64>,
-    pub(crate) count: u64,
-    pub(crate) sum_seconds: f64,
+    /// Durations in seconds.
+    pub(crate) duration: Histogram,
     pub(crate) outcomes: [u64; 4],
     pub(crate) active: i64,
     pub(crate) exemplars: Vec<Option<Exemplar>>,
@@ -342,11 +368,13 @@ impl Series {
             kind: self.kind,
             workflow: self.workflow,
             step: self.step,
-            count: buckets.iter().sum(),
-            buckets,
-            sum_seconds: calibration
-                .duration(self.sum_ticks.load(Ordering::Relaxed))
-                .as_secs_f64(),
+            duration: Histogram {
+                count: buckets.iter().sum(),
+                buckets,
+                sum: calibration
+                    .duration(self.sum_ticks.load(Ordering::Relaxed))
+                    .as_secs_f64(),
+            },
             outcomes: Outcome::ALL
                 .map(|outcome| self.outcomes[outcome as usize].load(Ordering::Relaxed)),
             active: self.active.load(Ordering::Relaxed),
