@@ -4,11 +4,14 @@
 //! library that uses OpenTelemetry's global API.
 
 pub(crate) mod env;
+mod guard;
 pub(crate) mod lifecycle;
 #[cfg(feature = "logs")]
 pub(crate) mod logs;
 pub(crate) mod metrics;
 pub(crate) mod processors;
+
+pub use guard::TelemetryGuard;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -546,101 +549,5 @@ impl fmt::Debug for Setup {
             .field("exporters", &self.exporters.len())
             .field("sampler", &self.sampler)
             .finish_non_exhaustive()
-    }
-}
-
-/// Exports what is left and shuts the pipeline down when dropped, within the
-/// pipeline's shutdown timeout (5 s by default) whatever the backend does.
-///
-/// Keep it for as long as the program runs workflows: `let _telemetry =
-/// setup().install();` in `main`. Dropped at once (`let _ = ...` or a bare
-/// statement), it shuts telemetry down before anything is recorded, and the
-/// first workflow that runs afterwards says so on stderr. Kept where it is
-/// never dropped (a `static`), or left behind by [`std::process::exit`], its
-/// pipeline is flushed when the process exits; [`crate::flush`] does the same
-/// on demand.
-#[derive(Debug)]
-#[must_use = "dropping the guard shuts telemetry down at once and nothing is exported: \
-              keep it alive with `let _telemetry = ...` until the program ends"]
-pub struct TelemetryGuard {
-    pipeline: Pipeline,
-    provider: SdkTracerProvider,
-    metrics: metrics::RunningMetrics,
-    #[cfg(feature = "logs")]
-    logs: logs::RunningLogs,
-    shutdown_timeout: Duration,
-}
-
-impl TelemetryGuard {
-    /// Exports every span ended so far (with the console exporter: prints the
-    /// trees of finished traces now) and waits for the exporter, at most the
-    /// pipeline's shutdown timeout.
-    /// Pushed metrics (OTLP, console) are sent now as well.
-    pub fn flush(&self) {
-        if let Err(error) = self.pipeline.force_flush() {
-            eprintln!("workflow-otel: flushing the pipeline failed: {error}");
-        }
-        if let Some(push) = &self.metrics.push {
-            push.flush();
-        }
-        #[cfg(feature = "logs")]
-        self.logs.flush();
-    }
-
-    /// Log records emitted and not exported so far (OTLP logs): dropped by a
-    /// full queue, a failed export, or the shutdown deadline.
-    #[cfg(feature = "logs")]
-    #[cfg_attr(docsrs, doc(cfg(feature = "logs")))]
-    pub fn lost_log_records(&self) -> u64 {
-        self.logs.lost()
-    }
-
-    /// Where the Prometheus endpoint listens, if it was asked for.
-    pub fn prometheus_address(&self) -> Option<std::net::SocketAddr> {
-        self.metrics.prometheus_address()
-    }
-
-    /// The pipeline spans go to.
-    pub fn pipeline(&self) -> &Pipeline {
-        &self.pipeline
-    }
-
-    /// The SDK provider installed as OpenTelemetry's global provider; its
-    /// spans go to the same pipeline.
-    pub fn provider(&self) -> &SdkTracerProvider {
-        &self.provider
-    }
-}
-
-impl Drop for TelemetryGuard {
-    fn drop(&mut self) {
-        if Instrumentation::uninstall_if_for(&self.pipeline) {
-            crate::record::instrumentation::guard_dropped();
-        }
-        // The provider first: its spans still flow into the pipeline. Its
-        // processors hold nothing (ours forwards each span at once), so this
-        // takes no time; the pipeline's shutdown is what is bounded.
-        // The last metrics push runs on its own thread while the pipeline
-        // shuts down: both within the shutdown timeout, not one after the other.
-        if let Some(push) = &self.metrics.push {
-            push.stop();
-        }
-        let _ = self.provider.shutdown();
-        let timeout = self.shutdown_timeout;
-        #[cfg(feature = "logs")]
-        let logs = &mut self.logs;
-        let pipeline = &self.pipeline;
-        std::thread::scope(|scope| {
-            // Log records go out while the pipeline shuts down, within the
-            // same bound.
-            #[cfg(feature = "logs")]
-            scope.spawn(move || logs.shutdown(timeout));
-            let _ = (scope, timeout);
-            if let Err(error) = pipeline.shutdown() {
-                eprintln!("workflow-otel: shutting the pipeline down failed: {error}");
-            }
-        });
-        // Joins the push thread and closes the endpoint.
-        self.metrics = metrics::RunningMetrics::default();
     }
 }
