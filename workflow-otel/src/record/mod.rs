@@ -11,6 +11,7 @@ pub(crate) mod probe;
 pub(crate) mod raw;
 pub(crate) mod retry;
 pub(crate) mod run;
+pub(crate) mod site;
 pub(crate) mod span;
 pub(crate) mod spawn;
 pub(crate) mod time;

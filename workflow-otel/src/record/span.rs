@@ -10,7 +10,6 @@ use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
 use std::fmt::{Debug, Display};
 use std::sync::Arc;
-use std::sync::atomic::AtomicPtr;
 use std::time::Instant;
 
 use opentelemetry::trace::{
@@ -26,112 +25,8 @@ use crate::record::ids;
 use crate::record::instrumentation::Instrumentation;
 use crate::record::raw::{EndState, ErrorRecord, Extras, RawSpan};
 use crate::record::run::Finish;
+pub use crate::record::site::{GenAiRole, Kind, Site};
 use crate::record::usage::UsageTotals;
-
-/// What an annotated function opens.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// `#[workflow]`: a root workflow, or a nested one inside another workflow.
-    Workflow,
-    /// `#[child_workflow]`: a child of the current workflow, linked to its span.
-    ChildWorkflow,
-    /// `#[step]`: one unit of work inside the current workflow.
-    Step,
-}
-
-/// Everything about an annotated function that is known at compile time.
-/// The macro emits one per function as a `static`.
-#[derive(Debug)]
-pub struct Site {
-    pub(crate) kind: Kind,
-    pub(crate) name: &'static str,
-    pub(crate) function: &'static str,
-    pub(crate) file: &'static str,
-    pub(crate) line: u32,
-    pub(crate) err_debug: bool,
-    pub(crate) detached: bool,
-    pub(crate) span_kind: SpanKind,
-    pub(crate) genai: Option<GenAiRole>,
-    /// The metrics series this site used last (see `metrics::series`).
-    pub(crate) series: AtomicPtr<Series>,
-}
-
-/// The GenAI conventions' role of a span (`genai = ..`): its
-/// `gen_ai.operation.name` and the name attribute that goes with it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum GenAiRole {
-    /// `invoke_workflow`, `gen_ai.workflow.name`; OpenInference `CHAIN`.
-    Workflow,
-    /// `invoke_agent`, `gen_ai.agent.name`; OpenInference `AGENT`.
-    Agent,
-    /// `execute_tool`, `gen_ai.tool.name`; OpenInference `TOOL`. Counted as
-    /// a tool call in the workflow's totals.
-    Tool,
-}
-
-impl GenAiRole {
-    pub(crate) fn operation(self) -> &'static str {
-        match self {
-            GenAiRole::Workflow => "invoke_workflow",
-            GenAiRole::Agent => "invoke_agent",
-            GenAiRole::Tool => "execute_tool",
-        }
-    }
-
-    pub(crate) fn name_key(self) -> &'static str {
-        match self {
-            GenAiRole::Workflow => crate::record::attributes::GEN_AI_WORKFLOW_NAME,
-            GenAiRole::Agent => crate::record::attributes::GEN_AI_AGENT_NAME,
-            GenAiRole::Tool => crate::record::attributes::GEN_AI_TOOL_NAME,
-        }
-    }
-
-    pub(crate) fn openinference_kind(self) -> &'static str {
-        match self {
-            GenAiRole::Workflow => "CHAIN",
-            GenAiRole::Agent => "AGENT",
-            GenAiRole::Tool => "TOOL",
-        }
-    }
-}
-
-impl Site {
-    /// Called only by the macros, in a `static` initialiser.
-    pub const fn new(
-        kind: Kind,
-        name: &'static str,
-        function: &'static str,
-        file: &'static str,
-        line: u32,
-        err_debug: bool,
-        detached: bool,
-    ) -> Site {
-        Site {
-            kind,
-            name,
-            function,
-            file,
-            line,
-            err_debug,
-            detached,
-            span_kind: SpanKind::Internal,
-            genai: None,
-            series: AtomicPtr::new(std::ptr::null_mut()),
-        }
-    }
-
-    /// The GenAI conventions' role of the span (`genai = tool`).
-    pub const fn with_genai(mut self, role: GenAiRole) -> Site {
-        self.genai = Some(role);
-        self
-    }
-
-    /// The OpenTelemetry span kind (`kind = server`); `Internal` by default.
-    pub const fn with_span_kind(mut self, span_kind: SpanKind) -> Site {
-        self.span_kind = span_kind;
-        self
-    }
-}
 
 /// A started call: the `Context` to attach around its body (its span and, for
 /// workflows, its workflow) and, when the span is recorded, the record being
