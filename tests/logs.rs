@@ -273,3 +273,53 @@ fn a_second_global_subscriber_is_a_setup_error() {
         "says what to do instead: {error}"
     );
 }
+
+#[workflow]
+fn readable_and_correlated() -> Option<workflow_otel::logs::Correlation> {
+    tracing::info!(order = 7, "charged");
+    workflow_otel::logs::Correlation::current()
+}
+
+#[test]
+fn readable_lines_and_the_correlation_api_name_the_same_ids() {
+    let lines = Lines::default();
+    let writer = lines.clone();
+    let subscriber = tracing_subscriber::registry()
+        .with(workflow_otel::logs::readable_layer(move || writer.clone()));
+    let capture = Capture::new();
+    let correlation = tracing::subscriber::with_default(subscriber, || {
+        tracing::info!("outside");
+        capture.run(readable_and_correlated)
+    })
+    .expect("inside a workflow");
+    assert!(
+        workflow_otel::logs::Correlation::current().is_none(),
+        "none outside"
+    );
+    let span = &capture.spans()[0];
+    assert_eq!(
+        correlation.trace_id,
+        span.span_context.trace_id().to_string()
+    );
+    assert_eq!(correlation.span_id, span.span_context.span_id().to_string());
+    assert!(correlation.sampled);
+    let workflow = correlation.workflow.expect("a workflow");
+    assert_eq!(workflow.name, "readable_and_correlated");
+    assert_eq!(Some(workflow.id.clone()), attribute(span, WORKFLOW_ID));
+    let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
+    let written: Vec<&str> = text.lines().collect();
+    assert_eq!(written.len(), 2, "{text}");
+    assert!(
+        written[0].ends_with(" INFO logs: outside"),
+        "{}",
+        written[0]
+    );
+    assert!(
+        written[1].ends_with(&format!(
+            " INFO logs: charged order=7 trace_id={} span_id={} workflow=readable_and_correlated workflow_id={}",
+            correlation.trace_id, correlation.span_id, workflow.id
+        )),
+        "{}",
+        written[1]
+    );
+}

@@ -41,30 +41,25 @@ impl Correlation {
 
     /// The correlation of `cx`.
     pub fn of(cx: &Context) -> Option<Correlation> {
-        let span = cx.span();
-        let span_context = span.span_context();
-        if !span_context.is_valid() {
-            return None;
-        }
-        let workflow = cx.get::<CurrentWorkflow>().map(|current| WorkflowIds {
-            id: current.0.id_value().as_str().to_owned(),
-            name: current.0.name().to_owned(),
-            correlation_id: current.0.correlation_id().to_owned(),
-        });
-        Some(Correlation {
-            trace_id: trace_id_hex(span_context.trace_id()),
-            span_id: span_id_hex(span_context.span_id()),
-            sampled: span_context.is_sampled(),
-            workflow,
+        ids_of(cx, |ids| Correlation {
+            trace_id: trace_id_hex(ids.trace_id),
+            span_id: span_id_hex(ids.span_id),
+            sampled: ids.sampled,
+            workflow: ids.workflow.map(|workflow| WorkflowIds {
+                id: workflow.id.to_owned(),
+                name: workflow.name.to_owned(),
+                correlation_id: workflow.correlation_id.to_owned(),
+            }),
         })
     }
 }
 
-/// The ids of where a log line is emitted, borrowed from the current
-/// `Context` for the time it takes to write them.
+/// The ids of where a log line is emitted, borrowed from a `Context` for the
+/// time it takes to write them.
 pub(crate) struct CurrentIds<'a> {
     pub(crate) trace_id: opentelemetry::trace::TraceId,
     pub(crate) span_id: opentelemetry::trace::SpanId,
+    pub(crate) sampled: bool,
     pub(crate) workflow: Option<CurrentWorkflowIds<'a>>,
 }
 
@@ -75,26 +70,30 @@ pub(crate) struct CurrentWorkflowIds<'a> {
     pub(crate) correlation_id: &'a str,
 }
 
-/// Calls `write` with the current ids, if there is a span; nothing is
-/// copied.
-pub(crate) fn with_current(write: impl FnOnce(CurrentIds<'_>)) {
-    Context::map_current(|cx| {
-        let span = cx.span();
-        let span_context = span.span_context();
-        if !span_context.is_valid() {
-            return;
-        }
-        let workflow = cx
-            .get::<CurrentWorkflow>()
-            .map(|current| CurrentWorkflowIds {
-                id: current.0.id_text(),
-                name: current.0.name(),
-                correlation_id: current.0.correlation_id(),
-            });
-        write(CurrentIds {
-            trace_id: span_context.trace_id(),
-            span_id: span_context.span_id(),
-            workflow,
+/// What `read` makes of the ids in `cx`, if it has a span; nothing is copied
+/// on the way.
+fn ids_of<R>(cx: &Context, read: impl FnOnce(CurrentIds<'_>) -> R) -> Option<R> {
+    let span = cx.span();
+    let span_context = span.span_context();
+    if !span_context.is_valid() {
+        return None;
+    }
+    let workflow = cx
+        .get::<CurrentWorkflow>()
+        .map(|current| CurrentWorkflowIds {
+            id: current.0.id_text(),
+            name: current.0.name(),
+            correlation_id: current.0.correlation_id(),
         });
-    });
+    Some(read(CurrentIds {
+        trace_id: span_context.trace_id(),
+        span_id: span_context.span_id(),
+        sampled: span_context.is_sampled(),
+        workflow,
+    }))
+}
+
+/// Calls `write` with the current ids, if there is a span.
+pub(crate) fn with_current(write: impl FnOnce(CurrentIds<'_>)) {
+    Context::map_current(|cx| ids_of(cx, write));
 }

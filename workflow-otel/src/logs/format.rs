@@ -11,7 +11,6 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
-use crate::logs::Correlation;
 use crate::logs::correlation;
 use crate::record::time::{Rfc3339, rfc3339};
 
@@ -253,23 +252,25 @@ where
             metadata.target()
         )?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
-        if let Some(correlation) = Correlation::current() {
-            write!(
+        let mut result = Ok(());
+        correlation::with_current(|ids| {
+            result = write!(
                 writer,
-                " trace_id={} span_id={}",
-                correlation.trace_id, correlation.span_id
-            )?;
-            if let Some(workflow) = correlation.workflow {
-                write!(
+                " trace_id={:032x} span_id={:016x}",
+                ids.trace_id, ids.span_id
+            );
+            if let (Ok(()), Some(workflow)) = (&result, ids.workflow) {
+                result = write!(
                     writer,
                     " workflow={} workflow_id={}",
                     workflow.name, workflow.id
-                )?;
-                if workflow.correlation_id != workflow.id {
-                    write!(writer, " correlation_id={}", workflow.correlation_id)?;
+                );
+                if result.is_ok() && workflow.correlation_id != workflow.id {
+                    result = write!(writer, " correlation_id={}", workflow.correlation_id);
                 }
             }
-        }
+        });
+        result?;
         writeln!(writer)
     }
 }
