@@ -13,7 +13,7 @@ use crate::export::OtlpProtocol;
 use crate::pipeline::PipelineConfig;
 
 mod otlp;
-use otlp::otlp_env;
+use otlp::read_otlp;
 pub(crate) use otlp::{OtlpEnv, Signal};
 
 /// Where `OTEL_TRACES_EXPORTER` may send spans.
@@ -196,12 +196,19 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
             batch.map(|batch| pipeline.max_export_batch_size = batch),
         );
     }
+    let mut general = OtlpEnv::default();
+    read_otlp(&get, None, &mut general, &mut problems);
     for (signal, target) in [
         (Signal::Traces, &mut settings.otlp),
         (Signal::Metrics, &mut settings.otlp_metrics),
         (Signal::Logs, &mut settings.otlp_logs),
     ] {
-        *target = otlp_env(&get, signal, &mut problems);
+        let mut otlp = OtlpEnv {
+            signal,
+            ..general.clone()
+        };
+        read_otlp(&get, Some(signal), &mut otlp, &mut problems);
+        *target = otlp;
     }
     settings.metrics = metrics_env(&get, &mut problems);
     if let Some(value) = get("OTEL_LOGS_EXPORTER") {
@@ -218,15 +225,6 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
         }
     }
     settings.rust_log = get("RUST_LOG");
-    // The general OTLP variables are read once per signal: say each problem once.
-    let mut seen = Vec::new();
-    problems.retain(|problem| {
-        let new = !seen.contains(problem);
-        if new {
-            seen.push(problem.clone());
-        }
-        new
-    });
     (settings, problems)
 }
 

@@ -77,18 +77,12 @@ pub(crate) enum Signal {
 }
 
 impl Signal {
-    /// The general variable and this signal's, for one setting, in the order
-    /// they apply (the signal's overrides).
-    fn variables(self, setting: &str) -> [String; 2] {
-        let signal = match self {
+    fn upper(self) -> &'static str {
+        match self {
             Signal::Traces => "TRACES",
             Signal::Metrics => "METRICS",
             Signal::Logs => "LOGS",
-        };
-        [
-            format!("OTEL_EXPORTER_OTLP_{setting}"),
-            format!("OTEL_EXPORTER_OTLP_{signal}_{setting}"),
-        ]
+        }
     }
 
     fn endpoint_variable(self) -> &'static str {
@@ -109,95 +103,81 @@ impl Signal {
 }
 
 /// The `OTEL_EXPORTER_OTLP_*` variables for `signal`.
-pub(super) fn otlp_env(
+/// Reads the OTLP variables of `scope` into `otlp`: the general ones
+/// (`OTEL_EXPORTER_OTLP_*`) for `None`, a signal's own for `Some`, read
+/// after the general ones so that they override them (and add headers).
+pub(super) fn read_otlp(
     get: &impl Fn(&str) -> Option<String>,
-    signal: Signal,
+    scope: Option<Signal>,
+    otlp: &mut OtlpEnv,
     problems: &mut Vec<SetupError>,
-) -> OtlpEnv {
-    let mut otlp = OtlpEnv {
-        signal,
-        ..OtlpEnv::default()
+) {
+    let variable = |setting: &str| match scope {
+        None => format!("OTEL_EXPORTER_OTLP_{setting}"),
+        Some(signal) => format!("OTEL_EXPORTER_OTLP_{}_{setting}", signal.upper()),
     };
-    let mut read = |outcome: Result<(), SetupError>| {
-        if let Err(problem) = outcome {
+    let mut read = |setting: &str, apply: &mut dyn FnMut(&str, &str) -> Result<(), SetupError>| {
+        let name = variable(setting);
+        if let Some(value) = get(&name)
+            && let Err(problem) = apply(&name, &value)
+        {
             problems.push(problem);
         }
     };
-    let [general, specific] = signal.variables("ENDPOINT");
-    for (name, target) in [
-        (general, &mut otlp.base_endpoint),
-        (specific, &mut otlp.signal_endpoint),
-    ] {
-        if let Some(value) = get(&name) {
-            read(url(&name, &value).map(|url| *target = Some(url)));
+    read("ENDPOINT", &mut |name, value| {
+        let url = url(name, value)?;
+        match scope {
+            None => otlp.base_endpoint = Some(url),
+            Some(_) => otlp.signal_endpoint = Some(url),
         }
-    }
-    for name in signal.variables("PROTOCOL") {
-        if let Some(value) = get(&name) {
-            read(protocol(&name, &value).map(|p| otlp.protocol = Some(p)));
+        Ok(())
+    });
+    read("PROTOCOL", &mut |name, value| {
+        otlp.protocol = Some(protocol(name, value)?);
+        Ok(())
+    });
+    read("HEADERS", &mut |name, value| {
+        let pairs = key_value_list(name, value, true)?;
+        for (key, header) in &pairs {
+            check_header(name, key, header)?;
         }
-    }
-    for name in signal.variables("HEADERS") {
-        if let Some(value) = get(&name) {
-            // Signal-specific headers add to, and override, the general ones.
-            let parsed = key_value_list(&name, &value, true).and_then(|pairs| {
-                for (key, header) in &pairs {
-                    check_header(&name, key, header)?;
-                }
-                Ok(pairs)
-            });
-            read(parsed.map(|pairs| {
-                for (key, header) in pairs {
-                    otlp.headers
-                        .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&key));
-                    otlp.headers.push((key, header));
-                }
-            }));
+        for (key, header) in pairs {
+            otlp.headers
+                .retain(|(existing, _)| !existing.eq_ignore_ascii_case(&key));
+            otlp.headers.push((key, header));
         }
-    }
-    for name in signal.variables("TIMEOUT") {
-        if let Some(value) = get(&name) {
-            read(millis(&name, &value, 1).map(|t| otlp.timeout = Some(t)));
-        }
-    }
-    for (setting, target) in [
-        ("CERTIFICATE", 0),
-        ("CLIENT_CERTIFICATE", 1),
-        ("CLIENT_KEY", 2),
-    ] {
-        for name in signal.variables(setting) {
-            if let Some(value) = get(&name) {
-                let path = Some(PathBuf::from(value.trim()));
-                match target {
-                    0 => otlp.tls.certificate = path,
-                    1 => otlp.tls.client_certificate = path,
-                    _ => otlp.tls.client_key = path,
-                }
-            }
-        }
-    }
-    for name in signal.variables("INSECURE") {
-        if let Some(value) = get(&name) {
-            match value.trim().to_ascii_lowercase().as_str() {
-                "true" => otlp.insecure = Some(true),
-                "false" => otlp.insecure = Some(false),
-                _ => read(Err(SetupError::new(
-                    &name,
-                    &value,
-                    "expected `true` or `false`",
-                ))),
-            }
-        }
-    }
-    for name in signal.variables("COMPRESSION") {
-        if let Some(value) = get(&name) {
-            let gzip = match value.trim().to_ascii_lowercase().as_str() {
-                "gzip" => Ok(true),
-                "none" => Ok(false),
-                _ => Err(SetupError::new(&name, &value, "expected `gzip` or `none`")),
-            };
-            read(gzip.map(|gzip| otlp.gzip = Some(gzip)));
-        }
-    }
-    otlp
+        Ok(())
+    });
+    read("TIMEOUT", &mut |name, value| {
+        otlp.timeout = Some(millis(name, value, 1)?);
+        Ok(())
+    });
+    read("CERTIFICATE", &mut |_, value| {
+        otlp.tls.certificate = Some(PathBuf::from(value.trim()));
+        Ok(())
+    });
+    read("CLIENT_CERTIFICATE", &mut |_, value| {
+        otlp.tls.client_certificate = Some(PathBuf::from(value.trim()));
+        Ok(())
+    });
+    read("CLIENT_KEY", &mut |_, value| {
+        otlp.tls.client_key = Some(PathBuf::from(value.trim()));
+        Ok(())
+    });
+    read("INSECURE", &mut |name, value| {
+        otlp.insecure = Some(match value.trim().to_ascii_lowercase().as_str() {
+            "true" => true,
+            "false" => false,
+            _ => return Err(SetupError::new(name, value, "expected `true` or `false`")),
+        });
+        Ok(())
+    });
+    read("COMPRESSION", &mut |name, value| {
+        otlp.gzip = Some(match value.trim().to_ascii_lowercase().as_str() {
+            "gzip" => true,
+            "none" => false,
+            _ => return Err(SetupError::new(name, value, "expected `gzip` or `none`")),
+        });
+        Ok(())
+    });
 }
