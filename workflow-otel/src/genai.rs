@@ -334,8 +334,11 @@ impl ActiveModelCall {
             ),
         ];
         if let Some(owner) = owner {
-            attributes.push(KeyValue::new(attr::WORKFLOW_NAME, owner.name_value()));
-            attributes.push(KeyValue::new(attr::WORKFLOW_ID, owner.id_value()));
+            attributes.push(KeyValue::new(
+                attr::WORKFLOW_NAME,
+                owner.name_value().clone(),
+            ));
+            attributes.push(KeyValue::new(attr::WORKFLOW_ID, owner.id_value().clone()));
         }
         if let Ending::Finished(_) = ending {
             if let Some(model) = &usage.response_model {

@@ -1,15 +1,13 @@
 //! Several exporters behind one: each batch goes to every one of them.
 
 use std::fmt;
-use std::future::Future;
-use std::pin::Pin;
 use std::time::Duration;
 
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-type ExportFuture<'a> = Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
+use crate::pipeline::{ExportFuture, NativeExport, Records, native_of};
 
 /// `SpanExporter` made object-safe, so exporters of different types can sit
 /// in one list.
@@ -18,9 +16,10 @@ pub(crate) trait DynExporter: Send + Sync + fmt::Debug {
     fn force_flush_dyn(&self) -> OTelSdkResult;
     fn shutdown_dyn(&self, timeout: Duration) -> OTelSdkResult;
     fn set_resource_dyn(&mut self, resource: &Resource);
+    fn native(&self) -> Option<&dyn NativeExport>;
 }
 
-impl<E: SpanExporter> DynExporter for E {
+impl<E: SpanExporter + 'static> DynExporter for E {
     fn export_dyn(&self, batch: Vec<SpanData>) -> ExportFuture<'_> {
         Box::pin(self.export(batch))
     }
@@ -35,6 +34,10 @@ impl<E: SpanExporter> DynExporter for E {
 
     fn set_resource_dyn(&mut self, resource: &Resource) {
         self.set_resource(resource);
+    }
+
+    fn native(&self) -> Option<&dyn NativeExport> {
+        native_of(self)
     }
 }
 
@@ -94,5 +97,38 @@ impl SpanExporter for Fanout {
         for exporter in &mut self.exporters {
             exporter.set_resource_dyn(resource);
         }
+    }
+}
+
+impl NativeExport for Fanout {
+    /// Exporters of ours get the records; `SpanData` is made once, and
+    /// only if another exporter is in the list.
+    fn export_records<'a>(&'a self, records: &'a Records<'a>) -> ExportFuture<'a> {
+        Box::pin(async move {
+            let mut results = Vec::with_capacity(self.exporters.len());
+            let mut others = self
+                .exporters
+                .iter()
+                .filter(|exporter| exporter.native().is_none())
+                .count();
+            let mut spans = None;
+            for exporter in &self.exporters {
+                let result = match exporter.native() {
+                    Some(native) => native.export_records(records).await,
+                    None => {
+                        others -= 1;
+                        let spans = spans.get_or_insert_with(|| records.to_span_data());
+                        let batch = if others == 0 {
+                            std::mem::take(spans)
+                        } else {
+                            spans.clone()
+                        };
+                        exporter.export_dyn(batch).await
+                    }
+                };
+                results.push(result);
+            }
+            first_error(results).map_err(|error| OTelSdkError::InternalFailure(format!("{error}")))
+        })
     }
 }

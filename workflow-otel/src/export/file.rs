@@ -12,7 +12,8 @@ use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
-use crate::export::otlp_json::encode_request;
+use crate::export::otlp_json::{Fragments, encode_records, encode_request_into};
+use crate::pipeline::{ExportFuture, NativeExport, Records};
 
 /// Writes each exported batch as one line of OTLP/JSON: an
 /// `ExportTraceServiceRequest` with hex ids, as the OpenTelemetry Collector's
@@ -29,8 +30,21 @@ use crate::export::otlp_json::encode_request;
 /// ```
 pub struct JsonLinesExporter {
     writer: Mutex<BufWriter<Box<dyn Write + Send>>>,
+    encoder: Mutex<Encoder>,
     resource: Resource,
 }
+
+/// The line being written, kept with its room from one batch to the next,
+/// and what the encoder of records keeps between spans.
+#[derive(Debug, Default)]
+struct Encoder {
+    line: Vec<u8>,
+    fragments: Fragments,
+}
+
+/// Room a line keeps for the next batch: a batch of thousands of spans
+/// must not pin its megabytes for the rest of the program.
+const KEPT_LINE_CAPACITY: usize = 1 << 20;
 
 impl JsonLinesExporter {
     /// Appends to the file at `path`, creating it if needed: earlier traces
@@ -44,14 +58,26 @@ impl JsonLinesExporter {
     pub fn with_writer(writer: impl Write + Send + 'static) -> Self {
         JsonLinesExporter {
             writer: Mutex::new(BufWriter::new(Box::new(writer))),
+            encoder: Mutex::default(),
             resource: Resource::builder_empty().build(),
         }
     }
 
-    fn write_line(&self, batch: &[SpanData]) -> io::Result<()> {
-        let line = encode_request(&self.resource, batch);
+    /// Encodes a line with `encode`, then writes it.
+    fn encode_and_write(&self, encode: impl FnOnce(&mut Encoder)) -> io::Result<()> {
+        let mut encoder = self.encoder.lock().unwrap_or_else(|p| p.into_inner());
+        encoder.line.clear();
+        encode(&mut encoder);
+        let result = self.write_line(&encoder.line);
+        if encoder.line.capacity() > KEPT_LINE_CAPACITY {
+            encoder.line = Vec::new();
+        }
+        result
+    }
+
+    fn write_line(&self, line: &[u8]) -> io::Result<()> {
         let mut writer = self.writer.lock().unwrap_or_else(|p| p.into_inner());
-        writer.write_all(line.as_bytes())?;
+        writer.write_all(line)?;
         writer.write_all(b"\n")?;
         // A whole line reaches the file at once, so a reader never sees half.
         writer.flush()
@@ -67,7 +93,10 @@ impl SpanExporter for JsonLinesExporter {
         let result = if batch.is_empty() {
             Ok(())
         } else {
-            self.write_line(&batch).map_err(failure)
+            self.encode_and_write(|encoder| {
+                encode_request_into(&mut encoder.line, &self.resource, &batch);
+            })
+            .map_err(failure)
         };
         ready(result)
     }
@@ -83,6 +112,21 @@ impl SpanExporter for JsonLinesExporter {
 
     fn set_resource(&mut self, resource: &Resource) {
         self.resource = resource.clone();
+    }
+}
+
+impl NativeExport for JsonLinesExporter {
+    fn export_records<'a>(&'a self, records: &'a Records<'a>) -> ExportFuture<'a> {
+        let result = if records.items.is_empty() {
+            Ok(())
+        } else {
+            self.encode_and_write(|encoder| {
+                let Encoder { line, fragments } = encoder;
+                encode_records(line, &self.resource, records, fragments);
+            })
+            .map_err(failure)
+        };
+        Box::pin(ready(result))
     }
 }
 

@@ -104,12 +104,17 @@ impl ErrorText {
         Cow::Owned(cut)
     }
 
-    fn filter_value(&self, value: &mut Value) {
-        if let Value::String(text) = value
+    /// The value of an event's attribute as exported: the error text of an
+    /// `exception` event goes through the rule.
+    pub(crate) fn event_value<'a>(&self, event: &str, attribute: &'a KeyValue) -> Cow<'a, Value> {
+        if event == attr::EXCEPTION_EVENT
+            && is_error_key(attribute.key.as_str())
+            && let Value::String(text) = &attribute.value
             && let Cow::Owned(filtered) = self.filter(text.as_str())
         {
-            *value = Value::from(filtered);
+            return Cow::Owned(Value::from(filtered));
         }
+        Cow::Borrowed(&attribute.value)
     }
 
     /// Applies the rule to one span's error text.
@@ -120,12 +125,9 @@ impl ErrorText {
             span.status = Status::error(filtered);
         }
         for event in span.events.events.iter_mut() {
-            if event.name != attr::EXCEPTION_EVENT {
-                continue;
-            }
-            for KeyValue { key, value, .. } in event.attributes.iter_mut() {
-                if key.as_str() == attr::EXCEPTION_MESSAGE || key.as_str() == EXCEPTION_STACKTRACE {
-                    self.filter_value(value);
+            for attribute in event.attributes.iter_mut() {
+                if let Cow::Owned(filtered) = self.event_value(&event.name, attribute) {
+                    attribute.value = filtered;
                 }
             }
         }
@@ -134,6 +136,11 @@ impl ErrorText {
 
 /// The semantic-convention key for an exception's stack trace.
 const EXCEPTION_STACKTRACE: &str = "exception.stacktrace";
+
+/// Whether an `exception` event's attribute holds error text.
+fn is_error_key(key: &str) -> bool {
+    key == attr::EXCEPTION_MESSAGE || key == EXCEPTION_STACKTRACE
+}
 
 #[cfg(test)]
 mod tests {

@@ -1,6 +1,7 @@
 //! The export pipeline: a bounded queue from every calling thread to one
-//! worker thread that turns records into `SpanData`, batches them and hands the
-//! batches to any `opentelemetry_sdk` [`SpanExporter`].
+//! worker thread that batches the records and exports them: the built-in
+//! exporters encode them as they are, any other `opentelemetry_sdk`
+//! [`SpanExporter`] gets them as `SpanData`.
 //!
 //! The calling thread only moves a small record into the queue: no lock, no
 //! allocation, no syscall (the worker is woken once per batch, not per span).
@@ -9,11 +10,13 @@
 //! code opens through the OpenTelemetry SDK join the same queue through
 //! [`Pipeline::span_processor`].
 
+mod batch;
 mod buffer;
 mod config;
 pub(crate) mod error_text;
 mod worker;
 
+pub(crate) use batch::{ExportFuture, Item, NativeExport, Records, native_of};
 pub(crate) use buffer::flush_thread_buffer;
 pub use config::{DropReport, MAX_QUEUE_SIZE, PipelineConfig, report_to_stderr};
 use worker::Worker;

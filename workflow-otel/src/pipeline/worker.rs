@@ -1,6 +1,7 @@
-//! The one thread that exports: it takes batches from the queue, turns our
-//! flat records into the SDK's `SpanData`, and calls the exporter, within
-//! the export timeout, or the deadline of a flush or shutdown waiting for it.
+//! The one thread that exports: it takes batches from the queue and hands
+//! them to the exporter, within the export timeout, or the deadline of a
+//! flush or shutdown waiting for it. A built-in exporter encodes our records
+//! as they are; any other gets them as the SDK's `SpanData`.
 
 use std::future::Future;
 use std::pin::pin;
@@ -13,10 +14,12 @@ use std::time::{Duration, Instant};
 
 use opentelemetry::InstrumentationScope;
 use opentelemetry_sdk::error::OTelSdkResult;
-use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+use opentelemetry_sdk::trace::SpanExporter;
 
+use super::batch::{Item, Records, native_of};
 use super::{Control, Counters, DropReport, Message, SharedReceiver};
 use crate::pipeline::error_text::ErrorText;
+use crate::record::ids::Calibration;
 
 /// The most spans a batch holds room for before it fills.
 const MAX_PREALLOCATED_BATCH: usize = 8192;
@@ -51,7 +54,7 @@ pub(super) struct Worker<E> {
     pub(super) last_error: Option<String>,
 }
 
-impl<E: SpanExporter> Worker<E> {
+impl<E: SpanExporter + 'static> Worker<E> {
     /// Exports until shut down; returns the shutdown's answer, to be sent
     /// once the exporter is dropped (files closed, connections ended).
     pub(super) fn run(mut self) -> Option<(SyncSender<OTelSdkResult>, OTelSdkResult)> {
@@ -114,8 +117,8 @@ impl<E: SpanExporter> Worker<E> {
         thread::park_timeout(wait);
     }
 
-    /// Room for a batch up front, so it never grows by copying (a `SpanData`
-    /// is large), but never more than a few MB, whatever the batch size.
+    /// Room for a batch up front, so it never grows by copying, but never
+    /// more than a few MB, whatever the batch size.
     fn batch_capacity(&self) -> usize {
         self.batch_size.min(MAX_PREALLOCATED_BATCH)
     }
@@ -179,32 +182,27 @@ impl<E: SpanExporter> Worker<E> {
 
     /// Exports everything queued; returns how many spans it took and whether
     /// the queue is closed.
-    fn drain(&mut self, batch: &mut Vec<SpanData>) -> (usize, bool) {
-        let clock = crate::record::ids::Calibration::now();
+    fn drain(&mut self, batch: &mut Vec<Item>) -> (usize, bool) {
+        let clock = Calibration::now();
         let mut taken = 0;
         let disconnected = loop {
             match self.receive() {
                 Ok(Some(Message::Ours(spans))) => {
                     taken += spans.len();
-                    for raw in spans {
-                        // Built in place: a `SpanData` is large, and every move is a copy.
-                        batch.push(raw.into_span_data(&self.scope, &clock));
-                        if let Some(span) = batch.last_mut() {
-                            self.error_text.apply(span);
-                        }
+                    for mut raw in spans {
+                        raw.settle();
+                        batch.push(Item::Ours(raw));
                         if batch.len() >= self.batch_size {
-                            self.export(batch);
+                            self.export(batch, &clock);
                         }
                     }
                 }
-                Ok(Some(Message::Foreign(span))) => {
+                Ok(Some(Message::Foreign(mut span))) => {
                     taken += 1;
-                    batch.push(*span);
-                    if let Some(span) = batch.last_mut() {
-                        self.error_text.apply(span);
-                    }
+                    self.error_text.apply(&mut span);
+                    batch.push(Item::Foreign(span));
                     if batch.len() >= self.batch_size {
-                        self.export(batch);
+                        self.export(batch, &clock);
                     }
                 }
                 Ok(None) => break false,
@@ -212,14 +210,13 @@ impl<E: SpanExporter> Worker<E> {
             }
         };
         if !batch.is_empty() {
-            self.export(batch);
+            self.export(batch, &clock);
         }
         (taken, disconnected)
     }
 
-    fn export(&mut self, batch: &mut Vec<SpanData>) {
-        let spans = std::mem::replace(batch, Vec::with_capacity(self.batch_capacity()));
-        let count = spans.len() as u64;
+    fn export(&mut self, batch: &mut Vec<Item>, clock: &Calibration) {
+        let count = batch.len() as u64;
         // A flush or shutdown asked for while this drain is under way.
         if self.counters.urgent.load(Ordering::Acquire) {
             self.take_requests();
@@ -229,13 +226,30 @@ impl<E: SpanExporter> Worker<E> {
             Some(deadline) => {
                 let left = deadline.saturating_duration_since(Instant::now());
                 if left.is_zero() {
+                    batch.clear();
                     self.counters.settle(count, false);
                     return;
                 }
                 left.min(self.export_timeout)
             }
         };
-        let exported = match block_on_with_timeout(self.exporter.export(spans), timeout) {
+        let records = Records {
+            items: batch,
+            scope: &self.scope,
+            clock,
+            error_text: &self.error_text,
+        };
+        let answer = match native_of(&self.exporter) {
+            Some(native) => block_on_with_timeout(native.export_records(&records), timeout),
+            None => {
+                let spans = records.to_span_data();
+                block_on_with_timeout(self.exporter.export(spans), timeout)
+            }
+        };
+        // The records go on the worker, not in the exporter: the batch
+        // keeps its room for the next one.
+        batch.clear();
+        let exported = match answer {
             Some(Ok(())) => true,
             Some(Err(error)) => {
                 // Exporters name the URL in their errors: never its credentials.

@@ -81,12 +81,12 @@ impl ParentWorkflow {
         self.name.as_str()
     }
 
-    pub(crate) fn name_value(&self) -> StringValue {
-        self.name.clone()
+    pub(crate) fn name_value(&self) -> &StringValue {
+        &self.name
     }
 
-    pub(crate) fn id_value(&self) -> StringValue {
-        self.id_text.clone()
+    pub(crate) fn id_value(&self) -> &StringValue {
+        &self.id_text
     }
 
     /// The parent workflow's id.
@@ -297,8 +297,8 @@ impl WorkflowContext {
     }
 
     /// The name as an attribute value, without copying a static name.
-    pub(crate) fn name_value(&self) -> StringValue {
-        self.name.clone()
+    pub(crate) fn name_value(&self) -> &StringValue {
+        &self.name
     }
 
     /// The id's hyphenated text, made once per workflow.
@@ -308,20 +308,20 @@ impl WorkflowContext {
     }
 
     /// The id as an attribute value, sharing the text made at the start.
-    pub(crate) fn id_value(&self) -> StringValue {
-        self.id_text.clone()
+    pub(crate) fn id_value(&self) -> &StringValue {
+        &self.id_text
     }
 
-    pub(crate) fn hierarchy_path_value(&self) -> StringValue {
-        self.hierarchy_path.clone()
+    pub(crate) fn hierarchy_path_value(&self) -> &StringValue {
+        &self.hierarchy_path
     }
 
-    pub(crate) fn correlation_id_value(&self) -> StringValue {
-        self.correlation_id.clone()
+    pub(crate) fn correlation_id_value(&self) -> &StringValue {
+        &self.correlation_id
     }
 
-    pub(crate) fn causation_id_value(&self) -> Option<StringValue> {
-        self.causation_id.clone()
+    pub(crate) fn causation_id_value(&self) -> Option<&StringValue> {
+        self.causation_id.as_ref()
     }
 
     pub(crate) fn take_attributes(&self) -> Vec<KeyValue> {

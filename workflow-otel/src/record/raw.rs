@@ -1,16 +1,18 @@
-//! What the calling thread keeps of a finished span, and its conversion to the
-//! SDK's `SpanData` on the pipeline's worker thread.
+//! What the calling thread keeps of a finished span, and how the pipeline's
+//! worker reads it: the built-in exporters encode straight from the record
+//! (its attributes walked with [`RawSpan::visit_attributes`]); only an
+//! exporter of the user's gets the SDK's `SpanData`, built from the same walk.
 //!
 //! The record holds references, not attributes: the static [`Site`], the
-//! workflow's `Arc`, two instants. Every `KeyValue` is built by the worker, so a
+//! workflow's `Arc`, two instants. Every attribute is made on the worker, so a
 //! step with only static attributes costs its caller no allocation.
 
 use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use opentelemetry::trace::{Event, Link, SpanContext, SpanId, Status};
-use opentelemetry::{InstrumentationScope, KeyValue};
+use opentelemetry::trace::{Event, Link, SpanContext, SpanId, Status, TraceId};
+use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use crate::metrics::series::Series;
@@ -38,7 +40,7 @@ pub(crate) enum EndState {
 }
 
 impl EndState {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             EndState::Completed => attr::STATUS_COMPLETED,
             EndState::Failed => attr::STATUS_FAILED,
@@ -67,6 +69,8 @@ pub(crate) struct Extras {
     pub(crate) error: Option<ErrorRecord>,
     /// A workflow's model-call and tool totals when it ended.
     pub(crate) usage: Option<GenAiUsage>,
+    /// A workflow's `set_workflow_attribute` values, taken by the worker.
+    pub(crate) workflow_attributes: Vec<KeyValue>,
 }
 
 /// A finished span of ours, as the caller hands it to the pipeline.
@@ -95,117 +99,268 @@ const WORKFLOW_ATTRIBUTES: usize = 20;
 /// id, status, duration.
 const STEP_ATTRIBUTES: usize = 8;
 
+/// The value of one of our attributes, borrowed from the record: the
+/// `SpanData` path makes a `Value` of it, the built-in encoders write it as
+/// it is (ids in hex, times in RFC 3339).
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Attr<'a> {
+    Static(&'static str),
+    Shared(&'a StringValue),
+    Text(&'a str),
+    Int(i64),
+    Float(f64),
+    TraceId(TraceId),
+    SpanId(SpanId),
+    Time(SystemTime),
+}
+
+impl Attr<'_> {
+    pub(crate) fn to_value(self) -> Value {
+        match self {
+            Attr::Static(text) => Value::from(text),
+            Attr::Shared(text) => Value::String(text.clone()),
+            Attr::Text(text) => Value::from(text.to_owned()),
+            Attr::Int(number) => Value::I64(number),
+            Attr::Float(number) => Value::F64(number),
+            Attr::TraceId(id) => Value::from(trace_id_hex(id)),
+            Attr::SpanId(id) => Value::from(span_id_hex(id)),
+            Attr::Time(time) => Value::from(rfc3339(time)),
+        }
+    }
+}
+
+/// Receives a span's attributes in their order: ours (a static key and a
+/// borrowed value) and the user's (as recorded).
+pub(crate) trait AttributeSink: Sized {
+    fn attribute(&mut self, key: &'static str, value: Attr<'_>);
+    fn pair(&mut self, attribute: &KeyValue);
+
+    /// Attributes `emit` gives that are the same for every span of `site`:
+    /// an encoder may keep what it made of them.
+    fn same_for_site(&mut self, site: &'static Site, emit: impl FnOnce(&mut Self)) {
+        let _ = site;
+        emit(self);
+    }
+
+    /// Attributes `emit` gives that are the same for every step of `workflow`.
+    fn same_for_workflow(&mut self, workflow: &WorkflowContext, emit: impl FnOnce(&mut Self)) {
+        let _ = workflow;
+        emit(self);
+    }
+}
+
+impl AttributeSink for Vec<KeyValue> {
+    fn attribute(&mut self, key: &'static str, value: Attr<'_>) {
+        self.push(KeyValue::new(key, value.to_value()));
+    }
+
+    fn pair(&mut self, attribute: &KeyValue) {
+        self.push(attribute.clone());
+    }
+}
+
+/// A span's start and end as wall-clock times, and its length in seconds.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct SpanTimes {
+    pub(crate) start: SystemTime,
+    pub(crate) end: SystemTime,
+    seconds: f64,
+}
+
+/// A span's status, borrowed from the record.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum RawStatus<'a> {
+    Unset,
+    Ok,
+    Error(&'a str),
+}
+
 impl RawSpan {
-    pub(crate) fn into_span_data(
-        self,
-        scope: &InstrumentationScope,
-        clock: &Calibration,
-    ) -> SpanData {
-        let site = self.site;
-        let start_time = clock.system_time(self.started);
-        let end_time = clock.system_time(self.ended);
-        let seconds = end_time
-            .duration_since(start_time)
-            .unwrap_or_default()
-            .as_secs_f64();
-        let is_workflow = site.kind != Kind::Step;
-        let extras = self.extras.map(|extras| *extras).unwrap_or_default();
-        let custom = if is_workflow {
+    /// Done by the worker as it takes the record from the queue: a
+    /// workflow's attributes are taken out of it once, whoever reads them.
+    pub(crate) fn settle(&mut self) {
+        if self.site.kind == Kind::Step {
+            return;
+        }
+        if let Some(workflow) = &self.workflow {
+            let taken = workflow.take_attributes();
+            if !taken.is_empty() {
+                self.extras
+                    .get_or_insert_with(Default::default)
+                    .workflow_attributes = taken;
+            }
+        }
+    }
+
+    pub(crate) fn times(&self, clock: &Calibration) -> SpanTimes {
+        let start = clock.system_time(self.started);
+        let end = clock.system_time(self.ended);
+        let seconds = end.duration_since(start).unwrap_or_default().as_secs_f64();
+        SpanTimes {
+            start,
+            end,
+            seconds,
+        }
+    }
+
+    fn is_workflow(&self) -> bool {
+        self.site.kind != Kind::Step
+    }
+
+    pub(crate) fn error(&self) -> Option<&ErrorRecord> {
+        self.extras
+            .as_ref()
+            .and_then(|extras| extras.error.as_ref())
+    }
+
+    /// Events the body added, in order; the exception event, if any, comes
+    /// after them (see [`RawSpan::error`]).
+    pub(crate) fn events(&self) -> &[(Cow<'static, str>, Ticks, Vec<KeyValue>)] {
+        self.extras
+            .as_ref()
+            .map_or(&[], |extras| extras.events.as_slice())
+    }
+
+    pub(crate) fn status(&self) -> RawStatus<'_> {
+        match self.error() {
+            Some(error) => RawStatus::Error(&error.message),
+            None if self.state == EndState::Completed && self.success == SuccessStatus::Ok => {
+                RawStatus::Ok
+            }
+            None => RawStatus::Unset,
+        }
+    }
+
+    /// A child workflow links to the span of the workflow that started it.
+    pub(crate) fn parent_link(&self) -> Option<&SpanContext> {
+        if self.site.kind != Kind::ChildWorkflow {
+            return None;
+        }
+        let parent = self.workflow.as_ref()?.parent()?;
+        Some(parent.span_context()).filter(|context| context.is_valid())
+    }
+
+    /// How many attributes [`RawSpan::visit_attributes`] gives, at most
+    /// (before the user's).
+    fn attribute_room(&self) -> usize {
+        let ours = if self.is_workflow() {
             WORKFLOW_ATTRIBUTES
         } else {
             STEP_ATTRIBUTES
         };
-        let mut attributes = Vec::with_capacity(custom + extras.attributes.len() + 2);
-        attributes.push(KeyValue::new(attr::CODE_FUNCTION_NAME, site.function));
-        attributes.push(KeyValue::new(attr::CODE_FILE_PATH, site.file));
-        attributes.push(KeyValue::new(attr::CODE_LINE_NUMBER, i64::from(site.line)));
-        match (&self.workflow, is_workflow) {
-            (Some(workflow), true) => {
-                workflow_start_attributes(workflow, start_time, &mut attributes)
+        ours + self.extras.as_ref().map_or(0, |extras| {
+            extras.attributes.len() + extras.workflow_attributes.len() + 2
+        })
+    }
+
+    /// Every attribute of the span, in the order it is exported.
+    pub(crate) fn visit_attributes(&self, times: &SpanTimes, sink: &mut impl AttributeSink) {
+        let site = self.site;
+        sink.same_for_site(site, |sink| {
+            sink.attribute(attr::CODE_FUNCTION_NAME, Attr::Static(site.function));
+            sink.attribute(attr::CODE_FILE_PATH, Attr::Static(site.file));
+            sink.attribute(attr::CODE_LINE_NUMBER, Attr::Int(i64::from(site.line)));
+            if site.kind == Kind::Step {
+                sink.attribute(attr::STEP_NAME, Attr::Static(site.name));
             }
-            (Some(owner), false) => {
-                attributes.push(KeyValue::new(attr::STEP_NAME, site.name));
-                attributes.push(KeyValue::new(attr::WORKFLOW_NAME, owner.name_value()));
-                attributes.push(KeyValue::new(attr::WORKFLOW_ID, owner.id_value()));
-            }
-            (None, _) => attributes.push(KeyValue::new(attr::STEP_NAME, site.name)),
+        });
+        match (&self.workflow, self.is_workflow()) {
+            (Some(workflow), true) => workflow_start_attributes(workflow, times.start, sink),
+            (Some(owner), false) => sink.same_for_workflow(owner, |sink| {
+                sink.attribute(attr::WORKFLOW_NAME, Attr::Shared(owner.name_value()));
+                sink.attribute(attr::WORKFLOW_ID, Attr::Shared(owner.id_value()));
+            }),
+            (None, _) => {}
         }
         if let Some(role) = site.genai {
-            attributes.push(KeyValue::new(attr::GEN_AI_OPERATION_NAME, role.operation()));
-            attributes.push(KeyValue::new(role.name_key(), site.name));
-            attributes.push(KeyValue::new(
+            sink.attribute(attr::GEN_AI_OPERATION_NAME, Attr::Static(role.operation()));
+            sink.attribute(role.name_key(), Attr::Static(site.name));
+            sink.attribute(
                 attr::OPENINFERENCE_SPAN_KIND,
-                role.openinference_kind(),
+                Attr::Static(role.openinference_kind()),
+            );
+        }
+        let extras = self.extras.as_deref();
+        if let Some(usage) = extras.and_then(|extras| extras.usage.as_ref()) {
+            for attribute in usage.attributes(site.genai.is_some()) {
+                sink.pair(&attribute);
+            }
+        }
+        if let Some(extras) = extras {
+            for attribute in &extras.attributes {
+                sink.pair(attribute);
+            }
+            if let Some(value) = &extras.return_value {
+                sink.attribute(attr::RETURN_VALUE, Attr::Text(value));
+            }
+            if let Some(error) = &extras.error {
+                sink.attribute(attr::ERROR_TYPE, Attr::Static(error.type_name));
+            }
+        }
+        if self.is_workflow() && self.workflow.is_some() {
+            sink.attribute(attr::WORKFLOW_STATUS, Attr::Static(self.state.as_str()));
+            sink.attribute(attr::WORKFLOW_END_TIME, Attr::Time(times.end));
+            sink.attribute(attr::WORKFLOW_DURATION, Attr::Float(times.seconds));
+            for attribute in extras.map_or(&[][..], |extras| &extras.workflow_attributes) {
+                sink.pair(attribute);
+            }
+        } else {
+            sink.attribute(attr::STEP_STATUS, Attr::Static(self.state.as_str()));
+            sink.attribute(attr::STEP_DURATION, Attr::Float(times.seconds));
+        }
+    }
+
+    /// The SDK's form of the span, for exporters of the user's.
+    pub(crate) fn to_span_data(
+        &self,
+        scope: &InstrumentationScope,
+        clock: &Calibration,
+    ) -> SpanData {
+        let site = self.site;
+        let times = self.times(clock);
+        let mut attributes = Vec::with_capacity(self.attribute_room());
+        self.visit_attributes(&times, &mut attributes);
+        let mut events: Vec<Event> = self
+            .events()
+            .iter()
+            .map(|(name, at, attributes)| {
+                Event::new(name.clone(), clock.system_time(*at), attributes.clone(), 0)
+            })
+            .collect();
+        if let Some(error) = self.error() {
+            events.push(Event::new(
+                attr::EXCEPTION_EVENT,
+                times.end,
+                vec![
+                    KeyValue::new(attr::EXCEPTION_TYPE, error.type_name),
+                    KeyValue::new(attr::EXCEPTION_MESSAGE, error.message.clone()),
+                ],
+                0,
             ));
         }
-        if let Some(usage) = &extras.usage {
-            attributes.extend(usage.attributes(site.genai.is_some()));
-        }
-        attributes.extend(extras.attributes);
-        if let Some(value) = extras.return_value {
-            attributes.push(KeyValue::new(attr::RETURN_VALUE, value));
-        }
-        let mut events: Vec<Event> = extras
-            .events
-            .into_iter()
-            .map(|(name, at, attributes)| Event::new(name, clock.system_time(at), attributes, 0))
-            .collect();
-
-        let status = match extras.error {
-            Some(error) => {
-                attributes.push(KeyValue::new(attr::ERROR_TYPE, error.type_name));
-                events.push(Event::new(
-                    attr::EXCEPTION_EVENT,
-                    end_time,
-                    vec![
-                        KeyValue::new(attr::EXCEPTION_TYPE, error.type_name),
-                        KeyValue::new(attr::EXCEPTION_MESSAGE, error.message.clone()),
-                    ],
-                    0,
-                ));
-                Status::error(error.message)
-            }
-            None if self.state == EndState::Completed && self.success == SuccessStatus::Ok => {
-                Status::Ok
-            }
-            None => Status::Unset,
+        let status = match self.status() {
+            RawStatus::Unset => Status::Unset,
+            RawStatus::Ok => Status::Ok,
+            RawStatus::Error(message) => Status::error(message.to_owned()),
         };
-
-        let mut links = Vec::new();
-        match (&self.workflow, is_workflow) {
-            (Some(workflow), true) => {
-                attributes.push(KeyValue::new(attr::WORKFLOW_STATUS, self.state.as_str()));
-                attributes.push(KeyValue::new(attr::WORKFLOW_END_TIME, rfc3339(end_time)));
-                attributes.push(KeyValue::new(attr::WORKFLOW_DURATION, seconds));
-                attributes.extend(workflow.take_attributes());
-                if let (Kind::ChildWorkflow, Some(parent)) = (site.kind, workflow.parent())
-                    && parent.span_context().is_valid()
-                {
-                    links.push(Link::new(
-                        parent.span_context().clone(),
-                        vec![KeyValue::new(attr::LINK_TYPE, attr::LINK_PARENT_WORKFLOW)],
-                        0,
-                    ));
-                }
-            }
-            _ => {
-                attributes.push(KeyValue::new(attr::STEP_STATUS, self.state.as_str()));
-                attributes.push(KeyValue::new(attr::STEP_DURATION, seconds));
-            }
-        }
-
         let mut span_events = SpanEvents::default();
         span_events.events = events;
         let mut span_links = SpanLinks::default();
-        span_links.links = links;
+        if let Some(parent) = self.parent_link() {
+            span_links.links = vec![Link::new(
+                parent.clone(),
+                vec![KeyValue::new(attr::LINK_TYPE, attr::LINK_PARENT_WORKFLOW)],
+                0,
+            )];
+        }
         SpanData {
-            span_context: self.span_context,
+            span_context: self.span_context.clone(),
             parent_span_id: self.parent_span_id,
             parent_span_is_remote: self.parent_is_remote,
             span_kind: site.span_kind.clone(),
             name: Cow::Borrowed(site.name),
-            start_time,
-            end_time,
+            start_time: times.start,
+            end_time: times.end,
             attributes,
             dropped_attributes_count: 0,
             events: span_events,
@@ -219,33 +374,38 @@ impl RawSpan {
 fn workflow_start_attributes(
     workflow: &WorkflowContext,
     start_time: SystemTime,
-    attributes: &mut Vec<KeyValue>,
+    sink: &mut impl AttributeSink,
 ) {
     let span_context = workflow.span_context();
-    attributes.extend([
-        KeyValue::new(attr::TRACE_ID, trace_id_hex(span_context.trace_id())),
-        KeyValue::new(attr::ROOT_SPAN_ID, span_id_hex(workflow.root_span_id())),
-        KeyValue::new(attr::CURRENT_SPAN_ID, span_id_hex(span_context.span_id())),
-        KeyValue::new(attr::WORKFLOW_NAME, workflow.name_value()),
-        KeyValue::new(attr::WORKFLOW_ID, workflow.id_value()),
-        KeyValue::new(attr::WORKFLOW_DEPTH, i64::from(workflow.depth())),
-        KeyValue::new(attr::WORKFLOW_START_TIME, rfc3339(start_time)),
-        KeyValue::new(attr::HIERARCHY_PATH, workflow.hierarchy_path_value()),
-        KeyValue::new(attr::NESTING_LEVEL, i64::from(workflow.depth())),
-        KeyValue::new(attr::CORRELATION_ID, workflow.correlation_id_value()),
-    ]);
+    let depth = Attr::Int(i64::from(workflow.depth()));
+    sink.attribute(attr::TRACE_ID, Attr::TraceId(span_context.trace_id()));
+    sink.attribute(attr::ROOT_SPAN_ID, Attr::SpanId(workflow.root_span_id()));
+    sink.attribute(attr::CURRENT_SPAN_ID, Attr::SpanId(span_context.span_id()));
+    sink.attribute(attr::WORKFLOW_NAME, Attr::Shared(workflow.name_value()));
+    sink.attribute(attr::WORKFLOW_ID, Attr::Shared(workflow.id_value()));
+    sink.attribute(attr::WORKFLOW_DEPTH, depth);
+    sink.attribute(attr::WORKFLOW_START_TIME, Attr::Time(start_time));
+    sink.attribute(
+        attr::HIERARCHY_PATH,
+        Attr::Shared(workflow.hierarchy_path_value()),
+    );
+    sink.attribute(attr::NESTING_LEVEL, depth);
+    sink.attribute(
+        attr::CORRELATION_ID,
+        Attr::Shared(workflow.correlation_id_value()),
+    );
     match workflow.parent() {
-        None => attributes.push(KeyValue::new(attr::RELATIONSHIP_TYPE, attr::ROOT_WORKFLOW)),
+        None => sink.attribute(attr::RELATIONSHIP_TYPE, Attr::Static(attr::ROOT_WORKFLOW)),
         Some(parent) => {
-            attributes.push(KeyValue::new(attr::RELATIONSHIP_TYPE, attr::CHILD_WORKFLOW));
-            attributes.push(KeyValue::new(
+            sink.attribute(attr::RELATIONSHIP_TYPE, Attr::Static(attr::CHILD_WORKFLOW));
+            sink.attribute(
                 attr::PARENT_WORKFLOW_NAME,
-                parent.name_value(),
-            ));
-            attributes.push(KeyValue::new(attr::PARENT_WORKFLOW_ID, parent.id_value()));
+                Attr::Shared(parent.name_value()),
+            );
+            sink.attribute(attr::PARENT_WORKFLOW_ID, Attr::Shared(parent.id_value()));
         }
     }
     if let Some(causation) = workflow.causation_id_value() {
-        attributes.push(KeyValue::new(attr::CAUSATION_ID, causation));
+        sink.attribute(attr::CAUSATION_ID, Attr::Shared(causation));
     }
 }

@@ -29,8 +29,8 @@ impl SpanProcessor for WorkflowIdentityProcessor {
         };
         let trace_id = span.span_context().trace_id();
         span.set_attributes([
-            KeyValue::new(attr::WORKFLOW_NAME, workflow.name_value()),
-            KeyValue::new(attr::WORKFLOW_ID, workflow.id_value()),
+            KeyValue::new(attr::WORKFLOW_NAME, workflow.name_value().clone()),
+            KeyValue::new(attr::WORKFLOW_ID, workflow.id_value().clone()),
             KeyValue::new(attr::WORKFLOW_DEPTH, i64::from(workflow.depth())),
             KeyValue::new(attr::TRACE_ID, trace_id_hex(trace_id)),
             KeyValue::new(attr::ROOT_SPAN_ID, span_id_hex(workflow.root_span_id())),
@@ -61,8 +61,11 @@ impl SpanProcessor for RelationshipProcessor {
             return;
         };
         span.set_attributes([
-            KeyValue::new(attr::PARENT_WORKFLOW_NAME, workflow.name_value()),
-            KeyValue::new(attr::HIERARCHY_PATH, workflow.hierarchy_path_value()),
+            KeyValue::new(attr::PARENT_WORKFLOW_NAME, workflow.name_value().clone()),
+            KeyValue::new(
+                attr::HIERARCHY_PATH,
+                workflow.hierarchy_path_value().clone(),
+            ),
             KeyValue::new(attr::NESTING_LEVEL, i64::from(workflow.depth())),
         ]);
     }

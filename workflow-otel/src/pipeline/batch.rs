@@ -1,0 +1,73 @@
+//! What the worker exports: our records and other libraries' `SpanData`, in
+//! the order they reached it. The built-in exporters encode the records as
+//! they are ([`NativeExport`]); any other exporter gets the batch as
+//! `SpanData`, built from the same records by the same attribute walk.
+
+use std::any::Any;
+use std::future::Future;
+use std::pin::Pin;
+
+use opentelemetry::InstrumentationScope;
+use opentelemetry_sdk::error::OTelSdkResult;
+use opentelemetry_sdk::trace::{SpanData, SpanExporter};
+
+use crate::export::JsonLinesExporter;
+use crate::export::fanout::Fanout;
+use crate::pipeline::error_text::ErrorText;
+use crate::record::ids::Calibration;
+use crate::record::raw::RawSpan;
+
+/// One span of a batch.
+#[derive(Debug)]
+pub(crate) enum Item {
+    Ours(RawSpan),
+    /// Its error text already filtered, when the worker took it.
+    Foreign(Box<SpanData>),
+}
+
+/// A batch, with what it takes to read our records: their scope, the clock
+/// that turns their ticks into times, and the rule for error text.
+pub(crate) struct Records<'a> {
+    pub(crate) items: &'a [Item],
+    pub(crate) scope: &'a InstrumentationScope,
+    pub(crate) clock: &'a Calibration,
+    pub(crate) error_text: &'a ErrorText,
+}
+
+impl Records<'_> {
+    /// The batch as the SDK's `SpanData`, error text filtered.
+    pub(crate) fn to_span_data(&self) -> Vec<SpanData> {
+        self.items
+            .iter()
+            .map(|item| match item {
+                Item::Ours(raw) => {
+                    let mut span = raw.to_span_data(self.scope, self.clock);
+                    self.error_text.apply(&mut span);
+                    span
+                }
+                Item::Foreign(span) => (**span).clone(),
+            })
+            .collect()
+    }
+}
+
+pub(crate) type ExportFuture<'a> = Pin<Box<dyn Future<Output = OTelSdkResult> + Send + 'a>>;
+
+/// An exporter of ours that writes records without making `SpanData` of
+/// them; its output is the same as its `SpanExporter::export` of the batch
+/// made into `SpanData`.
+pub(crate) trait NativeExport: Send + Sync {
+    fn export_records<'a>(&'a self, records: &'a Records<'a>) -> ExportFuture<'a>;
+}
+
+/// The native side of `exporter`, if it is one of ours that has one.
+pub(crate) fn native_of<E: SpanExporter + 'static>(exporter: &E) -> Option<&dyn NativeExport> {
+    let exporter = exporter as &dyn Any;
+    if let Some(file) = exporter.downcast_ref::<JsonLinesExporter>() {
+        return Some(file);
+    }
+    if let Some(fanout) = exporter.downcast_ref::<Fanout>() {
+        return Some(fanout);
+    }
+    None
+}
