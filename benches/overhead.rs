@@ -30,7 +30,7 @@ use opentelemetry_sdk::trace::{
 };
 use tracing_subscriber::layer::SubscriberExt as _;
 use workflow_otel::genai::{ModelCall, Price, PriceTable, Usage};
-use workflow_otel::{Instrumentation, Pipeline, PipelineConfig};
+use workflow_otel::{Instrumentation, JsonLinesExporter, Pipeline, PipelineConfig};
 
 // ------------------------------------------------------------------ allocations
 

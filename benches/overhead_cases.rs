@@ -36,6 +36,31 @@ fn wo_workflow(x: u64) -> u64 {
     black_box(x + 1)
 }
 
+/// A step with a literal field, as `fields(k = "literal")` writes one.
+#[workflow_otel::step(fields(region = "eu-west"))]
+fn wo_step_with_field(x: u64) -> u64 {
+    black_box(x + 1)
+}
+
+#[workflow_otel::workflow]
+fn wo_parent_of_fields(iterations: u64) {
+    for i in 0..iterations {
+        wo_step_with_field(i);
+    }
+}
+
+#[workflow_otel::child_workflow]
+fn wo_child(x: u64) -> u64 {
+    black_box(x + 1)
+}
+
+#[workflow_otel::workflow]
+fn wo_parent_of_children(iterations: u64) {
+    for i in 0..iterations {
+        wo_child(i);
+    }
+}
+
 #[workflow_otel::workflow]
 fn wo_parent(iterations: u64) {
     for i in 0..iterations {
@@ -211,6 +236,54 @@ fn workflow_otel_case_with(
         }),
         run: Box::new(move |iterations| instrumentation.run(|| body(iterations))),
         records,
+        roots_every: 0,
+    }
+}
+
+/// Writes to nothing, counting lines: each is one batch of spans.
+#[derive(Clone, Default)]
+struct CountingWriter {
+    bytes: Arc<AtomicU64>,
+}
+
+impl std::io::Write for CountingWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Our steps exported by the JSON-lines file exporter, which encodes the
+/// records as they are (no `SpanData`): what `WORKFLOW_OTEL_FILE` costs.
+fn json_lines_case(name: &'static str, mut body: impl FnMut(u64) + 'static) -> Case {
+    let writer = CountingWriter::default();
+    let bytes = writer.bytes.clone();
+    let config = PipelineConfig {
+        max_queue_size: 1 << 20,
+        max_export_batch_size: 4096,
+        scheduled_delay: background_interval(),
+        ..PipelineConfig::default()
+    };
+    let pipeline = Pipeline::with_config(JsonLinesExporter::with_writer(writer), config, None);
+    let instrumentation = Instrumentation::new(&pipeline);
+    Case {
+        name,
+        spans_per_iteration: 1,
+        spans_per_run: 1,
+        delivered: Box::new(move || {
+            let _ = pipeline.force_flush();
+            // Spans the exporter wrote, and it wrote something for them.
+            let exported = pipeline.exported_spans();
+            if bytes.load(Ordering::Relaxed) < exported * 100 {
+                return 0;
+            }
+            exported
+        }),
+        run: Box::new(move |iterations| instrumentation.run(|| body(iterations))),
+        records: true,
         roots_every: 0,
     }
 }
@@ -401,6 +474,34 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
                             wo_workflow(i);
                         }
                     },
+                )
+            }),
+        ),
+        (
+            "wo #[step], JSON-lines file exporter",
+            Box::new(|| json_lines_case("wo #[step], JSON-lines file exporter", wo_parent)),
+        ),
+        (
+            "wo #[child_workflow]",
+            Box::new(|| {
+                workflow_otel_case(
+                    "wo #[child_workflow]",
+                    Sampler::AlwaysOn,
+                    1,
+                    1,
+                    wo_parent_of_children,
+                )
+            }),
+        ),
+        (
+            "wo #[step] + fields(k = \"literal\")",
+            Box::new(|| {
+                workflow_otel_case(
+                    "wo #[step] + fields(k = \"literal\")",
+                    Sampler::AlwaysOn,
+                    1,
+                    1,
+                    wo_parent_of_fields,
                 )
             }),
         ),

@@ -298,6 +298,10 @@ fn fields_closure(private: &TokenStream, options: &Options) -> TokenStream {
         .fields
         .iter()
         .map(|Field { key, format, value }| match format {
+            // A string literal is kept as the static text it is, not copied.
+            FieldFormat::Typed if is_string_literal(value) => {
+                quote!(#recorder.static_str(#key, #value);)
+            }
             FieldFormat::Typed => typed_field(
                 private,
                 &recorder,
@@ -311,6 +315,16 @@ fn fields_closure(private: &TokenStream, options: &Options) -> TokenStream {
     quote! {
         |#recorder: &mut #private::Fields| { #(#args)* #(#fields)* }
     }
+}
+
+fn is_string_literal(value: &syn::Expr) -> bool {
+    matches!(
+        value,
+        syn::Expr::Lit(syn::ExprLit {
+            lit: syn::Lit::Str(_),
+            ..
+        })
+    )
 }
 
 /// Typed values (integers, floats, bools, strings) keep their type; anything else

@@ -55,28 +55,39 @@ pub(crate) fn flush_thread_buffer() {
     let _ = BUFFER.try_with(|buffer| buffer.borrow_mut().flush());
 }
 
-/// See [`Pipeline::submit`].
-pub(super) fn submit(pipeline: &Pipeline, span: RawSpan, hold: bool) {
+/// Takes a finished span: into the thread's buffer, which goes to the
+/// queue when full, or now unless `hold` (a body of ours still runs on this
+/// thread and will flush the buffer when the outermost one ends). The span
+/// goes to `pipeline`, or to its workflow's.
+pub(crate) fn submit(pipeline: Option<&Pipeline>, span: RawSpan, hold: bool) {
     let mut span = Some(span);
     let _ = BUFFER.try_with(|buffer| {
         let mut buffer = buffer.borrow_mut();
-        let same = buffer
+        let Some(record) = span.take() else {
+            return;
+        };
+        let Some(target) = pipeline.or_else(|| record.pipeline()) else {
+            return;
+        };
+        // A clone only when the thread's spans change pipeline.
+        if !buffer
             .pipeline
             .as_ref()
-            .is_some_and(|current| current.same_as(pipeline));
-        if !same {
+            .is_some_and(|current| current.same_as(target))
+        {
+            let target = target.clone();
             buffer.flush();
-            buffer.pipeline = Some(pipeline.clone());
+            buffer.pipeline = Some(target);
         }
-        if let Some(span) = span.take() {
-            buffer.spans.push(span);
-        }
+        buffer.spans.push(record);
         if buffer.spans.len() >= LOCAL_BATCH || !hold {
             buffer.flush();
         }
     });
     // The thread is exiting and its buffer is gone: send the span alone.
-    if let Some(span) = span {
-        pipeline.send_batch(vec![span]);
+    if let Some(span) = span
+        && let Some(target) = pipeline.or_else(|| span.pipeline()).cloned()
+    {
+        target.send_batch(vec![span]);
     }
 }

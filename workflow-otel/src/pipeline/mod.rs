@@ -17,7 +17,7 @@ pub(crate) mod error_text;
 mod worker;
 
 pub(crate) use batch::{ExportFuture, Item, NativeExport, Records, native_of};
-pub(crate) use buffer::flush_thread_buffer;
+pub(crate) use buffer::{flush_thread_buffer, submit};
 pub use config::{DropReport, MAX_QUEUE_SIZE, PipelineConfig, report_to_stderr};
 use worker::Worker;
 
@@ -253,13 +253,6 @@ impl Pipeline {
                 reported_late: AtomicBool::new(false),
             }),
         }
-    }
-
-    /// Takes a finished span: into the thread's buffer, which goes to the
-    /// queue when full, or now unless `hold` (a body of ours still runs on
-    /// this thread and will flush the buffer when the outermost one ends).
-    pub(crate) fn submit(&self, span: RawSpan, hold: bool) {
-        buffer::submit(self, span, hold);
     }
 
     /// Queues spans in one message, or drops and counts them all if the queue

@@ -115,6 +115,7 @@ pub(crate) enum Attr<'a> {
 }
 
 impl Attr<'_> {
+    #[inline(always)]
     pub(crate) fn to_value(self) -> Value {
         match self {
             Attr::Static(text) => Value::from(text),
@@ -137,12 +138,14 @@ pub(crate) trait AttributeSink: Sized {
 
     /// Attributes `emit` gives that are the same for every span of `site`:
     /// an encoder may keep what it made of them.
+    #[inline(always)]
     fn same_for_site(&mut self, site: &'static Site, emit: impl FnOnce(&mut Self)) {
         let _ = site;
         emit(self);
     }
 
     /// Attributes `emit` gives that are the same for every step of `workflow`.
+    #[inline(always)]
     fn same_for_workflow(&mut self, workflow: &WorkflowContext, emit: impl FnOnce(&mut Self)) {
         let _ = workflow;
         emit(self);
@@ -150,6 +153,7 @@ pub(crate) trait AttributeSink: Sized {
 }
 
 impl AttributeSink for Vec<KeyValue> {
+    #[inline(always)]
     fn attribute(&mut self, key: &'static str, value: Attr<'_>) {
         self.push(KeyValue::new(key, value.to_value()));
     }
@@ -176,6 +180,12 @@ pub(crate) enum RawStatus<'a> {
 }
 
 impl RawSpan {
+    /// The pipeline of the span's workflow, pinned when the root started.
+    pub(crate) fn pipeline(&self) -> Option<&crate::pipeline::Pipeline> {
+        let workflow = self.workflow.as_deref()?;
+        Some(workflow.instrumentation()?.pipeline())
+    }
+
     /// Done by the worker as it takes the record from the queue: a
     /// workflow's attributes are taken out of it once, whoever reads them.
     pub(crate) fn settle(&mut self) {

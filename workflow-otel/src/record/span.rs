@@ -19,7 +19,7 @@ use opentelemetry::{Context, KeyValue, Value};
 
 use crate::metrics::Meter;
 use crate::metrics::series::Series;
-use crate::pipeline::{Pipeline, flush_thread_buffer};
+use crate::pipeline::{Pipeline, flush_thread_buffer, submit};
 use crate::record::context::{CurrentWorkflow, ParentLineage, RemoteWorkflow, WorkflowContext};
 use crate::record::ids;
 use crate::record::instrumentation::Instrumentation;
@@ -48,7 +48,9 @@ pub(crate) struct Recording {
     /// The record handed to the pipeline, built in place from the start;
     /// `None` once finished.
     raw: Option<RawSpan>,
-    pipeline: Pipeline,
+    /// Where the record goes, when its workflow does not say (a step
+    /// outside any workflow): a span inside one is not worth a clone.
+    pipeline: Option<Pipeline>,
     extras: RefCell<Option<Box<Extras>>>,
 }
 
@@ -71,6 +73,11 @@ impl Fields<'_> {
 
     /// A typed value (integer, float, bool, string).
     pub fn value(&mut self, key: &'static str, value: Value) {
+        self.push(KeyValue::new(key, value));
+    }
+
+    /// A string literal (`fields(key = "text")`), kept without a copy.
+    pub fn static_str(&mut self, key: &'static str, value: &'static str) {
         self.push(KeyValue::new(key, value));
     }
 
@@ -361,6 +368,11 @@ fn record(
     } else {
         None
     };
+    let pinned = workflow
+        .as_deref()
+        .and_then(WorkflowContext::instrumentation)
+        .is_some_and(|pinned| pinned.pipeline().same_as(instrumentation.pipeline()));
+    let pipeline = (!pinned).then(|| instrumentation.pipeline().clone());
     let recording = span.recording.insert(Recording {
         raw: Some(RawSpan {
             site,
@@ -375,7 +387,7 @@ fn record(
             series,
             extras: None,
         }),
-        pipeline: instrumentation.pipeline().clone(),
+        pipeline,
         extras: RefCell::new(None),
     });
     fields(&mut Fields {
@@ -442,7 +454,7 @@ impl Recording {
             end_meter(series, raw);
         }
         if let Some(raw) = self.raw.take() {
-            self.pipeline.submit(raw, !current_recording().is_null());
+            submit(self.pipeline.as_ref(), raw, !current_recording().is_null());
         }
     }
 
