@@ -35,19 +35,45 @@ pub(crate) struct Records<'a> {
 }
 
 impl Records<'_> {
-    /// The batch as the SDK's `SpanData`, error text filtered.
+    /// The batch as the SDK's `SpanData`, error text filtered; the batch
+    /// stays as it is, for the other exporters of a list.
     pub(crate) fn to_span_data(&self) -> Vec<SpanData> {
         self.items
             .iter()
             .map(|item| match item {
-                Item::Ours(raw) => {
-                    let mut span = raw.to_span_data(self.scope, self.clock);
-                    self.error_text.apply(&mut span);
-                    span
-                }
+                Item::Ours(raw) => self.ours_to_span_data(raw),
                 Item::Foreign(span) => (**span).clone(),
             })
             .collect()
+    }
+
+    /// The batch as the SDK's `SpanData`, taken out of `items`: other
+    /// libraries' spans move rather than copy.
+    pub(crate) fn take_span_data(
+        items: &mut Vec<Item>,
+        scope: &InstrumentationScope,
+        clock: &Calibration,
+        error_text: &ErrorText,
+    ) -> Vec<SpanData> {
+        let records = Records {
+            items: &[],
+            scope,
+            clock,
+            error_text,
+        };
+        items
+            .drain(..)
+            .map(|item| match item {
+                Item::Ours(raw) => records.ours_to_span_data(&raw),
+                Item::Foreign(span) => *span,
+            })
+            .collect()
+    }
+
+    fn ours_to_span_data(&self, raw: &RawSpan) -> SpanData {
+        let mut span = raw.to_span_data(self.scope, self.clock);
+        self.error_text.apply(&mut span);
+        span
     }
 }
 

@@ -233,16 +233,18 @@ impl<E: SpanExporter + 'static> Worker<E> {
                 left.min(self.export_timeout)
             }
         };
-        let records = Records {
-            items: batch,
-            scope: &self.scope,
-            clock,
-            error_text: &self.error_text,
-        };
         let answer = match native_of(&self.exporter) {
-            Some(native) => block_on_with_timeout(native.export_records(&records), timeout),
+            Some(native) => {
+                let records = Records {
+                    items: batch,
+                    scope: &self.scope,
+                    clock,
+                    error_text: &self.error_text,
+                };
+                block_on_with_timeout(native.export_records(&records), timeout)
+            }
             None => {
-                let spans = records.to_span_data();
+                let spans = Records::take_span_data(batch, &self.scope, clock, &self.error_text);
                 block_on_with_timeout(self.exporter.export(spans), timeout)
             }
         };
