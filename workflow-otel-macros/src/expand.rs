@@ -238,6 +238,10 @@ fn expand(
             quote!(#private::start_from(&#site, #context, #fields))
         }
     };
+    let start_separately = !(options.args.is_empty() && options.fields.is_empty())
+        || options.parent.is_some()
+        || options.retry.is_some()
+        || sig.asyncness.is_some();
     let probe = probe_closure(&private, options, returns_opaque);
     let return_type: TokenStream = match (&sig.output, returns_opaque) {
         (_, true) => quote!(_),
@@ -260,10 +264,18 @@ fn expand(
                 #private::instrument::<#return_type, _, _>(#span, async move { #fake_return #body }, #probe).await
             }
         }
-        None => quote! {
+        None if start_separately => quote! {
             #private::run::<#return_type, _, _>(#span, move || #body, #probe)
         },
+        None => quote! {
+            #private::run_at::<#return_type, _, _>(&#site, move || #body, #probe)
+        },
     };
+    // A sync call without fields has the runtime start its span, in place,
+    // after a quick look for nothing to do. Otherwise the span starts first:
+    // arguments are read before the body takes them, the parent is given,
+    // a retry loop owns the call, or a future holds the span.
+    let start = start_separately.then(|| quote!(let #span = #start;));
 
     quote! {
         #(#attrs)*
@@ -277,7 +289,7 @@ fn expand(
                 #err_debug,
                 #detached,
             )#span_kind #genai;
-            let #span = #start;
+            #start
             #call
         }
     }
@@ -420,6 +432,37 @@ mod tests {
                     }
                 });
                 ::workflow_otel::__private::run::<Result<(), Error>, _, _>(__wfo_span, move || { check(order) }, |__wfo_output, __wfo_finish: &mut ::workflow_otel::__private::Finish| {
+                    #[allow(unused_imports)]
+                    use ::workflow_otel::__private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _};
+                    (&&&&::workflow_otel::__private::Probe(__wfo_output)).__wfo_outcome(__wfo_finish);
+                })
+            }
+        };
+        assert_eq!(expanded.to_string(), expected.to_string());
+    }
+
+    /// Without arguments to read first, the runtime starts the span itself.
+    #[test]
+    fn a_step_without_fields_is_one_runtime_call() {
+        let expanded = instrument(
+            SpanKind::Step,
+            quote!(),
+            quote! {
+                fn tick() -> u32 { 1 }
+            },
+        );
+        let expected = quote! {
+            fn tick() -> u32 {
+                static __WFO_SITE: ::workflow_otel::__private::Site = ::workflow_otel::__private::Site::new(
+                    ::workflow_otel::__private::Kind::Step,
+                    "tick",
+                    ::core::concat!(::core::module_path!(), "::", "tick"),
+                    ::core::file!(),
+                    ::core::line!(),
+                    false,
+                    false,
+                );
+                ::workflow_otel::__private::run_at::<u32, _, _>(&__WFO_SITE, move || { 1 }, |__wfo_output, __wfo_finish: &mut ::workflow_otel::__private::Finish| {
                     #[allow(unused_imports)]
                     use ::workflow_otel::__private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _};
                     (&&&&::workflow_otel::__private::Probe(__wfo_output)).__wfo_outcome(__wfo_finish);

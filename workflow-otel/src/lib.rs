@@ -267,7 +267,7 @@ pub mod __private {
         RetryArgument, RetryPolicy, Retryable, attempt_number, retry, retry_always, retry_argument,
         retry_async,
     };
-    pub use crate::record::run::{Finish, Instrumented, instrument, no_probe, run};
+    pub use crate::record::run::{Finish, Instrumented, instrument, no_probe, run, run_at};
     pub use crate::record::span::{
         ActiveSpan, Fields, GenAiRole, Kind, Site, no_fields, start, start_from,
     };

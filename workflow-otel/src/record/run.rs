@@ -15,24 +15,33 @@ use opentelemetry::Context;
 use crate::metrics::Meter;
 use crate::record::ids;
 use crate::record::raw::ErrorRecord;
-use crate::record::span::{ActiveSpan, CurrentRecording, Ending, Recording, Site};
+use crate::record::span::{
+    ActiveSpan, CurrentRecording, Ending, Recording, Site, does_nothing, no_fields, start_under,
+};
 
 /// Runs a sync body with the span attached, then finishes the span with the
 /// outcome `probe` reads from the return value. A panic ends the span as
 /// failed and then keeps unwinding.
-pub fn run<R, F, P>(span: ActiveSpan, body: F, probe: P) -> R
+#[inline(always)]
+pub fn run<R, F, P>(mut span: ActiveSpan, body: F, probe: P) -> R
 where
     F: FnOnce() -> R,
     P: FnOnce(&R, &mut Finish),
 {
-    let ActiveSpan {
-        cx,
-        recording,
-        meter,
-    } = span;
-    let Some(mut recording) = recording else {
-        let _attached = cx.map(Context::attach);
-        let Some(meter) = meter else {
+    run_in(&mut span, body, probe)
+}
+
+/// [`run`] on a span that stays where it is: moving its recording would
+/// copy it.
+#[inline(always)]
+fn run_in<R, F, P>(span: &mut ActiveSpan, body: F, probe: P) -> R
+where
+    F: FnOnce() -> R,
+    P: FnOnce(&R, &mut Finish),
+{
+    let Some(recording) = &mut span.recording else {
+        let _attached = span.cx.take().map(Context::attach);
+        let Some(meter) = span.meter.take() else {
             return body();
         };
         let value = body();
@@ -40,9 +49,11 @@ where
         return value;
     };
     // A recorded call's metrics are in its recording: this one is empty.
-    std::mem::forget(meter);
-    let attached = cx.map(Context::attach);
-    let current = CurrentRecording::enter(&recording);
+    if let Some(meter) = span.meter.take() {
+        std::mem::forget(meter);
+    }
+    let attached = span.cx.take().map(Context::attach);
+    let current = CurrentRecording::enter(recording);
     let result = catch_unwind(AssertUnwindSafe(body));
     drop(current);
     drop(attached);
@@ -58,6 +69,33 @@ where
             resume_unwind(payload)
         }
     }
+}
+
+/// `run(start(site, no_fields), body, probe)`, for a function without
+/// `args(..)` or `fields(..)`, with the commonest call first: a step in a
+/// trace that is not sampled, metrics off, runs its body and nothing else.
+/// The span is started and run in place, never moved.
+#[inline(always)]
+pub fn run_at<R, F, P>(site: &'static Site, body: F, probe: P) -> R
+where
+    F: FnOnce() -> R,
+    P: FnOnce(&R, &mut Finish),
+{
+    // A look at the current context of its own: sharing the one that starts
+    // the span would make this path, the commonest, pay for that one's size.
+    if Context::map_current(|parent| does_nothing(site, parent)) {
+        return body();
+    }
+    let mut span = ActiveSpan::idle();
+    Context::map_current(|parent| start_plain(&mut span, site, parent));
+    run_in(&mut span, body, probe)
+}
+
+/// Starts a span without fields: one function for every such site, out of
+/// line, so that the quick check before it stays small.
+#[inline(never)]
+fn start_plain(span: &mut ActiveSpan, site: &'static Site, parent: &Context) {
+    start_under(span, site, parent, no_fields);
 }
 
 /// Wraps an async body: the span is attached on every poll, finished with the

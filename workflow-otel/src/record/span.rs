@@ -95,25 +95,54 @@ impl Fields<'_> {
 /// The fields closure of a function with no `args(..)` or `fields(..)`.
 pub fn no_fields(_: &mut Fields<'_>) {}
 
+impl ActiveSpan {
+    /// A call with nothing started.
+    pub(crate) const fn idle() -> ActiveSpan {
+        ActiveSpan {
+            cx: None,
+            recording: None,
+            meter: None,
+        }
+    }
+}
+
 /// Starts the span for one call of the function described by `site`, as a child
 /// of the current context.
+#[inline(always)]
 pub fn start(site: &'static Site, fields: impl FnOnce(&mut Fields<'_>)) -> ActiveSpan {
     // Filled in place: the result is large and most calls leave it empty.
-    let mut span = ActiveSpan {
-        cx: None,
-        recording: None,
-        meter: None,
-    };
-    Context::map_current(|parent| {
-        if site.genai == Some(GenAiRole::Tool) {
-            count_tool_call(parent);
-        }
-        match site.kind {
-            Kind::Step => start_step(&mut span, site, parent, fields),
-            Kind::Workflow | Kind::ChildWorkflow => start_workflow(&mut span, site, parent, fields),
-        }
-    });
+    let mut span = ActiveSpan::idle();
+    Context::map_current(|parent| start_under(&mut span, site, parent, fields));
     span
+}
+
+/// Starts the span for a call of `site` under `parent` into `span`.
+#[inline(always)]
+pub(crate) fn start_under(
+    span: &mut ActiveSpan,
+    site: &'static Site,
+    parent: &Context,
+    fields: impl FnOnce(&mut Fields<'_>),
+) {
+    if site.genai == Some(GenAiRole::Tool) {
+        count_tool_call(parent);
+    }
+    match site.kind {
+        Kind::Step => start_step(span, site, parent, fields),
+        Kind::Workflow | Kind::ChildWorkflow => start_workflow(span, site, parent, fields),
+    }
+}
+
+/// Whether a call of `site` under `parent` has nothing to do: a step (not a
+/// tool, which counts itself) in a trace that is not sampled, with metrics
+/// off. Its descendants see the same unsampled parent: nothing is attached.
+#[inline(always)]
+pub(crate) fn does_nothing(site: &'static Site, parent: &Context) -> bool {
+    site.kind == Kind::Step && site.genai.is_none() && !crate::metrics::series::enabled() && {
+        let parent = parent.span();
+        let parent = parent.span_context();
+        parent.is_valid() && !parent.is_sampled()
+    }
 }
 
 /// A tool step adds to the totals of every workflow it runs in, sampled or not.
