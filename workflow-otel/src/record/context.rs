@@ -136,7 +136,7 @@ impl WorkflowContext {
         instrumentation: Option<Instrumentation>,
     ) -> WorkflowContext {
         let id = new_uuid_v7();
-        let id_text = StringValue::from(Arc::<str>::from(crate::record::time::uuid_text(id)));
+        let id_text = StringValue::from(crate::record::time::uuid_text(id));
         let static_name = name;
         let name = StringValue::from(name);
         match parent {

@@ -198,7 +198,10 @@ fn start_step(
         }
         return;
     }
-    let owner = parent.get::<CurrentWorkflow>().map(|current| &current.0);
+    let owner = match recording_owner(parent, parent_span.span_id()) {
+        Some(owner) => Some(owner),
+        None => parent.get::<CurrentWorkflow>().map(|current| &current.0),
+    };
     let fallback;
     let instrumentation = match owner.and_then(|owner| owner.instrumentation()) {
         Some(pinned) => pinned,
@@ -238,6 +241,28 @@ fn start_step(
     } else if crate::metrics::series::enabled() {
         span.meter = Meter::start(site, owner.map_or("", |owner| owner.static_name()), started);
     }
+}
+
+/// The workflow of the recording of ours that is the current span on this
+/// thread, if `parent_span` is that span: the common case of a step called
+/// from a workflow's or a step's body, which then needs no lookup in the
+/// `Context`'s map.
+fn recording_owner(parent: &Context, parent_span: SpanId) -> Option<&Arc<WorkflowContext>> {
+    let _ = parent;
+    let current = current_recording();
+    if current.is_null() {
+        return None;
+    }
+    // SAFETY: `CURRENT` points to a recording only while its guard lives on
+    // this thread (see `with_current_recording`); a call starting here runs
+    // inside that body, so the recording outlives the borrow, tied to the
+    // current context's, which ends when this call has started.
+    let recording = unsafe { &*current };
+    let raw = recording.raw.as_ref()?;
+    if raw.span_context.span_id() != parent_span {
+        return None;
+    }
+    raw.workflow.as_ref()
 }
 
 thread_local! {
@@ -482,9 +507,11 @@ impl Recording {
         if let Some(series) = raw.series {
             end_meter(series, raw);
         }
-        if let Some(raw) = self.raw.take() {
-            submit(self.pipeline.as_ref(), raw, !current_recording().is_null());
-        }
+        submit(
+            self.pipeline.as_ref(),
+            &mut self.raw,
+            !current_recording().is_null(),
+        );
     }
 
     /// Adds an attribute if this span is the current one; else gives it back.
