@@ -193,6 +193,19 @@ fn span_head(
 /// Writes the members of a list into the line, if there are any.
 type ListWriter<'a> = Option<&'a dyn Fn(&mut Vec<u8>)>;
 
+/// The `attributes` list of an event or a link, and how many were dropped.
+fn attribute_fields(fields: &mut Fields<'_>, attributes: ListWriter<'_>, dropped: u32) {
+    if let Some(attributes) = attributes {
+        fields.key("attributes");
+        fields.out.push(b'[');
+        attributes(fields.out);
+        fields.out.push(b']');
+    }
+    if dropped > 0 {
+        fields.number("droppedAttributesCount", dropped.into());
+    }
+}
+
 /// One event object; `attributes` writes the list's members, if any.
 fn event(
     out: &mut Vec<u8>,
@@ -205,15 +218,7 @@ fn event(
     let mut fields = Fields::new(out);
     fields.time("timeUnixNano", time);
     fields.string("name", name);
-    if let Some(attributes) = attributes {
-        fields.key("attributes");
-        fields.out.push(b'[');
-        attributes(fields.out);
-        fields.out.push(b']');
-    }
-    if dropped_attributes > 0 {
-        fields.number("droppedAttributesCount", dropped_attributes.into());
-    }
+    attribute_fields(&mut fields, attributes, dropped_attributes);
     out.push(b'}');
 }
 
@@ -229,15 +234,7 @@ fn link(
     fields.trace_id("traceId", linked.trace_id());
     fields.span_id("spanId", linked.span_id());
     trace_state(&mut fields, linked.trace_state());
-    if let Some(attributes) = attributes {
-        fields.key("attributes");
-        fields.out.push(b'[');
-        attributes(fields.out);
-        fields.out.push(b']');
-    }
-    if dropped_attributes > 0 {
-        fields.number("droppedAttributesCount", dropped_attributes.into());
-    }
+    attribute_fields(&mut fields, attributes, dropped_attributes);
     fields.number("flags", span_flags(linked, linked.is_remote()).into());
     out.push(b'}');
 }
