@@ -240,59 +240,15 @@ fn workflow_otel_case_with(
     }
 }
 
-/// Writes to nothing, counting lines: each is one batch of spans.
-#[derive(Clone, Default)]
-struct CountingWriter {
-    bytes: Arc<AtomicU64>,
-}
-
-impl std::io::Write for CountingWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.bytes.fetch_add(bytes.len() as u64, Ordering::Relaxed);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-/// Our steps exported by the JSON-lines file exporter, which encodes the
-/// records as they are (no `SpanData`): what `WORKFLOW_OTEL_FILE` costs.
-fn json_lines_case(name: &'static str, mut body: impl FnMut(u64) + 'static) -> Case {
-    let writer = CountingWriter::default();
-    let bytes = writer.bytes.clone();
-    let config = PipelineConfig {
-        max_queue_size: 1 << 20,
-        max_export_batch_size: 4096,
-        scheduled_delay: background_interval(),
-        ..PipelineConfig::default()
-    };
-    let pipeline = Pipeline::with_config(JsonLinesExporter::with_writer(writer), config, None);
-    let instrumentation = Instrumentation::new(&pipeline);
-    Case {
-        name,
-        spans_per_iteration: 1,
-        spans_per_run: 1,
-        delivered: Box::new(move || {
-            let _ = pipeline.force_flush();
-            // Spans the exporter wrote, and it wrote something for them.
-            let exported = pipeline.exported_spans();
-            if bytes.load(Ordering::Relaxed) < exported * 100 {
-                return 0;
-            }
-            exported
-        }),
-        run: Box::new(move |iterations| instrumentation.run(|| body(iterations))),
-        records: true,
-        roots_every: 0,
-    }
-}
-
 type Factory = Box<dyn FnOnce() -> Case>;
 
 #[path = "overhead_signals.rs"]
 mod signals;
 use signals::with_metrics;
+
+#[path = "overhead_export.rs"]
+mod export;
+use export::json_lines_case;
 
 fn fastrace_case(
     name: &'static str,

@@ -71,7 +71,7 @@ impl<S: Subscriber> tracing_subscriber::Layer<S> for SpanEvents {
             KeyValue::new("target", metadata.target().to_owned()),
         ];
         values.append(&mut attributes.values);
-        let _ = crate::record::span::with_current_recording(
+        let _ = crate::record::current::with_current_recording(
             (Cow::Owned(name), values),
             |recording, (name, values)| recording.add_event(name, values),
         );

@@ -15,8 +15,8 @@ use opentelemetry::{Context, KeyValue, StringValue};
 use uuid::Uuid;
 
 use crate::record::attributes;
+use crate::record::current::with_current_recording;
 use crate::record::instrumentation::Instrumentation;
-use crate::record::span::with_current_recording;
 use crate::record::usage::{GenAiUsage, UsageTotals};
 
 /// Identity and lineage of one workflow run.

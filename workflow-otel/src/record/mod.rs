@@ -5,6 +5,7 @@
 
 pub mod attributes;
 pub(crate) mod context;
+pub(crate) mod current;
 pub(crate) mod ids;
 pub(crate) mod instrumentation;
 pub(crate) mod probe;

@@ -13,10 +13,11 @@ use std::task::Poll;
 use opentelemetry::Context;
 
 use crate::metrics::Meter;
+use crate::record::current::CurrentRecording;
 use crate::record::ids;
 use crate::record::raw::ErrorRecord;
 use crate::record::span::{
-    ActiveSpan, CurrentRecording, Ending, Recording, Site, does_nothing, no_fields, start_under,
+    ActiveSpan, Ending, Recording, Site, does_nothing, no_fields, start_under,
 };
 
 /// Runs a sync body with the span attached, then finishes the span with the

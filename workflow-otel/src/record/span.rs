@@ -19,8 +19,9 @@ use opentelemetry::{Context, KeyValue, Value};
 
 use crate::metrics::Meter;
 use crate::metrics::series::Series;
-use crate::pipeline::{Pipeline, flush_thread_buffer, submit};
+use crate::pipeline::{Pipeline, submit};
 use crate::record::context::{CurrentWorkflow, ParentLineage, RemoteWorkflow, WorkflowContext};
+use crate::record::current::{current_recording, recording_owner};
 use crate::record::ids;
 use crate::record::instrumentation::Instrumentation;
 use crate::record::raw::{EndState, ErrorRecord, Extras, RawSpan};
@@ -243,28 +244,6 @@ fn start_step(
     }
 }
 
-/// The workflow of the recording of ours that is the current span on this
-/// thread, if `parent_span` is that span: the common case of a step called
-/// from a workflow's or a step's body, which then needs no lookup in the
-/// `Context`'s map.
-fn recording_owner(parent: &Context, parent_span: SpanId) -> Option<&Arc<WorkflowContext>> {
-    let _ = parent;
-    let current = current_recording();
-    if current.is_null() {
-        return None;
-    }
-    // SAFETY: `CURRENT` points to a recording only while its guard lives on
-    // this thread (see `with_current_recording`); a call starting here runs
-    // inside that body, so the recording outlives the borrow, tied to the
-    // current context's, which ends when this call has started.
-    let recording = unsafe { &*current };
-    let raw = recording.raw.as_ref()?;
-    if raw.span_context.span_id() != parent_span {
-        return None;
-    }
-    raw.workflow.as_ref()
-}
-
 thread_local! {
     /// The last parent span an unsampled step ran under on this thread, and
     /// the name of the workflow it belongs to. A span id names one span, and
@@ -457,6 +436,11 @@ pub(crate) enum Ending {
 }
 
 impl Recording {
+    /// The record, until it is handed over.
+    pub(crate) fn raw(&self) -> Option<&RawSpan> {
+        self.raw.as_ref()
+    }
+
     pub(crate) fn site(&self) -> &'static Site {
         self.raw.as_ref().map_or(&UNKNOWN_SITE, |raw| raw.site)
     }
@@ -557,59 +541,4 @@ fn end_meter(series: &'static Series, raw: &RawSpan) {
         error.map(|error| error.type_name),
         &raw.span_context,
     );
-}
-
-thread_local! {
-    /// The recording whose body runs on this thread, if any.
-    static CURRENT: Cell<*const Recording> = const { Cell::new(std::ptr::null()) };
-}
-
-/// The recording whose body runs on this thread, if any.
-fn current_recording() -> *const Recording {
-    CURRENT.try_with(Cell::get).unwrap_or(std::ptr::null())
-}
-
-/// Makes `recording` the current one until dropped, then restores the previous.
-pub(crate) struct CurrentRecording {
-    previous: *const Recording,
-}
-
-impl CurrentRecording {
-    pub(crate) fn enter(recording: &Recording) -> CurrentRecording {
-        let previous = CURRENT
-            .try_with(|current| current.replace(recording))
-            .unwrap_or(std::ptr::null());
-        CurrentRecording { previous }
-    }
-}
-
-impl Drop for CurrentRecording {
-    // Leaving the outermost recording hands the thread's finished spans to
-    // the queue.
-    fn drop(&mut self) {
-        let _ = CURRENT.try_with(|current| current.set(self.previous));
-        if self.previous.is_null() {
-            flush_thread_buffer();
-        }
-    }
-}
-
-/// Applies `apply` to the recording of ours that is the current span, or gives
-/// `value` back when the current span is someone else's (or there is none).
-pub(crate) fn with_current_recording<V>(value: V, apply: impl FnOnce(&Recording, V)) -> Option<V> {
-    let current = current_recording();
-    if current.is_null() {
-        return Some(value);
-    }
-    // SAFETY: `CURRENT` points to a recording only while a `CurrentRecording`
-    // guard lives on this thread, and the guard is dropped before the
-    // recording can move or be dropped (see `run` and `Instrumented::poll`).
-    let recording = unsafe { &*current };
-    let current_span = Context::map_current(|cx| cx.span().span_context().span_id());
-    if current_span != recording.span_id() {
-        // A span another library opened inside ours is the current one.
-        return Some(value);
-    }
-    apply(recording, value);
-    None
 }
