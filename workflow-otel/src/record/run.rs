@@ -29,7 +29,18 @@ where
     F: FnOnce() -> R,
     P: FnOnce(&R, &mut Finish),
 {
-    run_in(&mut span, body, probe)
+    let value = run_in(&mut span, body, probe);
+    forget_spent(span);
+    value
+}
+
+/// Lets go of a call that is over without its drop glue, which would cost
+/// more than the rest of its ending: it owns nothing by then. (A panic
+/// unwinds past the caller's call of this, and drops the span.)
+#[inline(always)]
+fn forget_spent(span: ActiveSpan) {
+    debug_assert!(span.is_spent());
+    std::mem::forget(span);
 }
 
 /// [`run`] on a span that stays where it is: moving its recording would
@@ -89,7 +100,9 @@ where
     }
     let mut span = ActiveSpan::idle();
     Context::map_current(|parent| start_plain(&mut span, site, parent));
-    run_in(&mut span, body, probe)
+    let value = run_in(&mut span, body, probe);
+    forget_spent(span);
+    value
 }
 
 /// Starts a span without fields: one function for every such site, out of

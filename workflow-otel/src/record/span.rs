@@ -97,6 +97,15 @@ impl Fields<'_> {
 pub fn no_fields(_: &mut Fields<'_>) {}
 
 impl ActiveSpan {
+    /// Whether the call is over and nothing in it is left to drop: then it
+    /// may be forgotten, which skips drop glue that would cost more than the
+    /// rest of a call's ending.
+    pub(crate) fn is_spent(&self) -> bool {
+        self.cx.is_none()
+            && self.meter.is_none()
+            && self.recording.as_ref().is_none_or(Recording::is_spent)
+    }
+
     /// A call with nothing started.
     pub(crate) const fn idle() -> ActiveSpan {
         ActiveSpan {
@@ -496,6 +505,13 @@ impl Recording {
             &mut self.raw,
             !current_recording().is_null(),
         );
+        // Finished, it owns nothing more (see `ActiveSpan::is_spent`).
+        self.pipeline = None;
+    }
+
+    /// Whether nothing is left to drop: finished, its pipeline let go.
+    fn is_spent(&self) -> bool {
+        self.raw.is_none() && self.pipeline.is_none() && self.extras.borrow().is_none()
     }
 
     /// Adds an attribute if this span is the current one; else gives it back.
