@@ -160,6 +160,12 @@ pub(crate) struct Calibration {
     /// Nanoseconds elapsed and ticks elapsed over the measured interval.
     nanos: u128,
     ticks: u128,
+    /// Nanoseconds per tick as a fraction of 2⁶⁴, when a tick is shorter
+    /// than a nanosecond (the TSC): a multiplication per time instead of a
+    /// 128-bit division, within a nanosecond of it.
+    scale: Option<u64>,
+    /// `anchor_system` in nanoseconds since the Unix epoch.
+    anchor_unix_nanos: u64,
 }
 
 impl Calibration {
@@ -173,11 +179,14 @@ impl Calibration {
         } else {
             (nanos, u128::from(ticks))
         };
+        let scale = (nanos < ticks).then(|| ((nanos << 64) / ticks) as u64);
         Calibration {
             anchor_ticks: anchor.ticks,
             anchor_system: anchor.system,
             nanos,
             ticks,
+            scale,
+            anchor_unix_nanos: unix_nanos(anchor.system),
         }
     }
 
@@ -195,10 +204,32 @@ impl Calibration {
 
     /// Wall-clock time of `ticks`.
     pub(crate) fn system_time(&self, ticks: Ticks) -> SystemTime {
-        let since_anchor = u128::from(ticks.saturating_sub(self.anchor_ticks));
-        let nanos = since_anchor * self.nanos / self.ticks;
-        self.anchor_system + Duration::from_nanos(u64::try_from(nanos).unwrap_or(u64::MAX))
+        self.anchor_system + Duration::from_nanos(self.nanos_since_anchor(ticks))
     }
+
+    /// Wall-clock time of `ticks` in nanoseconds since the Unix epoch, as
+    /// OTLP writes it: the same instant as [`Calibration::system_time`].
+    pub(crate) fn unix_nanos(&self, ticks: Ticks) -> u64 {
+        self.anchor_unix_nanos
+            .saturating_add(self.nanos_since_anchor(ticks))
+    }
+
+    fn nanos_since_anchor(&self, ticks: Ticks) -> u64 {
+        let since_anchor = u128::from(ticks.saturating_sub(self.anchor_ticks));
+        let nanos = match self.scale {
+            Some(scale) => (since_anchor * u128::from(scale)) >> 64,
+            None => since_anchor * self.nanos / self.ticks,
+        };
+        u64::try_from(nanos).unwrap_or(u64::MAX)
+    }
+}
+
+/// `time` in nanoseconds since the Unix epoch (0 before it).
+pub(crate) fn unix_nanos(time: SystemTime) -> u64 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_nanos()).unwrap_or(u64::MAX)
+        })
 }
 
 /// Wall-clock time of `instant`.
@@ -222,6 +253,39 @@ mod tests {
         assert!(!spans.contains(&SpanId::INVALID));
         let traces: HashSet<TraceId> = (0..10_000).map(|_| trace_id()).collect();
         assert_eq!(traces.len(), 10_000);
+    }
+
+    /// The multiplication that replaces the division lands within a
+    /// nanosecond of it, over a year of ticks at any rate above 1 GHz.
+    #[test]
+    fn scaled_ticks_stay_within_a_nanosecond_of_the_division() {
+        for (nanos, ticks) in [
+            (1_000_u128, 2_994_u128),
+            (7, 8),
+            (999_999, 1_000_000),
+            (1, 5),
+        ] {
+            let exact = Calibration {
+                anchor_ticks: 0,
+                anchor_system: SystemTime::UNIX_EPOCH,
+                nanos,
+                ticks,
+                scale: None,
+                anchor_unix_nanos: 0,
+            };
+            let scaled = Calibration {
+                scale: Some(((nanos << 64) / ticks) as u64),
+                ..exact
+            };
+            let year = 3 * 365 * 86_400 * 1_000_000_000_u64;
+            for at in (0..1_000).map(|i| i * (year / 1_000) + i) {
+                let (exact_time, scaled_time) = (exact.system_time(at), scaled.system_time(at));
+                assert!(exact_time >= scaled_time, "{at} ticks at {nanos}/{ticks}");
+                let apart = exact_time.duration_since(scaled_time).unwrap();
+                assert!(apart <= Duration::from_nanos(1));
+                assert_eq!(scaled.unix_nanos(at), unix_nanos(scaled_time));
+            }
+        }
     }
 
     #[test]

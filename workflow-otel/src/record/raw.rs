@@ -9,7 +9,7 @@
 
 use std::borrow::Cow;
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{Event, Link, SpanContext, SpanId, Status, TraceId};
 use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
@@ -108,7 +108,8 @@ pub(crate) enum Attr<'a> {
     Shared(&'a StringValue),
     Text(&'a str),
     Int(i64),
-    Float(f64),
+    /// A length in seconds, as a double (`Duration::as_secs_f64`).
+    Seconds(Duration),
     TraceId(TraceId),
     SpanId(SpanId),
     Time(SystemTime),
@@ -122,7 +123,7 @@ impl Attr<'_> {
             Attr::Shared(text) => Value::String(text.clone()),
             Attr::Text(text) => Value::from(text.to_owned()),
             Attr::Int(number) => Value::I64(number),
-            Attr::Float(number) => Value::F64(number),
+            Attr::Seconds(length) => Value::F64(length.as_secs_f64()),
             Attr::TraceId(id) => Value::from(trace_id_hex(id)),
             Attr::SpanId(id) => Value::from(span_id_hex(id)),
             Attr::Time(time) => Value::from(rfc3339(time)),
@@ -168,7 +169,10 @@ impl AttributeSink for Vec<KeyValue> {
 pub(crate) struct SpanTimes {
     pub(crate) start: SystemTime,
     pub(crate) end: SystemTime,
-    seconds: f64,
+    /// The same instants in nanoseconds since the Unix epoch.
+    pub(crate) start_unix: u64,
+    pub(crate) end_unix: u64,
+    length: Duration,
 }
 
 /// A span's status, borrowed from the record.
@@ -205,11 +209,13 @@ impl RawSpan {
     pub(crate) fn times(&self, clock: &Calibration) -> SpanTimes {
         let start = clock.system_time(self.started);
         let end = clock.system_time(self.ended);
-        let seconds = end.duration_since(start).unwrap_or_default().as_secs_f64();
+        let length = end.duration_since(start).unwrap_or_default();
         SpanTimes {
             start,
             end,
-            seconds,
+            start_unix: clock.unix_nanos(self.started),
+            end_unix: clock.unix_nanos(self.ended),
+            length,
         }
     }
 
@@ -310,13 +316,13 @@ impl RawSpan {
         if self.is_workflow() && self.workflow.is_some() {
             sink.attribute(attr::WORKFLOW_STATUS, Attr::Static(self.state.as_str()));
             sink.attribute(attr::WORKFLOW_END_TIME, Attr::Time(times.end));
-            sink.attribute(attr::WORKFLOW_DURATION, Attr::Float(times.seconds));
+            sink.attribute(attr::WORKFLOW_DURATION, Attr::Seconds(times.length));
             for attribute in extras.map_or(&[][..], |extras| &extras.workflow_attributes) {
                 sink.pair(attribute);
             }
         } else {
             sink.attribute(attr::STEP_STATUS, Attr::Static(self.state.as_str()));
-            sink.attribute(attr::STEP_DURATION, Attr::Float(times.seconds));
+            sink.attribute(attr::STEP_DURATION, Attr::Seconds(times.length));
         }
     }
 

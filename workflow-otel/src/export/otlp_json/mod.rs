@@ -13,6 +13,7 @@ mod tests;
 mod write;
 
 use std::collections::{BTreeMap, HashMap};
+use std::hash::{BuildHasherDefault, Hasher};
 use std::time::SystemTime;
 #[cfg(test)]
 use std::time::UNIX_EPOCH;
@@ -25,6 +26,7 @@ use opentelemetry_sdk::trace::SpanData;
 use crate::pipeline::{Item, Records};
 use crate::record::attributes as attr;
 use crate::record::context::WorkflowContext;
+use crate::record::ids::unix_nanos;
 use crate::record::raw::{Attr, AttributeSink, RawSpan, RawStatus};
 use crate::record::span::Site;
 #[cfg(test)]
@@ -65,8 +67,28 @@ pub(crate) fn encode_request_into(out: &mut Vec<u8>, resource: &Resource, spans:
 /// by the program's sites), and for the steps of the last workflow seen.
 #[derive(Debug, Default)]
 pub(crate) struct Fragments {
-    sites: HashMap<usize, Box<[u8]>>,
+    sites: HashMap<usize, Box<[u8]>, BuildHasherDefault<AddressHasher>>,
     workflow: Option<(uuid::Uuid, Box<[u8]>)>,
+}
+
+/// Hashes a static's address: distinct already, only spread over the bits.
+#[derive(Default)]
+struct AddressHasher(u64);
+
+impl Hasher for AddressHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for byte in bytes {
+            self.0 = (self.0 << 8 | u64::from(*byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_usize(&mut self, address: usize) {
+        self.0 = (address as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
 }
 
 /// The same bytes as [`encode_request`] would write for the batch made into
@@ -174,8 +196,7 @@ fn span_head(
     parent_is_remote: bool,
     name: &str,
     span_kind: &SpanKind,
-    start: SystemTime,
-    end: SystemTime,
+    (start, end): (u64, u64),
 ) {
     fields.trace_id("traceId", context.trace_id());
     fields.span_id("spanId", context.span_id());
@@ -186,8 +207,8 @@ fn span_head(
     fields.number("flags", span_flags(context, parent_is_remote).into());
     fields.string("name", name);
     fields.number("kind", kind(span_kind));
-    fields.time("startTimeUnixNano", start);
-    fields.time("endTimeUnixNano", end);
+    fields.unix_nanos("startTimeUnixNano", start);
+    fields.unix_nanos("endTimeUnixNano", end);
 }
 
 /// Writes the members of a list into the line, if there are any.
@@ -355,8 +376,7 @@ fn encode_record(
         raw.parent_is_remote,
         site.name,
         &site.span_kind,
-        times.start,
-        times.end,
+        (times.start_unix, times.end_unix),
     );
     fields.key("attributes");
     fields.out.push(b'[');
@@ -446,8 +466,7 @@ fn encode_span(out: &mut Vec<u8>, span: &SpanData) {
         span.parent_span_is_remote,
         &span.name,
         &span.span_kind,
-        span.start_time,
-        span.end_time,
+        (unix_nanos(span.start_time), unix_nanos(span.end_time)),
     );
     if !span.attributes.is_empty() {
         fields.key("attributes");
@@ -529,6 +548,10 @@ fn list_members(out: &mut Vec<u8>, attributes: &[KeyValue]) {
 }
 
 fn trace_state(fields: &mut Fields<'_>, state: &TraceState) {
+    // Most spans have none: no header to build.
+    if *state == TraceState::NONE {
+        return;
+    }
     let header = state.header();
     if !header.is_empty() {
         fields.string("traceState", &header);

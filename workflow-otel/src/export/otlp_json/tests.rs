@@ -140,3 +140,34 @@ fn integers_are_written_as_decimal_digits() {
     write::integer(&mut out, u64::MAX, false);
     assert_eq!(String::from_utf8(out).unwrap(), u64::MAX.to_string());
 }
+
+/// The quick way for lengths under a second writes what `Display` of the
+/// double does, for every digit pattern and length of nanoseconds.
+#[test]
+fn seconds_are_written_as_their_double_is() {
+    let mut nanos: Vec<u64> = (0..20_000).collect();
+    nanos.extend((0..200_000).map(|i| i * 4_999 % 1_000_000_000));
+    nanos.extend([
+        999_999_999,
+        100_000_000,
+        123_456_789,
+        1_000,
+        10_746,
+        1_000_000_000,
+        1_000_000_001,
+        86_400_123_456_789,
+        u64::from(u32::MAX) * 7,
+    ]);
+    for nanos in nanos {
+        let length = Duration::from_nanos(nanos);
+        let mut quick = Vec::new();
+        write::seconds(&mut quick, length);
+        let mut general = Vec::new();
+        double(&mut general, length.as_secs_f64());
+        assert_eq!(
+            String::from_utf8(quick).unwrap(),
+            String::from_utf8(general).unwrap(),
+            "{nanos} ns"
+        );
+    }
+}

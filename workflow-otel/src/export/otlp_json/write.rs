@@ -3,7 +3,7 @@
 //! would cost more than the rest of the encoding.
 
 use std::io::Write as _;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry::{Array, KeyValue, Value};
@@ -68,12 +68,14 @@ impl<'a> Fields<'a> {
 
     /// A time as its nanoseconds since the epoch, a 64-bit integer: quoted.
     pub(super) fn time(&mut self, name: &str, time: SystemTime) {
+        self.unix_nanos(name, crate::record::ids::unix_nanos(time));
+    }
+
+    /// [`Fields::time`] of a time already in nanoseconds since the epoch.
+    pub(super) fn unix_nanos(&mut self, name: &str, nanos: u64) {
         self.key(name);
         self.out.push(b'"');
-        let nanos = time
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |since| since.as_nanos());
-        integer(self.out, u64::try_from(nanos).unwrap_or(u64::MAX), false);
+        integer(self.out, nanos, false);
         self.out.push(b'"');
     }
 }
@@ -163,9 +165,9 @@ pub(super) fn attr_value(out: &mut Vec<u8>, value: Attr<'_>) {
         Attr::Static(text) | Attr::Text(text) => string_value(out, text),
         Attr::Shared(text) => string_value(out, text.as_str()),
         Attr::Int(number) => int_value(out, number),
-        Attr::Float(number) => {
+        Attr::Seconds(length) => {
             out.push_str(r#"{"doubleValue":"#);
-            double(out, number);
+            seconds(out, length);
             out.push(b'}');
         }
         Attr::TraceId(id) => {
@@ -246,6 +248,33 @@ fn list<T>(out: &mut Vec<u8>, values: &[T], mut each: impl FnMut(&mut Vec<u8>, &
         }
         each(out, value);
     }
+}
+
+/// `length.as_secs_f64()` as [`double`] writes it. Under a second the
+/// double is the nanoseconds divided by 10⁹, correctly rounded, and its
+/// shortest form is those nanoseconds' own decimal digits: written as they
+/// are, without formatting a float. Longer ones take the general way.
+pub(super) fn seconds(out: &mut Vec<u8>, length: std::time::Duration) {
+    if length.as_secs() != 0 {
+        return double(out, length.as_secs_f64());
+    }
+    let nanos = length.subsec_nanos();
+    if nanos == 0 {
+        out.push(b'0');
+        return;
+    }
+    let mut digits = [b'0'; 11];
+    digits[1] = b'.';
+    let mut rest = nanos;
+    for at in (2..11).rev() {
+        digits[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    let end = digits
+        .iter()
+        .rposition(|digit| *digit != b'0')
+        .map_or(1, |at| at + 1);
+    out.extend_from_slice(&digits[..end]);
 }
 
 pub(super) fn double(out: &mut Vec<u8>, value: f64) {
