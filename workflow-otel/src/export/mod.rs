@@ -14,6 +14,10 @@ pub(crate) mod file;
 pub(crate) mod otlp;
 pub(crate) mod otlp_json;
 #[cfg(feature = "otlp")]
+pub(crate) mod otlp_proto;
+#[cfg(feature = "otlp")]
+pub(crate) mod otlp_transport;
+#[cfg(feature = "otlp")]
 pub(crate) mod tls;
 
 pub use console::{ConsoleExporter, DEFAULT_MAX_PENDING_SPANS};

@@ -1,21 +1,31 @@
-//! OTLP export over gRPC, HTTP/protobuf or HTTP/JSON, with gzip: the
-//! opentelemetry-otlp exporters, driven by a runtime of their own.
+//! OTLP export of spans over gRPC, HTTP/protobuf or HTTP/JSON, with gzip,
+//! on the transport metrics use too; and the settings helpers the
+//! opentelemetry-otlp log exporter is built with.
 
 use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, ready};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use opentelemetry_otlp::{
     Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
 };
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
+use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::error::SetupError;
+use crate::export::otlp_json::{Fragments, encode_records, encode_request_into};
+use crate::export::otlp_transport::{OtlpTransport, Payload, TRACE_EXPORT};
 use crate::export::tls::LoadedTls;
 use crate::export::{OtlpProtocol, OtlpSettings};
+use crate::pipeline::{ExportFuture, NativeExport, Records};
 
 /// The setting an exporter error names until `setup()` replaces it with the
 /// variable the endpoint came from.
@@ -45,9 +55,11 @@ pub(crate) const ENDPOINT_SETTING: &str = "OtlpSettings::endpoint";
 /// # Ok(()) }
 /// ```
 pub struct OtlpExporter {
-    runtime: Option<tokio::runtime::Runtime>,
-    inner: opentelemetry_otlp::SpanExporter,
-    settings: OtlpSettings,
+    transport: OtlpTransport,
+    resource: Resource,
+    proto_resource: ResourceAttributesWithSchema,
+    /// What the OTLP/JSON encoder keeps between batches.
+    fragments: Mutex<Fragments>,
 }
 
 impl OtlpExporter {
@@ -55,48 +67,25 @@ impl OtlpExporter {
     /// header, or if the exporter cannot be built; the endpoint itself is only
     /// reached when spans are sent.
     pub fn new(settings: &OtlpSettings) -> Result<OtlpExporter, SetupError> {
-        let runtime = exporter_runtime("workflow-otel-otlp", settings)?;
-        let headers = header_map(settings)?;
-        let tls = tls_for(settings)?;
-        // tonic and reqwest create their connections on the current runtime.
-        let _entered = runtime.enter();
-        let built = match settings.protocol {
-            OtlpProtocol::Grpc => with_tonic(
-                opentelemetry_otlp::SpanExporter::builder().with_tonic(),
-                settings,
-                headers,
-                tls.as_ref(),
-            )
-            .build(),
-            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => with_http(
-                opentelemetry_otlp::SpanExporter::builder().with_http(),
-                settings,
-                tls.as_ref(),
-            )?
-            .build(),
-        };
-        let inner = built.map_err(|error| {
-            SetupError::new(
-                ENDPOINT_SETTING,
-                &settings.endpoint,
-                format!("cannot build the OTLP exporter: {error}"),
-            )
-        })?;
-        drop(_entered);
+        let transport = OtlpTransport::new(settings, "workflow-otel-otlp", ENDPOINT_SETTING)?;
+        let resource = Resource::builder_empty().build();
         Ok(OtlpExporter {
-            runtime: Some(runtime),
-            inner,
-            settings: settings.clone(),
+            transport,
+            proto_resource: ResourceAttributesWithSchema::from(&resource),
+            resource,
+            fragments: Mutex::default(),
         })
     }
 
     /// What this exporter sends to, and how.
     pub fn settings(&self) -> &OtlpSettings {
-        &self.settings
+        self.transport.settings()
     }
 
-    fn run<T>(&self, work: impl Future<Output = T>) -> Option<T> {
-        self.runtime.as_ref().map(|runtime| runtime.block_on(work))
+    fn send(&self, payload: Payload<ExportTraceServiceRequest>) -> OTelSdkResult {
+        self.transport
+            .send::<_, ExportTraceServiceResponse>(payload, TRACE_EXPORT, self.settings().timeout)
+            .map_err(OTelSdkError::InternalFailure)
     }
 }
 
@@ -213,49 +202,63 @@ pub(crate) fn exporter_runtime(
 
 impl SpanExporter for OtlpExporter {
     fn export(&self, batch: Vec<SpanData>) -> impl Future<Output = OTelSdkResult> + Send {
-        let timeout = self.settings.timeout;
-        let result = self
-            .run(async {
-                match tokio::time::timeout(timeout, self.inner.export(batch)).await {
-                    Ok(result) => result,
-                    Err(_) => Err(OTelSdkError::Timeout(timeout)),
-                }
-            })
-            .unwrap_or(Err(OTelSdkError::AlreadyShutdown));
+        let result = if batch.is_empty() {
+            Ok(())
+        } else if self.transport.sends_json() {
+            let mut body = Vec::new();
+            encode_request_into(&mut body, &self.resource, &batch);
+            self.send(Payload::Json(body))
+        } else {
+            self.send(Payload::Message(ExportTraceServiceRequest {
+                resource_spans: group_spans_by_resource_and_scope(batch, &self.proto_resource),
+            }))
+        };
         ready(result)
     }
 
-    fn shutdown_with_timeout(&self, timeout: Duration) -> OTelSdkResult {
-        let _entered = self.runtime.as_ref().map(|runtime| runtime.enter());
-        self.inner.shutdown_with_timeout(timeout)
+    fn shutdown_with_timeout(&self, _timeout: Duration) -> OTelSdkResult {
+        // Every export waits for its answer: nothing is left to send.
+        Ok(())
     }
 
     fn force_flush(&self) -> OTelSdkResult {
-        let _entered = self.runtime.as_ref().map(|runtime| runtime.enter());
-        self.inner.force_flush()
+        Ok(())
     }
 
     fn set_resource(&mut self, resource: &Resource) {
-        self.inner.set_resource(resource);
+        self.resource = resource.clone();
+        self.proto_resource = ResourceAttributesWithSchema::from(resource);
     }
 }
 
-impl Drop for OtlpExporter {
-    fn drop(&mut self) {
-        // Never blocks and never panics, even when dropped inside another
-        // runtime; pending connections are abandoned.
-        if let Some(runtime) = self.runtime.take() {
-            runtime.shutdown_background();
-        }
+impl NativeExport for OtlpExporter {
+    /// Encodes our records as they are, for every protocol: the request
+    /// equals the one their `SpanData` would make.
+    fn export_records<'a>(&'a self, records: &'a Records<'a>) -> ExportFuture<'a> {
+        let result = if records.items.is_empty() {
+            Ok(())
+        } else if self.transport.sends_json() {
+            let mut body = Vec::new();
+            let mut fragments = self.fragments.lock().unwrap_or_else(|p| p.into_inner());
+            encode_records(&mut body, &self.resource, records, &mut fragments);
+            drop(fragments);
+            self.send(Payload::Json(body))
+        } else {
+            self.send(Payload::Message(crate::export::otlp_proto::request(
+                &self.proto_resource,
+                records,
+            )))
+        };
+        Box::pin(ready(result))
     }
 }
 
 impl fmt::Debug for OtlpExporter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("OtlpExporter")
-            .field("endpoint", &self.settings.endpoint)
-            .field("protocol", &self.settings.protocol)
-            .field("gzip", &self.settings.gzip)
+            .field("endpoint", &self.settings().endpoint)
+            .field("protocol", &self.settings().protocol)
+            .field("gzip", &self.settings().gzip)
             .finish_non_exhaustive()
     }
 }

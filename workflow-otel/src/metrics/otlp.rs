@@ -9,8 +9,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_client::MetricsServiceClient;
+use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{
     AnyValue, InstrumentationScope, KeyValue as ProtoKeyValue, any_value,
 };
@@ -23,31 +24,26 @@ use opentelemetry_proto::transform::common::tonic::Attributes;
 use opentelemetry_sdk::Resource;
 
 use crate::error::SetupError;
-use crate::export::{OtlpProtocol, OtlpSettings};
+use crate::export::OtlpSettings;
+use crate::export::otlp_transport::{METRICS_EXPORT, OtlpTransport, Payload};
 use crate::metrics::encode::Snapshot;
 use crate::metrics::genai::{
     DURATION_BUCKETS as GEN_AI_DURATION, ModelSeries, TOKEN_BUCKETS as GEN_AI_TOKENS,
 };
 use crate::metrics::series::{Histogram as Counts, Outcome, SeriesKind, SeriesSnapshot};
 
-/// Pushes metrics to an OTLP endpoint, from a one-thread runtime of its own.
+/// Pushes metrics to an OTLP endpoint, over the transport spans use.
 pub(crate) struct OtlpMetricsExporter {
-    runtime: tokio::runtime::Runtime,
-    transport: Transport,
-    settings: OtlpSettings,
+    transport: OtlpTransport,
     resource: ProtoResource,
-}
-
-enum Transport {
-    Grpc(MetricsServiceClient<tonic::transport::Channel>),
-    Http(reqwest::Client),
 }
 
 impl std::fmt::Debug for OtlpMetricsExporter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let settings = self.transport.settings();
         f.debug_struct("OtlpMetricsExporter")
-            .field("endpoint", &self.settings.endpoint)
-            .field("protocol", &self.settings.protocol)
+            .field("endpoint", &settings.endpoint)
+            .field("protocol", &settings.protocol)
             .finish_non_exhaustive()
     }
 }
@@ -58,66 +54,9 @@ impl OtlpMetricsExporter {
         resource: &Resource,
         setting: &str,
     ) -> Result<OtlpMetricsExporter, SetupError> {
-        let fail = |reason: String| {
-            SetupError::new(
-                setting,
-                &crate::setup::env::without_credentials(&settings.endpoint),
-                reason,
-            )
-        };
-        #[cfg(feature = "tls")]
-        crate::export::tls::install_provider();
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("workflow-otel-otlp-metrics")
-            .enable_all()
-            .build()
-            .map_err(|error| fail(format!("cannot start the exporter's runtime: {error}")))?;
-        for (name, value) in &settings.headers {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err()
-                || http::HeaderValue::from_str(value).is_err()
-            {
-                return Err(SetupError::new(
-                    "OtlpSettings::headers",
-                    "<not shown>",
-                    format!("header `{name}` is not a valid HTTP header"),
-                ));
-            }
-        }
-        let tls = crate::export::otlp::tls_for(settings)?;
-        let transport = match settings.protocol {
-            OtlpProtocol::Grpc => {
-                let endpoint = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
-                    .map_err(|error| fail(format!("not a gRPC endpoint: {error}")))?
-                    .timeout(settings.timeout)
-                    .connect_timeout(settings.timeout);
-                #[cfg(feature = "tls")]
-                let endpoint = match &tls {
-                    Some(tls) => endpoint
-                        .tls_config(crate::export::tls::tonic_config(tls))
-                        .map_err(|error| fail(format!("cannot set TLS up: {error}")))?,
-                    None => endpoint,
-                };
-                let _entered = runtime.enter();
-                let mut client = MetricsServiceClient::new(endpoint.connect_lazy());
-                if settings.gzip {
-                    client = client.send_compressed(tonic::codec::CompressionEncoding::Gzip);
-                }
-                Transport::Grpc(client)
-            }
-            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => Transport::Http(match &tls {
-                #[cfg(feature = "tls")]
-                Some(tls) => crate::export::tls::reqwest_client(tls, settings)?,
-                _ => reqwest::Client::builder()
-                    .timeout(settings.timeout)
-                    .build()
-                    .map_err(|error| fail(format!("cannot build the HTTP client: {error}")))?,
-            }),
-        };
+        let transport = OtlpTransport::new(settings, "workflow-otel-otlp-metrics", setting)?;
         Ok(OtlpMetricsExporter {
-            runtime,
             transport,
-            settings: settings.clone(),
             resource: ProtoResource {
                 attributes: Attributes::from(
                     resource.iter().map(|(key, value)| {
@@ -131,7 +70,7 @@ impl OtlpMetricsExporter {
     }
 
     pub(crate) fn endpoint(&self) -> String {
-        crate::setup::env::without_credentials(&self.settings.endpoint)
+        crate::setup::env::without_credentials(&self.transport.settings().endpoint)
     }
 
     /// Sends `snapshot`, within `timeout` (and the settings' own timeout).
@@ -142,70 +81,13 @@ impl OtlpMetricsExporter {
         timeout: Duration,
     ) -> Result<(), String> {
         let request = request(snapshot, self.resource.clone(), started, SystemTime::now());
-        let timeout = timeout.min(self.settings.timeout);
-        self.runtime.block_on(async {
-            match tokio::time::timeout(timeout, self.send(request)).await {
-                Ok(result) => result,
-                Err(_) => Err(format!("no answer within {timeout:?}")),
-            }
-        })
-    }
-
-    async fn send(&self, request: ExportMetricsServiceRequest) -> Result<(), String> {
-        match &self.transport {
-            Transport::Grpc(client) => {
-                let mut call = tonic::Request::new(request);
-                for (name, value) in &self.settings.headers {
-                    if let (Ok(name), Ok(value)) = (
-                        tonic::metadata::MetadataKey::from_bytes(
-                            name.to_ascii_lowercase().as_bytes(),
-                        ),
-                        value.parse(),
-                    ) {
-                        call.metadata_mut().insert(name, value);
-                    }
-                }
-                client
-                    .clone()
-                    .export(call)
-                    .await
-                    .map(|_| ())
-                    .map_err(|status| {
-                        format!("gRPC status {:?}: {}", status.code(), status.message())
-                    })
-            }
-            Transport::Http(client) => {
-                let (body, content_type) = if self.settings.protocol == OtlpProtocol::HttpJson {
-                    (json(&request)?, "application/json")
-                } else {
-                    (
-                        prost::Message::encode_to_vec(&request),
-                        "application/x-protobuf",
-                    )
-                };
-                let mut post = client
-                    .post(&self.settings.endpoint)
-                    .header("content-type", content_type);
-                let body = if self.settings.gzip {
-                    post = post.header("content-encoding", "gzip");
-                    gzip(&body).map_err(|error| error.to_string())?
-                } else {
-                    body
-                };
-                for (name, value) in &self.settings.headers {
-                    post = post.header(name.as_str(), value.as_str());
-                }
-                let response = post.body(body).send().await.map_err(|error| {
-                    // reqwest's text names the URL; ours has the credentials cut.
-                    format!("request failed: {}", error.without_url())
-                })?;
-                if response.status().is_success() {
-                    Ok(())
-                } else {
-                    Err(format!("HTTP status {}", response.status()))
-                }
-            }
-        }
+        let payload = if self.transport.sends_json() {
+            Payload::Json(json(&request)?)
+        } else {
+            Payload::Message(request)
+        };
+        self.transport
+            .send::<_, ExportMetricsServiceResponse>(payload, METRICS_EXPORT, timeout)
     }
 }
 
@@ -233,13 +115,6 @@ fn json(request: &ExportMetricsServiceRequest) -> Result<Vec<u8>, String> {
     let mut value = serde_json::to_value(request).map_err(|error| error.to_string())?;
     tidy(&mut value);
     serde_json::to_vec(&value).map_err(|error| error.to_string())
-}
-
-fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes)?;
-    encoder.finish()
 }
 
 fn unix_nanos(time: SystemTime) -> u64 {

@@ -95,5 +95,9 @@ pub(crate) fn native_of<E: SpanExporter + 'static>(exporter: &E) -> Option<&dyn 
     if let Some(fanout) = exporter.downcast_ref::<Fanout>() {
         return Some(fanout);
     }
+    #[cfg(feature = "otlp")]
+    if let Some(otlp) = exporter.downcast_ref::<crate::export::otlp::OtlpExporter>() {
+        return Some(otlp);
+    }
     None
 }

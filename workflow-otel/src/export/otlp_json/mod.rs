@@ -559,7 +559,7 @@ fn trace_state(fields: &mut Fields<'_>, state: &TraceState) {
 }
 
 /// W3C trace flags in the low byte, and whether the parent is remote.
-fn span_flags(context: &SpanContext, remote: bool) -> u32 {
+pub(crate) fn span_flags(context: &SpanContext, remote: bool) -> u32 {
     let mut flags = u32::from(context.trace_flags().to_u8()) | CONTEXT_HAS_IS_REMOTE;
     if remote {
         flags |= CONTEXT_IS_REMOTE;

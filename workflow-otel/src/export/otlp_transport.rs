@@ -1,0 +1,250 @@
+//! Sending one OTLP request, over gRPC, HTTP/protobuf or HTTP/JSON, with
+//! gzip, headers, TLS and a timeout: what the span exporter and the metrics
+//! exporter share. The request is built by the caller: a protobuf message
+//! for gRPC and HTTP/protobuf, or the JSON bytes for HTTP/JSON.
+
+use std::error::Error;
+use std::fmt::Write as _;
+use std::future::Future;
+use std::time::Duration;
+
+use http::uri::PathAndQuery;
+use tonic::client::Grpc;
+use tonic::transport::Channel;
+
+use crate::error::SetupError;
+use crate::export::{OtlpProtocol, OtlpSettings};
+
+/// gRPC method of the trace service.
+pub(crate) const TRACE_EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+/// gRPC method of the metrics service.
+pub(crate) const METRICS_EXPORT: &str =
+    "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+
+/// An OTLP endpoint and the connection to it, on a one-thread runtime of its
+/// own, so that sending works the same from sync code and from inside any
+/// async runtime.
+pub(crate) struct OtlpTransport {
+    runtime: Option<tokio::runtime::Runtime>,
+    kind: Kind,
+    settings: OtlpSettings,
+}
+
+enum Kind {
+    Grpc(Grpc<Channel>),
+    Http(reqwest::Client),
+}
+
+/// What one request carries.
+pub(crate) enum Payload<M> {
+    /// For gRPC and HTTP/protobuf.
+    Message(M),
+    /// For HTTP/JSON: the request's OTLP/JSON.
+    Json(Vec<u8>),
+}
+
+impl OtlpTransport {
+    /// A transport for `settings`; `setting` names where they came from in
+    /// errors. Fails on a header that is not a valid HTTP header or an
+    /// endpoint that is not a URL; the endpoint is reached only when sending.
+    pub(crate) fn new(
+        settings: &OtlpSettings,
+        thread_name: &str,
+        setting: &str,
+    ) -> Result<OtlpTransport, SetupError> {
+        let fail = |reason: String| {
+            SetupError::new(
+                setting,
+                &crate::setup::env::without_credentials(&settings.endpoint),
+                reason,
+            )
+        };
+        let runtime = crate::export::otlp::exporter_runtime(thread_name, settings)?;
+        crate::export::otlp::header_map(settings)?;
+        let tls = crate::export::otlp::tls_for(settings)?;
+        let kind = match settings.protocol {
+            OtlpProtocol::Grpc => {
+                let endpoint = tonic::transport::Endpoint::from_shared(settings.endpoint.clone())
+                    .map_err(|error| fail(format!("not a gRPC endpoint: {error}")))?
+                    .timeout(settings.timeout)
+                    .connect_timeout(settings.timeout);
+                #[cfg(feature = "tls")]
+                let endpoint = match &tls {
+                    Some(tls) => endpoint
+                        .tls_config(crate::export::tls::tonic_config(tls))
+                        .map_err(|error| fail(format!("cannot set TLS up: {error}")))?,
+                    None => endpoint,
+                };
+                // The channel connects on the runtime it is made on.
+                let _entered = runtime.enter();
+                let mut grpc = Grpc::new(endpoint.connect_lazy());
+                if settings.gzip {
+                    grpc = grpc.send_compressed(tonic::codec::CompressionEncoding::Gzip);
+                }
+                Kind::Grpc(grpc)
+            }
+            OtlpProtocol::HttpProtobuf | OtlpProtocol::HttpJson => Kind::Http(match &tls {
+                #[cfg(feature = "tls")]
+                Some(tls) => crate::export::tls::reqwest_client(tls, settings)?,
+                _ => reqwest::Client::builder()
+                    .timeout(settings.timeout)
+                    .build()
+                    .map_err(|error| fail(format!("cannot build the HTTP client: {error}")))?,
+            }),
+        };
+        #[cfg(not(feature = "tls"))]
+        let _ = tls;
+        Ok(OtlpTransport {
+            runtime: Some(runtime),
+            kind,
+            settings: settings.clone(),
+        })
+    }
+
+    pub(crate) fn settings(&self) -> &OtlpSettings {
+        &self.settings
+    }
+
+    /// Whether requests go as OTLP/JSON ([`Payload::Json`]).
+    pub(crate) fn sends_json(&self) -> bool {
+        self.settings.protocol == OtlpProtocol::HttpJson
+    }
+
+    /// Sends one request and waits for its answer, within `timeout` (and
+    /// the settings' own). `R` is the service's response message; `path`
+    /// its gRPC method.
+    pub(crate) fn send<M, R>(
+        &self,
+        payload: Payload<M>,
+        path: &'static str,
+        timeout: Duration,
+    ) -> Result<(), String>
+    where
+        M: prost::Message + Send + 'static,
+        R: prost::Message + Default + Send + 'static,
+    {
+        let timeout = timeout.min(self.settings.timeout);
+        self.block_on(async {
+            match tokio::time::timeout(timeout, self.send_now::<M, R>(payload, path)).await {
+                Ok(result) => result,
+                Err(_) => Err(format!("no answer within {timeout:?}")),
+            }
+        })
+    }
+
+    fn block_on<T>(&self, work: impl Future<Output = Result<T, String>>) -> Result<T, String> {
+        match &self.runtime {
+            Some(runtime) => runtime.block_on(work),
+            None => Err("the exporter is shut down".to_owned()),
+        }
+    }
+
+    async fn send_now<M, R>(&self, payload: Payload<M>, path: &'static str) -> Result<(), String>
+    where
+        M: prost::Message + Send + 'static,
+        R: prost::Message + Default + Send + 'static,
+    {
+        match (&self.kind, payload) {
+            (Kind::Grpc(grpc), Payload::Message(message)) => {
+                let mut call = tonic::Request::new(message);
+                for (name, value) in &self.settings.headers {
+                    if let (Ok(name), Ok(value)) = (
+                        tonic::metadata::MetadataKey::from_bytes(
+                            name.to_ascii_lowercase().as_bytes(),
+                        ),
+                        value.parse(),
+                    ) {
+                        call.metadata_mut().insert(name, value);
+                    }
+                }
+                let mut grpc = grpc.clone();
+                grpc.ready()
+                    .await
+                    .map_err(|error| format!("cannot connect: {}", chain(&error)))?;
+                let codec = tonic_prost::ProstCodec::<M, R>::default();
+                grpc.unary(call, PathAndQuery::from_static(path), codec)
+                    .await
+                    .map(|_| ())
+                    .map_err(|status| {
+                        let mut text =
+                            format!("gRPC status {:?}: {}", status.code(), status.message());
+                        if let Some(source) = status.source() {
+                            let _ = write!(text, " ({})", chain(source));
+                        }
+                        text
+                    })
+            }
+            (Kind::Http(client), payload) => {
+                let (body, content_type) = match payload {
+                    Payload::Json(body) => (body, "application/json"),
+                    Payload::Message(message) => {
+                        (message.encode_to_vec(), "application/x-protobuf")
+                    }
+                };
+                self.post(client, body, content_type).await
+            }
+            (Kind::Grpc(_), Payload::Json(_)) => Err("OTLP/JSON cannot go over gRPC".to_owned()),
+        }
+    }
+
+    async fn post(
+        &self,
+        client: &reqwest::Client,
+        body: Vec<u8>,
+        content_type: &str,
+    ) -> Result<(), String> {
+        let mut post = client
+            .post(&self.settings.endpoint)
+            .header("content-type", content_type);
+        let body = if self.settings.gzip {
+            post = post.header("content-encoding", "gzip");
+            gzip(&body).map_err(|error| error.to_string())?
+        } else {
+            body
+        };
+        for (name, value) in &self.settings.headers {
+            post = post.header(name.as_str(), value.as_str());
+        }
+        let response = post.body(body).send().await.map_err(|error| {
+            // reqwest's text names the URL; ours has the credentials cut.
+            format!("request failed: {}", chain(&error.without_url()))
+        })?;
+        if response.status().is_success() {
+            Ok(())
+        } else {
+            Err(format!("HTTP status {}", response.status()))
+        }
+    }
+}
+
+/// An error and its sources, `: ` between them: the cause of a failed
+/// connection (a refused certificate, say) is in the sources.
+fn chain(error: &dyn Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            let _ = write!(text, ": {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
+
+impl Drop for OtlpTransport {
+    fn drop(&mut self) {
+        // Never blocks and never panics, even when dropped inside another
+        // runtime; pending connections are abandoned.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
