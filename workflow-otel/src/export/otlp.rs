@@ -1,16 +1,12 @@
 //! OTLP export of spans over gRPC, HTTP/protobuf or HTTP/JSON, with gzip,
-//! on the transport metrics use too; and the settings helpers the
-//! opentelemetry-otlp log exporter is built with.
+//! on the transport metrics use too; and what every OTLP exporter checks of
+//! its settings.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::future::{Future, ready};
 use std::sync::Mutex;
 use std::time::Duration;
 
-use opentelemetry_otlp::{
-    Compression, Protocol, WithExportConfig, WithHttpConfig, WithTonicConfig,
-};
 use opentelemetry_proto::tonic::collector::trace::v1::{
     ExportTraceServiceRequest, ExportTraceServiceResponse,
 };
@@ -21,10 +17,10 @@ use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::error::SetupError;
+use crate::export::OtlpSettings;
 use crate::export::otlp_json::{Fragments, encode_records, encode_request_into};
 use crate::export::otlp_transport::{OtlpTransport, Payload, TRACE_EXPORT};
 use crate::export::tls::LoadedTls;
-use crate::export::{OtlpProtocol, OtlpSettings};
 use crate::pipeline::{ExportFuture, NativeExport, Records};
 
 /// The setting an exporter error names until `setup()` replaces it with the
@@ -96,62 +92,6 @@ pub(crate) fn tls_for(settings: &OtlpSettings) -> Result<Option<LoadedTls>, Setu
     } else {
         Ok(None)
     }
-}
-
-/// `builder` set up for `settings` over gRPC (spans and logs alike).
-pub(crate) fn with_tonic<B: WithExportConfig + WithTonicConfig>(
-    builder: B,
-    settings: &OtlpSettings,
-    headers: http::HeaderMap,
-    tls: Option<&LoadedTls>,
-) -> B {
-    #[cfg(feature = "tls")]
-    let builder = match tls {
-        Some(tls) => builder.with_tls_config(crate::export::tls::tonic_config(tls)),
-        None => builder,
-    };
-    #[cfg(not(feature = "tls"))]
-    let _ = tls;
-    let mut builder = builder
-        .with_endpoint(settings.endpoint.clone())
-        .with_timeout(settings.timeout)
-        .with_metadata(
-            opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers),
-        );
-    if settings.gzip {
-        builder = builder.with_compression(Compression::Gzip);
-    }
-    builder
-}
-
-/// `builder` set up for `settings` over HTTP, protobuf or JSON.
-pub(crate) fn with_http<B: WithExportConfig + WithHttpConfig>(
-    builder: B,
-    settings: &OtlpSettings,
-    tls: Option<&LoadedTls>,
-) -> Result<B, SetupError> {
-    #[cfg(feature = "tls")]
-    let builder = match tls {
-        Some(tls) => builder.with_http_client(crate::export::tls::reqwest_client(tls, settings)?),
-        None => builder,
-    };
-    #[cfg(not(feature = "tls"))]
-    let _ = tls;
-    let protocol = if settings.protocol == OtlpProtocol::HttpJson {
-        Protocol::HttpJson
-    } else {
-        Protocol::HttpBinary
-    };
-    let headers: HashMap<String, String> = settings.headers.iter().cloned().collect();
-    let mut builder = builder
-        .with_protocol(protocol)
-        .with_endpoint(settings.endpoint.clone())
-        .with_timeout(settings.timeout)
-        .with_headers(headers);
-    if settings.gzip {
-        builder = builder.with_compression(Compression::Gzip);
-    }
-    Ok(builder)
 }
 
 /// The settings' headers as an HTTP header map; a bad name or value is a

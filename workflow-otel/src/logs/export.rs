@@ -97,6 +97,65 @@ impl<E: LogExporter> LogExporter for CountingExporter<E> {
     }
 }
 
+/// `builder` set up for `settings` over gRPC.
+#[cfg(feature = "otlp")]
+fn with_tonic<B: opentelemetry_otlp::WithExportConfig + opentelemetry_otlp::WithTonicConfig>(
+    builder: B,
+    settings: &crate::export::OtlpSettings,
+    headers: http::HeaderMap,
+    tls: Option<&crate::export::tls::LoadedTls>,
+) -> B {
+    #[cfg(feature = "tls")]
+    let builder = match tls {
+        Some(tls) => builder.with_tls_config(crate::export::tls::tonic_config(tls)),
+        None => builder,
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    let mut builder = builder
+        .with_endpoint(settings.endpoint.clone())
+        .with_timeout(settings.timeout)
+        .with_metadata(
+            opentelemetry_otlp::tonic_types::metadata::MetadataMap::from_headers(headers),
+        );
+    if settings.gzip {
+        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+    }
+    builder
+}
+
+/// `builder` set up for `settings` over HTTP, protobuf or JSON.
+#[cfg(feature = "otlp")]
+fn with_http<B: opentelemetry_otlp::WithExportConfig + opentelemetry_otlp::WithHttpConfig>(
+    builder: B,
+    settings: &crate::export::OtlpSettings,
+    tls: Option<&crate::export::tls::LoadedTls>,
+) -> Result<B, crate::SetupError> {
+    #[cfg(feature = "tls")]
+    let builder = match tls {
+        Some(tls) => builder.with_http_client(crate::export::tls::reqwest_client(tls, settings)?),
+        None => builder,
+    };
+    #[cfg(not(feature = "tls"))]
+    let _ = tls;
+    let protocol = if settings.protocol == crate::export::OtlpProtocol::HttpJson {
+        opentelemetry_otlp::Protocol::HttpJson
+    } else {
+        opentelemetry_otlp::Protocol::HttpBinary
+    };
+    let headers: std::collections::HashMap<String, String> =
+        settings.headers.iter().cloned().collect();
+    let mut builder = builder
+        .with_protocol(protocol)
+        .with_endpoint(settings.endpoint.clone())
+        .with_timeout(settings.timeout)
+        .with_headers(headers);
+    if settings.gzip {
+        builder = builder.with_compression(opentelemetry_otlp::Compression::Gzip);
+    }
+    Ok(builder)
+}
+
 /// Sends log records to an OTLP endpoint over gRPC, HTTP/protobuf or
 /// HTTP/JSON, from a one-thread runtime of its own, each export within the
 /// settings' timeout.
@@ -114,9 +173,7 @@ impl OtlpLogExporter {
         settings: &crate::export::OtlpSettings,
     ) -> Result<OtlpLogExporter, crate::SetupError> {
         use crate::export::OtlpProtocol;
-        use crate::export::otlp::{
-            ENDPOINT_SETTING, exporter_runtime, header_map, tls_for, with_http, with_tonic,
-        };
+        use crate::export::otlp::{ENDPOINT_SETTING, exporter_runtime, header_map, tls_for};
         let runtime = exporter_runtime("workflow-otel-otlp-logs", settings)?;
         let headers = header_map(settings)?;
         let tls = tls_for(settings)?;
