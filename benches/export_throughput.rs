@@ -133,7 +133,7 @@ fn exporter<T>(target: Target, with: impl FnOnce(Exporter, &Counting) -> T) -> T
     let sink = Counting::default();
     let exporter = match target {
         Target::JsonLines => Exporter::File(JsonLinesExporter::with_writer(sink.clone())),
-        Target::OtlpHttp => Exporter::Otlp(
+        Target::OtlpHttp => Exporter::Otlp(Box::new(
             OtlpExporter::new(&OtlpSettings {
                 endpoint: sink.serve(),
                 protocol: OtlpProtocol::HttpProtobuf,
@@ -143,14 +143,14 @@ fn exporter<T>(target: Target, with: impl FnOnce(Exporter, &Counting) -> T) -> T
                 tls: Default::default(),
             })
             .unwrap(),
-        ),
+        )),
     };
     with(exporter, &sink)
 }
 
 enum Exporter {
     File(JsonLinesExporter),
-    Otlp(OtlpExporter),
+    Otlp(Box<OtlpExporter>),
 }
 
 #[workflow_otel::step]
@@ -178,7 +178,7 @@ fn idle_config() -> PipelineConfig {
 fn ours(target: Target) -> (f64, u64) {
     exporter(target, |exporter, sink| match exporter {
         Exporter::File(exporter) => ours_into(exporter, sink),
-        Exporter::Otlp(exporter) => ours_into(exporter, sink),
+        Exporter::Otlp(exporter) => ours_into(*exporter, sink),
     })
 }
 
@@ -198,7 +198,7 @@ fn ours_into<E: SpanExporter + 'static>(exporter: E, sink: &Counting) -> (f64, u
 fn sdk(target: Target) -> (f64, u64) {
     exporter(target, |exporter, sink| match exporter {
         Exporter::File(exporter) => sdk_into(exporter, sink),
-        Exporter::Otlp(exporter) => sdk_into(exporter, sink),
+        Exporter::Otlp(exporter) => sdk_into(*exporter, sink),
     })
 }
 
