@@ -1153,3 +1153,27 @@ workflow slow_workflow [t] ⊘ cancelled
 └── step never_finishes [t] ⊘ cancelled"
     );
 }
+
+#[step]
+async fn polled_once() -> u32 {
+    7
+}
+
+/// A completed step's future, polled again, panics as an `async fn`'s does,
+/// rather than touching its dropped body.
+#[test]
+fn a_completed_async_step_polled_again_panics_like_an_async_fn() {
+    use std::future::Future;
+    use std::task::{Context as TaskContext, Poll, Waker};
+    let capture = Capture::new();
+    capture.run(|| {
+        let mut future = Box::pin(polled_once());
+        let mut task = TaskContext::from_waker(Waker::noop());
+        assert_eq!(future.as_mut().poll(&mut task), Poll::Ready(7));
+        let again = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = future.as_mut().poll(&mut task);
+        }));
+        assert!(again.is_err());
+    });
+    assert_eq!(capture.spans().len(), 1);
+}

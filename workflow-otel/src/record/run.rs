@@ -122,6 +122,7 @@ where
 {
     Instrumented {
         body: ManuallyDrop::new(body),
+        body_dropped: false,
         cx: span.cx,
         recording: span.recording,
         meter: span.meter,
@@ -136,6 +137,9 @@ pub struct Instrumented<F, P> {
     // Dropped by hand in `Drop`, before `recording`, so that spans the body
     // still holds end before their parent does.
     body: ManuallyDrop<F>,
+    /// The body completed and was dropped in `poll`, inside its context:
+    /// then `Drop` has nothing to attach.
+    body_dropped: bool,
     cx: Option<Context>,
     recording: Option<Recording>,
     meter: Option<Meter>,
@@ -154,11 +158,17 @@ where
         // and is dropped in place in `Drop`. The other fields are not pinned,
         // and `recording` is not moved while `current` below points to it.
         let this = unsafe { self.get_unchecked_mut() };
+        // As an `async fn`'s future does: its body is gone.
+        assert!(!this.body_dropped, "`async fn` resumed after completion");
         // SAFETY: see above; `this.body` stays where it is for the future's life.
         let body = unsafe { Pin::new_unchecked(&mut *this.body) };
         let Some(recording) = &mut this.recording else {
-            let _attached = this.cx.clone().map(Context::attach);
+            let attached = this.cx.clone().map(Context::attach);
             let polled = body.poll(task);
+            if polled.is_ready() {
+                drop_body(&mut this.body, &mut this.body_dropped, &mut this.cx);
+            }
+            drop(attached);
             if let Poll::Ready(value) = &polled
                 && let Some(meter) = this.meter.take()
                 && let Some(probe) = this.probe.take()
@@ -171,6 +181,9 @@ where
         let current = CurrentRecording::enter(recording);
         let polled = catch_unwind(AssertUnwindSafe(|| body.poll(task)));
         drop(current);
+        if let Ok(Poll::Ready(_)) = &polled {
+            drop_body(&mut this.body, &mut this.body_dropped, &mut this.cx);
+        }
         drop(attached);
         match polled {
             Ok(Poll::Pending) => Poll::Pending,
@@ -190,8 +203,24 @@ where
     }
 }
 
+/// Drops a completed body in place, in the context attached around it, and
+/// lets go of the context: nothing is left for `Drop` to attach.
+fn drop_body<F>(body: &mut ManuallyDrop<F>, dropped: &mut bool, cx: &mut Option<Context>) {
+    if !*dropped {
+        *dropped = true;
+        // SAFETY: `body` is dropped exactly once (the flag), in place (so the
+        // pin contract holds), and never polled again: a completed future is
+        // not polled.
+        unsafe { ManuallyDrop::drop(body) };
+    }
+    *cx = None;
+}
+
 impl<F, P> Drop for Instrumented<F, P> {
     fn drop(&mut self) {
+        if self.body_dropped {
+            return;
+        }
         let attached = self.cx.clone().map(Context::attach);
         // SAFETY: `body` is dropped exactly once, here, in place (so the pin
         // contract holds) and never touched again.
