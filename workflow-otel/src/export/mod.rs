@@ -10,6 +10,7 @@ use std::time::Duration;
 pub(crate) mod console;
 pub(crate) mod fanout;
 pub(crate) mod file;
+pub(crate) mod fragments;
 #[cfg(feature = "otlp")]
 pub(crate) mod otlp;
 pub(crate) mod otlp_json;

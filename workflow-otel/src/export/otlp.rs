@@ -54,7 +54,8 @@ pub struct OtlpExporter {
     transport: OtlpTransport,
     resource: Resource,
     proto_resource: ResourceAttributesWithSchema,
-    /// What the OTLP/JSON encoder keeps between batches.
+    /// What the encoder of records keeps between batches (in the format
+    /// of the protocol).
     fragments: Mutex<Fragments>,
 }
 
@@ -184,10 +185,16 @@ impl NativeExport for OtlpExporter {
             drop(fragments);
             self.send(Payload::Json(body))
         } else {
-            self.send(Payload::Message(crate::export::otlp_proto::request(
+            let mut body = Vec::new();
+            let mut fragments = self.fragments.lock().unwrap_or_else(|p| p.into_inner());
+            crate::export::otlp_proto::encode_request(
+                &mut body,
                 &self.proto_resource,
                 records,
-            )))
+                &mut fragments,
+            );
+            drop(fragments);
+            self.send(Payload::Encoded(body))
         };
         Box::pin(ready(result))
     }

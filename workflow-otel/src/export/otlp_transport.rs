@@ -6,6 +6,7 @@
 use std::error::Error;
 use std::fmt::Write as _;
 use std::future::Future;
+use std::marker::PhantomData;
 use std::time::Duration;
 
 use http::uri::PathAndQuery;
@@ -39,6 +40,8 @@ enum Kind {
 pub(crate) enum Payload<M> {
     /// For gRPC and HTTP/protobuf.
     Message(M),
+    /// For gRPC and HTTP/protobuf: the message already encoded.
+    Encoded(Vec<u8>),
     /// For HTTP/JSON: the request's OTLP/JSON.
     Json(Vec<u8>),
 }
@@ -120,8 +123,8 @@ impl OtlpTransport {
         timeout: Duration,
     ) -> Result<(), String>
     where
-        M: prost::Message + Send + 'static,
-        R: prost::Message + Default + Send + 'static,
+        M: prost::Message + Send + Sync + 'static,
+        R: prost::Message + Default + Send + Sync + 'static,
     {
         let timeout = timeout.min(self.settings.timeout);
         self.block_on(async {
@@ -141,42 +144,21 @@ impl OtlpTransport {
 
     async fn send_now<M, R>(&self, payload: Payload<M>, path: &'static str) -> Result<(), String>
     where
-        M: prost::Message + Send + 'static,
-        R: prost::Message + Default + Send + 'static,
+        M: prost::Message + Send + Sync + 'static,
+        R: prost::Message + Default + Send + Sync + 'static,
     {
         match (&self.kind, payload) {
             (Kind::Grpc(grpc), Payload::Message(message)) => {
-                let mut call = tonic::Request::new(message);
-                for (name, value) in &self.settings.headers {
-                    if let (Ok(name), Ok(value)) = (
-                        tonic::metadata::MetadataKey::from_bytes(
-                            name.to_ascii_lowercase().as_bytes(),
-                        ),
-                        value.parse(),
-                    ) {
-                        call.metadata_mut().insert(name, value);
-                    }
-                }
-                let mut grpc = grpc.clone();
-                grpc.ready()
-                    .await
-                    .map_err(|error| format!("cannot connect: {}", chain(&error)))?;
                 let codec = tonic_prost::ProstCodec::<M, R>::default();
-                grpc.unary(call, PathAndQuery::from_static(path), codec)
-                    .await
-                    .map(|_| ())
-                    .map_err(|status| {
-                        let mut text =
-                            format!("gRPC status {:?}: {}", status.code(), status.message());
-                        if let Some(source) = status.source() {
-                            let _ = write!(text, " ({})", chain(source));
-                        }
-                        text
-                    })
+                self.unary(grpc, message, path, codec).await
+            }
+            (Kind::Grpc(grpc), Payload::Encoded(bytes)) => {
+                self.unary(grpc, bytes, path, Encoded::<R>::default()).await
             }
             (Kind::Http(client), payload) => {
                 let (body, content_type) = match payload {
                     Payload::Json(body) => (body, "application/json"),
+                    Payload::Encoded(body) => (body, "application/x-protobuf"),
                     Payload::Message(message) => {
                         (message.encode_to_vec(), "application/x-protobuf")
                     }
@@ -185,6 +167,43 @@ impl OtlpTransport {
             }
             (Kind::Grpc(_), Payload::Json(_)) => Err("OTLP/JSON cannot go over gRPC".to_owned()),
         }
+    }
+
+    async fn unary<C>(
+        &self,
+        grpc: &Grpc<Channel>,
+        message: C::Encode,
+        path: &'static str,
+        codec: C,
+    ) -> Result<(), String>
+    where
+        C: tonic::codec::Codec,
+        C::Encode: Sync,
+        C::Decode: Sync,
+    {
+        let mut call = tonic::Request::new(message);
+        for (name, value) in &self.settings.headers {
+            if let (Ok(name), Ok(value)) = (
+                tonic::metadata::MetadataKey::from_bytes(name.to_ascii_lowercase().as_bytes()),
+                value.parse(),
+            ) {
+                call.metadata_mut().insert(name, value);
+            }
+        }
+        let mut grpc = grpc.clone();
+        grpc.ready()
+            .await
+            .map_err(|error| format!("cannot connect: {}", chain(&error)))?;
+        grpc.unary(call, PathAndQuery::from_static(path), codec)
+            .await
+            .map(|_| ())
+            .map_err(|status| {
+                let mut text = format!("gRPC status {:?}: {}", status.code(), status.message());
+                if let Some(source) = status.source() {
+                    let _ = write!(text, " ({})", chain(source));
+                }
+                text
+            })
     }
 
     async fn post(
@@ -214,6 +233,64 @@ impl OtlpTransport {
         } else {
             Err(format!("HTTP status {}", response.status()))
         }
+    }
+}
+
+/// A gRPC codec that sends a message already encoded, and decodes the
+/// answer `R`.
+struct Encoded<R>(PhantomData<R>);
+
+impl<R> Default for Encoded<R> {
+    fn default() -> Self {
+        Encoded(PhantomData)
+    }
+}
+
+impl<R: prost::Message + Default + Send + Sync + 'static> tonic::codec::Codec for Encoded<R> {
+    type Encode = Vec<u8>;
+    type Decode = R;
+    type Encoder = EncodedEncoder;
+    type Decoder = EncodedDecoder<R>;
+
+    fn encoder(&mut self) -> EncodedEncoder {
+        EncodedEncoder
+    }
+
+    fn decoder(&mut self) -> EncodedDecoder<R> {
+        EncodedDecoder(PhantomData)
+    }
+}
+
+struct EncodedEncoder;
+
+impl tonic::codec::Encoder for EncodedEncoder {
+    type Item = Vec<u8>;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Vec<u8>,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut as _;
+        dst.put_slice(&item);
+        Ok(())
+    }
+}
+
+struct EncodedDecoder<R>(PhantomData<R>);
+
+impl<R: prost::Message + Default> tonic::codec::Decoder for EncodedDecoder<R> {
+    type Item = R;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<R>, tonic::Status> {
+        R::decode(src)
+            .map(Some)
+            .map_err(|error| tonic::Status::internal(error.to_string()))
     }
 }
 

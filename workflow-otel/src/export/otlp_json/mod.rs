@@ -12,8 +12,7 @@
 mod tests;
 mod write;
 
-use std::collections::{BTreeMap, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
+use std::collections::BTreeMap;
 use std::time::SystemTime;
 #[cfg(test)]
 use std::time::UNIX_EPOCH;
@@ -23,6 +22,7 @@ use opentelemetry::{InstrumentationScope, KeyValue, Value};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::SpanData;
 
+pub(crate) use crate::export::fragments::Fragments;
 use crate::pipeline::{Item, Records};
 use crate::record::attributes as attr;
 use crate::record::context::WorkflowContext;
@@ -60,35 +60,6 @@ pub(crate) fn encode_request(resource: &Resource, spans: &[SpanData]) -> String 
 pub(crate) fn encode_request_into(out: &mut Vec<u8>, resource: &Resource, spans: &[SpanData]) {
     let sources: Vec<Source<'_>> = spans.iter().map(Source::Foreign).collect();
     encode(out, resource, &sources, &mut Fragments::default());
-}
-
-/// What the encoder of records keeps from one span to the next: the JSON of
-/// the attributes that are the same for every span of a call site (bounded
-/// by the program's sites), and for the steps of the last workflow seen.
-#[derive(Debug, Default)]
-pub(crate) struct Fragments {
-    sites: HashMap<usize, Box<[u8]>, BuildHasherDefault<AddressHasher>>,
-    workflow: Option<(uuid::Uuid, Box<[u8]>)>,
-}
-
-/// Hashes a static's address: distinct already, only spread over the bits.
-#[derive(Default)]
-struct AddressHasher(u64);
-
-impl Hasher for AddressHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0 << 8 | u64::from(*byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-        }
-    }
-
-    fn write_usize(&mut self, address: usize) {
-        self.0 = (address as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
 }
 
 /// The same bytes as [`encode_request`] would write for the batch made into
@@ -321,27 +292,21 @@ impl AttributeSink for JsonAttributes<'_> {
     }
 
     fn same_for_site(&mut self, site: &'static Site, emit: impl FnOnce(&mut Self)) {
-        // A site is a static: its address names it for the program's life.
-        let key = std::ptr::from_ref(site) as usize;
-        if let Some(fragment) = self.fragments.sites.get(&key) {
+        if let Some(fragment) = self.fragments.of_site(site) {
             push_fragment(self.out, &mut self.first, fragment);
             return;
         }
         let fragment = self.capture(emit);
-        self.fragments.sites.insert(key, fragment);
+        self.fragments.keep_site(site, fragment);
     }
 
     fn same_for_workflow(&mut self, workflow: &WorkflowContext, emit: impl FnOnce(&mut Self)) {
-        // Workflow ids are unique: a new workflow never matches an old one.
-        let id = workflow.id();
-        if let Some((known, fragment)) = &self.fragments.workflow
-            && *known == id
-        {
+        if let Some(fragment) = self.fragments.of_workflow(workflow) {
             push_fragment(self.out, &mut self.first, fragment);
             return;
         }
         let fragment = self.capture(emit);
-        self.fragments.workflow = Some((id, fragment));
+        self.fragments.keep_workflow(workflow, fragment);
     }
 }
 
