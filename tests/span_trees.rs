@@ -1177,3 +1177,41 @@ fn a_completed_async_step_polled_again_panics_like_an_async_fn() {
     });
     assert_eq!(capture.spans().len(), 1);
 }
+
+#[step(
+    args(order),
+    fields(region = "eu-west", retries = 3, ratio = 0.5, dry_run = true)
+)]
+fn ship(order: u64) {
+    workflow_otel::set_attribute(KeyValue::new("carrier", "ups"));
+    let _ = order;
+}
+
+/// Literal fields are kept in the function's site, not recorded per call:
+/// they come out typed, after the arguments and before what the body set.
+#[test]
+fn literal_fields_keep_their_types_and_place() {
+    let capture = Capture::new();
+    capture.run(|| ship(7));
+    let spans = capture.spans();
+    let attributes: Vec<(String, opentelemetry::Value)> = spans[0]
+        .attributes
+        .iter()
+        .filter(|attribute| {
+            !attribute.key.as_str().starts_with("code.")
+                && !attribute.key.as_str().starts_with("step.")
+        })
+        .map(|attribute| (attribute.key.to_string(), attribute.value.clone()))
+        .collect();
+    assert_eq!(
+        attributes,
+        vec![
+            ("arg.order".to_owned(), opentelemetry::Value::I64(7)),
+            ("region".to_owned(), "eu-west".into()),
+            ("retries".to_owned(), opentelemetry::Value::I64(3)),
+            ("ratio".to_owned(), opentelemetry::Value::F64(0.5)),
+            ("dry_run".to_owned(), opentelemetry::Value::Bool(true)),
+            ("carrier".to_owned(), "ups".into()),
+        ]
+    );
+}

@@ -228,6 +228,7 @@ fn expand(
         .as_ref()
         .map(|variant| quote!(.with_genai(#private::GenAiRole::#variant)));
     let fields = fields_closure(&private, options);
+    let literal_fields = literal_fields(&private, options);
     let start = match &options.parent {
         None => quote!(#private::start(&#site, #fields)),
         // A call with a bound, spanned at the expression: a value that cannot
@@ -238,7 +239,8 @@ fn expand(
             quote!(#private::start_from(&#site, #context, #fields))
         }
     };
-    let start_separately = !(options.args.is_empty() && options.fields.is_empty())
+    let start_separately = !(options.args.is_empty()
+        && (options.fields.is_empty() || literal_fields.is_some()))
         || options.parent.is_some()
         || options.retry.is_some()
         || sig.asyncness.is_some();
@@ -288,7 +290,7 @@ fn expand(
                 #line,
                 #err_debug,
                 #detached,
-            )#span_kind #genai;
+            )#span_kind #genai #literal_fields;
             #start
             #call
         }
@@ -297,8 +299,14 @@ fn expand(
 
 /// The closure that records `args(..)` and `fields(..)`; the runtime calls it only
 /// for a span that is recording, before the body runs (so before arguments move).
+/// Fields that are all literals are in the site instead (see [`literal_fields`]).
 fn fields_closure(private: &TokenStream, options: &Options) -> TokenStream {
-    if options.args.is_empty() && options.fields.is_empty() {
+    let fields: &[Field] = if literal_fields(private, options).is_some() {
+        &[]
+    } else {
+        &options.fields
+    };
+    if options.args.is_empty() && fields.is_empty() {
         return quote!(#private::no_fields);
     }
     let recorder = Ident::new("__wfo_fields", Span::mixed_site());
@@ -306,37 +314,65 @@ fn fields_closure(private: &TokenStream, options: &Options) -> TokenStream {
         let key = format!("arg.{}", arg.unraw_string());
         typed_field(private, &recorder, &key, arg.to_token_stream(), arg.span())
     });
-    let fields = options
-        .fields
-        .iter()
-        .map(|Field { key, format, value }| match format {
-            // A string literal is kept as the static text it is, not copied.
-            FieldFormat::Typed if is_string_literal(value) => {
-                quote!(#recorder.static_str(#key, #value);)
-            }
-            FieldFormat::Typed => typed_field(
+    let fields = fields.iter().map(|Field { key, format, value }| {
+        match (format, literal(private, value)) {
+            // A literal is kept as the value it is: a string is not copied.
+            (FieldFormat::Typed, Some(literal)) => quote!(#recorder.literal(#key, #literal);),
+            (FieldFormat::Typed, None) => typed_field(
                 private,
                 &recorder,
                 key,
                 value.to_token_stream(),
                 value.span(),
             ),
-            FieldFormat::Display => quote!(#recorder.display(#key, &(#value));),
-            FieldFormat::Debug => quote!(#recorder.debug(#key, &(#value));),
-        });
+            (FieldFormat::Display, _) => quote!(#recorder.display(#key, &(#value));),
+            (FieldFormat::Debug, _) => quote!(#recorder.debug(#key, &(#value));),
+        }
+    });
     quote! {
         |#recorder: &mut #private::Fields| { #(#args)* #(#fields)* }
     }
 }
 
-fn is_string_literal(value: &syn::Expr) -> bool {
-    matches!(
-        value,
-        syn::Expr::Lit(syn::ExprLit {
-            lit: syn::Lit::Str(_),
-            ..
+/// `fields(..)` when every one is a literal: the same for every call, so
+/// they go in the site, and a call records nothing for them.
+fn literal_fields(private: &TokenStream, options: &Options) -> Option<TokenStream> {
+    if options.fields.is_empty() {
+        return None;
+    }
+    let fields = options
+        .fields
+        .iter()
+        .map(|Field { key, format, value }| match format {
+            FieldFormat::Typed => literal(private, value).map(|literal| quote!((#key, #literal))),
+            FieldFormat::Display | FieldFormat::Debug => None,
         })
-    )
+        .collect::<Option<Vec<_>>>()?;
+    Some(quote!(.with_literal_fields(&[#(#fields),*])))
+}
+
+/// A literal's value as the runtime keeps it, if `value` is one of the
+/// kinds a typed field keeps as they are.
+fn literal(private: &TokenStream, value: &syn::Expr) -> Option<TokenStream> {
+    let syn::Expr::Lit(syn::ExprLit { lit, .. }) = value else {
+        return None;
+    };
+    match lit {
+        syn::Lit::Str(text) => Some(quote!(#private::Literal::Str(#text))),
+        syn::Lit::Bool(flag) => Some(quote!(#private::Literal::Bool(#flag))),
+        syn::Lit::Int(number) => {
+            // What the typed path would record: the value as an i64.
+            let number: i64 = number.base10_parse().ok()?;
+            Some(quote!(#private::Literal::Int(#number)))
+        }
+        syn::Lit::Float(number) => {
+            let number: f64 = number.base10_parse().ok()?;
+            number
+                .is_finite()
+                .then(|| quote!(#private::Literal::Float(#number)))
+        }
+        _ => None,
+    }
 }
 
 /// Typed values (integers, floats, bools, strings) keep their type; anything else
@@ -470,6 +506,30 @@ mod tests {
             }
         };
         assert_eq!(expanded.to_string(), expected.to_string());
+    }
+
+    /// Literal fields are the same for every call: they go in the site, and
+    /// the call has nothing to read first.
+    #[test]
+    fn literal_fields_go_in_the_site() {
+        let expanded = instrument(
+            SpanKind::Step,
+            quote!(fields(region = "eu", retries = 3)),
+            quote! {
+                fn tick() {}
+            },
+        )
+        .to_string();
+        let site = quote!(
+            . with_literal_fields (&[
+                ("region", ::workflow_otel::__private::Literal::Str("eu")),
+                ("retries", ::workflow_otel::__private::Literal::Int(3i64))
+            ]);
+        )
+        .to_string();
+        assert!(expanded.contains(&site), "{expanded}");
+        assert!(expanded.contains("run_at"), "{expanded}");
+        assert!(!expanded.contains("__wfo_fields"), "{expanded}");
     }
 
     #[test]

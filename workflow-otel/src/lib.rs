@@ -269,7 +269,7 @@ pub mod __private {
     };
     pub use crate::record::run::{Finish, Instrumented, instrument, no_probe, run, run_at};
     pub use crate::record::span::{
-        ActiveSpan, Fields, GenAiRole, Kind, Site, no_fields, start, start_from,
+        ActiveSpan, Fields, GenAiRole, Kind, Literal, Site, no_fields, start, start_from,
     };
     pub use opentelemetry::Context;
     pub use opentelemetry::trace::SpanKind;

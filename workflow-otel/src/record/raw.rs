@@ -20,7 +20,7 @@ use crate::record::attributes as attr;
 use crate::record::context::WorkflowContext;
 use crate::record::ids::{Calibration, Ticks};
 use crate::record::instrumentation::SuccessStatus;
-use crate::record::span::{Kind, Site};
+use crate::record::span::{Kind, Literal, Site};
 use crate::record::time::{rfc3339, span_id_hex, trace_id_hex};
 use crate::record::usage::GenAiUsage;
 
@@ -71,6 +71,9 @@ pub(crate) struct Extras {
     pub(crate) usage: Option<GenAiUsage>,
     /// A workflow's `set_workflow_attribute` values, taken by the worker.
     pub(crate) workflow_attributes: Vec<KeyValue>,
+    /// How many of `attributes` came from `args(..)` and `fields(..)`: the
+    /// site's literal fields go after them, before what the body set.
+    pub(crate) fields_end: usize,
 }
 
 /// A finished span of ours, as the caller hands it to the pipeline.
@@ -108,6 +111,8 @@ pub(crate) enum Attr<'a> {
     Shared(&'a StringValue),
     Text(&'a str),
     Int(i64),
+    Float(f64),
+    Bool(bool),
     /// A length in seconds, as a double (`Duration::as_secs_f64`).
     Seconds(Duration),
     TraceId(TraceId),
@@ -123,10 +128,23 @@ impl Attr<'_> {
             Attr::Shared(text) => Value::String(text.clone()),
             Attr::Text(text) => Value::from(text.to_owned()),
             Attr::Int(number) => Value::I64(number),
+            Attr::Float(number) => Value::F64(number),
+            Attr::Bool(flag) => Value::Bool(flag),
             Attr::Seconds(length) => Value::F64(length.as_secs_f64()),
             Attr::TraceId(id) => Value::from(trace_id_hex(id)),
             Attr::SpanId(id) => Value::from(span_id_hex(id)),
             Attr::Time(time) => Value::from(rfc3339(time)),
+        }
+    }
+}
+
+impl From<Literal> for Attr<'_> {
+    fn from(value: Literal) -> Self {
+        match value {
+            Literal::Str(text) => Attr::Static(text),
+            Literal::Int(number) => Attr::Int(number),
+            Literal::Float(number) => Attr::Float(number),
+            Literal::Bool(flag) => Attr::Bool(flag),
         }
     }
 }
@@ -302,10 +320,19 @@ impl RawSpan {
                 sink.pair(&attribute);
             }
         }
+        let attributes = extras.map_or(&[][..], |extras| &extras.attributes);
+        let (from_call, set_later) =
+            attributes.split_at(extras.map_or(0, |extras| extras.fields_end.min(attributes.len())));
+        for attribute in from_call {
+            sink.pair(attribute);
+        }
+        for (key, value) in site.literal_fields {
+            sink.attribute(key, Attr::from(*value));
+        }
+        for attribute in set_later {
+            sink.pair(attribute);
+        }
         if let Some(extras) = extras {
-            for attribute in &extras.attributes {
-                sink.pair(attribute);
-            }
             if let Some(value) = &extras.return_value {
                 sink.attribute(attr::RETURN_VALUE, Attr::Text(value));
             }

@@ -33,6 +33,21 @@ pub struct Site {
     pub(crate) genai: Option<GenAiRole>,
     /// The metrics series this site used last (see `metrics::series`).
     pub(crate) series: AtomicPtr<Series>,
+    /// `fields(..)` that are all literals: the same for every call.
+    pub(crate) literal_fields: &'static [(&'static str, Literal)],
+}
+
+/// The value of a `fields(..)` entry written as a literal.
+#[derive(Clone, Copy, Debug)]
+pub enum Literal {
+    /// A string literal.
+    Str(&'static str),
+    /// An integer literal that fits an `i64`.
+    Int(i64),
+    /// A float literal.
+    Float(f64),
+    /// `true` or `false`.
+    Bool(bool),
 }
 
 /// The GenAI conventions' role of a span (`genai = ..`): its
@@ -96,7 +111,15 @@ impl Site {
             span_kind: SpanKind::Internal,
             genai: None,
             series: AtomicPtr::new(std::ptr::null_mut()),
+            literal_fields: &[],
         }
+    }
+
+    /// `fields(..)` that are all literals, recorded from the site rather
+    /// than per call.
+    pub const fn with_literal_fields(mut self, fields: &'static [(&'static str, Literal)]) -> Site {
+        self.literal_fields = fields;
+        self
     }
 
     /// The GenAI conventions' role of the span (`genai = tool`).

@@ -26,7 +26,7 @@ use crate::record::ids;
 use crate::record::instrumentation::Instrumentation;
 use crate::record::raw::{EndState, ErrorRecord, Extras, RawSpan};
 use crate::record::run::Finish;
-pub use crate::record::site::{GenAiRole, Kind, Site};
+pub use crate::record::site::{GenAiRole, Kind, Literal, Site};
 use crate::record::usage::UsageTotals;
 
 /// A started call: the `Context` to attach around its body (its span and, for
@@ -77,8 +77,15 @@ impl Fields<'_> {
         self.push(KeyValue::new(key, value));
     }
 
-    /// A string literal (`fields(key = "text")`), kept without a copy.
-    pub fn static_str(&mut self, key: &'static str, value: &'static str) {
+    /// A literal (`fields(key = "text")`), kept as it is: a string is not
+    /// copied.
+    pub fn literal(&mut self, key: &'static str, value: Literal) {
+        let value = match value {
+            Literal::Str(text) => Value::from(text),
+            Literal::Int(number) => Value::I64(number),
+            Literal::Float(number) => Value::F64(number),
+            Literal::Bool(flag) => Value::Bool(flag),
+        };
         self.push(KeyValue::new(key, value));
     }
 
@@ -432,9 +439,11 @@ fn record(
         pipeline,
         extras: RefCell::new(None),
     });
-    fields(&mut Fields {
-        extras: recording.extras.get_mut(),
-    });
+    let extras = recording.extras.get_mut();
+    fields(&mut Fields { extras });
+    if let Some(extras) = extras {
+        extras.fields_end = extras.attributes.len();
+    }
 }
 
 /// How a call ended.

@@ -165,6 +165,12 @@ pub(super) fn attr_value(out: &mut Vec<u8>, value: Attr<'_>) {
         Attr::Static(text) | Attr::Text(text) => string_value(out, text),
         Attr::Shared(text) => string_value(out, text.as_str()),
         Attr::Int(number) => int_value(out, number),
+        Attr::Float(number) => {
+            out.push_str(r#"{"doubleValue":"#);
+            double(out, number);
+            out.push(b'}');
+        }
+        Attr::Bool(flag) => bool_value(out, flag),
         Attr::Seconds(length) => {
             out.push_str(r#"{"doubleValue":"#);
             seconds(out, length);

@@ -131,6 +131,8 @@ impl AttributeSink for Attributes<'_> {
                 }
                 Attr::Shared(text) => wire::bytes_always(out, 1, text.as_str().as_bytes()),
                 Attr::Int(number) => wire::int_always(out, 3, number),
+                Attr::Float(number) => wire::double_always(out, 4, number),
+                Attr::Bool(flag) => wire::bool_always(out, 2, flag),
                 Attr::Seconds(length) => wire::double_always(out, 4, length.as_secs_f64()),
                 Attr::TraceId(id) => wire::bytes_always(out, 1, id.to_string().as_bytes()),
                 Attr::SpanId(id) => wire::bytes_always(out, 1, id.to_string().as_bytes()),

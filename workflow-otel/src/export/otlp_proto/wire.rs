@@ -58,6 +58,12 @@ pub(super) fn fixed64(out: &mut Vec<u8>, field: u32, value: u64) {
     }
 }
 
+/// A `bool` field of a `oneof`: written even when false.
+pub(super) fn bool_always(out: &mut Vec<u8>, field: u32, value: bool) {
+    key(out, field, VARINT);
+    out.push(u8::from(value));
+}
+
 /// A `double` field of a `oneof`: written even when zero.
 pub(super) fn double_always(out: &mut Vec<u8>, field: u32, value: f64) {
     key(out, field, FIXED64);
