@@ -1,14 +1,53 @@
 //! Each thread's buffer of finished spans: handed to the queue in one
 //! message per 64 spans, or when the thread's outermost span ends, so the
-//! queue is touched once per batch rather than once per span.
+//! queue is touched once per batch rather than once per span. The worker
+//! gives the emptied buffers back, so a thread's next one is ready, with
+//! its room, instead of allocated (and freed on another thread).
 
 use std::cell::RefCell;
+use std::sync::Mutex;
 
 use crate::pipeline::Pipeline;
 use crate::record::raw::RawSpan;
 
 /// Spans a thread buffers before it hands them to the queue in one message.
 const LOCAL_BATCH: usize = 64;
+
+/// Emptied buffers kept for the threads: at most this many, 8 KiB each.
+const MAX_SPARE_BUFFERS: usize = 32;
+
+/// Room a new buffer starts with when none is spare: little, since a
+/// thread that hands over one span at a time keeps it in the queue.
+const NEW_BUFFER_ROOM: usize = 4;
+
+/// Buffers the worker emptied, for threads to fill again. Neither side ever
+/// waits for the other: a thread that finds it taken allocates, a worker
+/// that finds it taken frees.
+#[derive(Debug, Default)]
+pub(super) struct SpareBuffers(Mutex<Vec<Vec<RawSpan>>>);
+
+impl SpareBuffers {
+    fn take(&self) -> Vec<RawSpan> {
+        self.0
+            .try_lock()
+            .ok()
+            .and_then(|mut spare| spare.pop())
+            .unwrap_or_else(|| Vec::with_capacity(NEW_BUFFER_ROOM))
+    }
+
+    /// Keeps `buffer`, emptied, if it is a thread buffer's size.
+    pub(super) fn give(&self, mut buffer: Vec<RawSpan>) {
+        if buffer.capacity() > LOCAL_BATCH {
+            return;
+        }
+        buffer.clear();
+        if let Ok(mut spare) = self.0.try_lock()
+            && spare.len() < MAX_SPARE_BUFFERS
+        {
+            spare.push(buffer);
+        }
+    }
+}
 
 #[derive(Default)]
 struct Buffer {
@@ -21,16 +60,7 @@ impl Buffer {
         if let Some(pipeline) = &self.pipeline
             && !self.spans.is_empty()
         {
-            // After a full batch the next one starts with room for a whole
-            // one (growing from empty reallocates five times on the way to
-            // 64); after a partial one, with none, so that queued batches
-            // never hold much more memory than their spans.
-            let room = if self.spans.len() >= LOCAL_BATCH {
-                LOCAL_BATCH
-            } else {
-                0
-            };
-            let batch = std::mem::replace(&mut self.spans, Vec::with_capacity(room));
+            let batch = std::mem::replace(&mut self.spans, pipeline.spare_buffers().take());
             pipeline.send_batch(batch);
         }
     }

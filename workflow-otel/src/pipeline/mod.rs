@@ -17,6 +17,7 @@ pub(crate) mod error_text;
 mod worker;
 
 pub(crate) use batch::{ExportFuture, Item, NativeExport, Records, native_of};
+use buffer::SpareBuffers;
 pub(crate) use buffer::{flush_thread_buffer, submit};
 pub use config::{DropReport, MAX_QUEUE_SIZE, PipelineConfig, report_to_stderr};
 use worker::Worker;
@@ -148,6 +149,7 @@ struct Shared {
     shut_down: AtomicBool,
     /// Whether spans ended after shutdown were reported once on stderr.
     reported_late: AtomicBool,
+    spare: Arc<SpareBuffers>,
 }
 
 /// Where finished spans go: a queue and a worker thread in front of one
@@ -195,6 +197,7 @@ impl Pipeline {
         let receiver: SharedReceiver = Arc::new(Mutex::new(Some(data_rx)));
         let (control, control_rx) = mpsc::channel();
         let counters = Arc::new(Counters::default());
+        let spare = Arc::new(SpareBuffers::default());
         let worker = Worker {
             drop_report: config.drop_report,
             drop_report_interval: config.drop_report_interval,
@@ -206,6 +209,7 @@ impl Pipeline {
             requests: Vec::new(),
             deadline: None,
             counters: counters.clone(),
+            spare: spare.clone(),
             scope: crate::record::raw::scope(),
             batch_size,
             scheduled_delay: config.scheduled_delay,
@@ -251,6 +255,7 @@ impl Pipeline {
                 worker,
                 shut_down: AtomicBool::new(false),
                 reported_late: AtomicBool::new(false),
+                spare,
             }),
         }
     }
@@ -299,6 +304,11 @@ impl Pipeline {
     /// Queues a span built as `SpanData` (model calls, other libraries').
     pub(crate) fn submit_foreign(&self, span: SpanData) {
         self.send(Message::Foreign(Box::new(span)));
+    }
+
+    /// Emptied thread buffers, given back by the worker.
+    fn spare_buffers(&self) -> &SpareBuffers {
+        &self.shared.spare
     }
 
     /// Whether both handles feed the same worker.

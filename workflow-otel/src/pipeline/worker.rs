@@ -17,6 +17,7 @@ use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::SpanExporter;
 
 use super::batch::{Item, Records, native_of};
+use super::buffer::SpareBuffers;
 use super::{Control, Counters, DropReport, Message, SharedReceiver};
 use crate::pipeline::error_text::ErrorText;
 use crate::record::ids::Calibration;
@@ -45,6 +46,8 @@ pub(super) struct Worker<E> {
     /// The earliest deadline of `requests`.
     pub(super) deadline: Option<Instant>,
     pub(super) counters: Arc<Counters>,
+    /// Where emptied thread buffers go back.
+    pub(super) spare: Arc<SpareBuffers>,
     pub(super) scope: InstrumentationScope,
     pub(super) batch_size: usize,
     pub(super) scheduled_delay: Duration,
@@ -187,15 +190,16 @@ impl<E: SpanExporter + 'static> Worker<E> {
         let mut taken = 0;
         let disconnected = loop {
             match self.receive() {
-                Ok(Some(Message::Ours(spans))) => {
+                Ok(Some(Message::Ours(mut spans))) => {
                     taken += spans.len();
-                    for mut raw in spans {
+                    for mut raw in spans.drain(..) {
                         raw.settle();
                         batch.push(Item::Ours(raw));
                         if batch.len() >= self.batch_size {
                             self.export(batch, &clock);
                         }
                     }
+                    self.spare.give(spans);
                 }
                 Ok(Some(Message::Foreign(mut span))) => {
                     taken += 1;
