@@ -49,6 +49,19 @@ fn wo_parent_of_fields(iterations: u64) {
     }
 }
 
+/// A step that records an integer argument.
+#[workflow_otel::step(args(x))]
+fn wo_step_with_arg(x: u64) -> u64 {
+    black_box(x + 1)
+}
+
+#[workflow_otel::workflow]
+fn wo_parent_of_args(iterations: u64) {
+    for i in 0..iterations {
+        wo_step_with_arg(i);
+    }
+}
+
 #[workflow_otel::child_workflow]
 fn wo_child(x: u64) -> u64 {
     black_box(x + 1)
@@ -458,6 +471,18 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
                     1,
                     1,
                     wo_parent_of_fields,
+                )
+            }),
+        ),
+        (
+            "wo #[step] + args(integer)",
+            Box::new(|| {
+                workflow_otel_case(
+                    "wo #[step] + args(integer)",
+                    Sampler::AlwaysOn,
+                    1,
+                    1,
+                    wo_parent_of_args,
                 )
             }),
         ),

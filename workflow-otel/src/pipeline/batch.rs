@@ -15,7 +15,7 @@ use crate::export::JsonLinesExporter;
 use crate::export::fanout::Fanout;
 use crate::pipeline::error_text::ErrorText;
 use crate::record::ids::Calibration;
-use crate::record::raw::RawSpan;
+use crate::record::raw::{Extras, RawSpan};
 
 /// One span of a batch.
 #[derive(Debug)]
@@ -64,7 +64,13 @@ impl Records<'_> {
         items
             .drain(..)
             .map(|item| match item {
-                Item::Ours(raw) => records.ours_to_span_data(&raw),
+                Item::Ours(mut raw) => {
+                    let span = records.ours_to_span_data(&raw);
+                    if let Some(extras) = raw.extras.take() {
+                        Extras::recycle(extras);
+                    }
+                    span
+                }
                 Item::Foreign(span) => *span,
             })
             .collect()

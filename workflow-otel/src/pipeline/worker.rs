@@ -21,6 +21,7 @@ use super::buffer::SpareBuffers;
 use super::{Control, Counters, DropReport, Message, SharedReceiver};
 use crate::pipeline::error_text::ErrorText;
 use crate::record::ids::Calibration;
+use crate::record::raw::Extras;
 
 /// The most spans a batch holds room for before it fills.
 const MAX_PREALLOCATED_BATCH: usize = 8192;
@@ -253,8 +254,8 @@ impl<E: SpanExporter + 'static> Worker<E> {
             }
         };
         // The records go on the worker, not in the exporter: the batch
-        // keeps its room for the next one.
-        batch.clear();
+        // keeps its room for the next one, their extras go back to callers.
+        recycle(batch);
         let exported = match answer {
             Some(Ok(())) => true,
             Some(Err(error)) => {
@@ -268,6 +269,17 @@ impl<E: SpanExporter + 'static> Worker<E> {
             }
         };
         self.counters.settle(count, exported);
+    }
+}
+
+/// Empties `batch`, giving our records' extras back to callers.
+fn recycle(batch: &mut Vec<Item>) {
+    for item in batch.drain(..) {
+        if let Item::Ours(mut raw) = item
+            && let Some(extras) = raw.extras.take()
+        {
+            Extras::recycle(extras);
+        }
     }
 }
 

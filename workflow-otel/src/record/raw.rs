@@ -8,7 +8,7 @@
 //! step with only static attributes costs its caller no allocation.
 
 use std::borrow::Cow;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::{Event, Link, SpanContext, SpanId, Status, TraceId};
@@ -74,6 +74,58 @@ pub(crate) struct Extras {
     /// How many of `attributes` came from `args(..)` and `fields(..)`: the
     /// site's literal fields go after them, before what the body set.
     pub(crate) fields_end: usize,
+}
+
+/// Emptied extras the worker gives back, for callers to fill again rather
+/// than allocate: at most this many.
+const MAX_SPARE_EXTRAS: usize = 256;
+
+/// Extras kept with their room; neither side ever waits for the lock.
+static SPARE_EXTRAS: Mutex<Vec<Box<Extras>>> = Mutex::new(Vec::new());
+
+impl Extras {
+    /// Leaves nothing of a span in them, keeping the room of their lists.
+    /// Every field is named: a field added later must be cleared here too.
+    fn clear(&mut self) {
+        let Extras {
+            attributes,
+            events,
+            return_value,
+            error,
+            usage,
+            workflow_attributes,
+            fields_end,
+        } = self;
+        attributes.clear();
+        events.clear();
+        *return_value = None;
+        *error = None;
+        *usage = None;
+        *workflow_attributes = Vec::new();
+        *fields_end = 0;
+    }
+
+    /// Empty extras, spare ones if there are.
+    pub(crate) fn boxed() -> Box<Extras> {
+        SPARE_EXTRAS
+            .try_lock()
+            .ok()
+            .and_then(|mut spare| spare.pop())
+            .unwrap_or_default()
+    }
+
+    /// Empties `extras` and keeps them for a caller, if they are small.
+    pub(crate) fn recycle(mut extras: Box<Extras>) {
+        if extras.attributes.capacity() > 16 || extras.events.capacity() > 16 {
+            return;
+        }
+        extras.clear();
+        if let Ok(mut spare) = SPARE_EXTRAS.try_lock()
+            && spare.len() < MAX_SPARE_EXTRAS
+        {
+            spare.push(extras);
+        }
+    }
 }
 
 /// A finished span of ours, as the caller hands it to the pipeline.
@@ -450,5 +502,30 @@ fn workflow_start_attributes(
     }
     if let Some(causation) = workflow.causation_id_value() {
         sink.attribute(attr::CAUSATION_ID, Attr::Shared(causation));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Extras given back to callers carry nothing of the span they were in.
+    #[test]
+    fn cleared_extras_are_empty_and_keep_their_room() {
+        let mut extras = Extras {
+            attributes: vec![KeyValue::new("a", 1)],
+            events: vec![("e".into(), 5, vec![KeyValue::new("b", 2)])],
+            return_value: Some("42".to_owned()),
+            error: Some(ErrorRecord {
+                type_name: PANIC,
+                message: "boom".to_owned(),
+            }),
+            usage: Some(GenAiUsage::default()),
+            workflow_attributes: vec![KeyValue::new("c", 3)],
+            fields_end: 1,
+        };
+        extras.clear();
+        assert_eq!(format!("{extras:?}"), format!("{:?}", Extras::default()));
+        assert!(extras.attributes.capacity() >= 1);
     }
 }

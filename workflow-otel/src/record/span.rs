@@ -67,7 +67,7 @@ pub struct Fields<'a> {
 impl Fields<'_> {
     fn push(&mut self, attribute: KeyValue) {
         self.extras
-            .get_or_insert_with(Default::default)
+            .get_or_insert_with(Extras::boxed)
             .attributes
             .push(attribute);
     }
@@ -478,7 +478,7 @@ impl Recording {
         let error = match ending {
             Ending::Returned(finish) => {
                 if let Some(value) = finish.return_value {
-                    extras.get_or_insert_with(Default::default).return_value = Some(value);
+                    extras.get_or_insert_with(Extras::boxed).return_value = Some(value);
                 }
                 finish.error
             }
@@ -493,7 +493,7 @@ impl Recording {
         };
         if let Some(error) = error {
             raw.state = EndState::Failed;
-            extras.get_or_insert_with(Default::default).error = Some(error);
+            extras.get_or_insert_with(Extras::boxed).error = Some(error);
         }
         if raw.site.kind != Kind::Step
             && let Some(workflow) = &raw.workflow
@@ -502,7 +502,7 @@ impl Recording {
             // spawned task outliving it) are not part of this run.
             let usage = workflow.gen_ai_usage();
             if !usage.is_empty() {
-                extras.get_or_insert_with(Default::default).usage = Some(usage);
+                extras.get_or_insert_with(Extras::boxed).usage = Some(usage);
             }
         }
         raw.extras = extras;
@@ -527,7 +527,7 @@ impl Recording {
     pub(crate) fn set_attribute(&self, attribute: KeyValue) {
         self.extras
             .borrow_mut()
-            .get_or_insert_with(Default::default)
+            .get_or_insert_with(Extras::boxed)
             .attributes
             .push(attribute);
     }
@@ -535,7 +535,7 @@ impl Recording {
     pub(crate) fn add_event(&self, name: Cow<'static, str>, attributes: Vec<KeyValue>) {
         self.extras
             .borrow_mut()
-            .get_or_insert_with(Default::default)
+            .get_or_insert_with(Extras::boxed)
             .events
             .push((name, ids::now(), attributes));
     }
