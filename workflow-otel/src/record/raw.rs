@@ -80,7 +80,9 @@ pub(crate) struct Extras {
 /// than allocate: at most this many.
 const MAX_SPARE_EXTRAS: usize = 256;
 
-/// Extras kept with their room; neither side ever waits for the lock.
+/// Extras kept with their room; neither side ever waits for the lock. Kept
+/// boxed: a span holds them boxed, and taking one must not allocate.
+#[allow(clippy::vec_box)]
 static SPARE_EXTRAS: Mutex<Vec<Box<Extras>>> = Mutex::new(Vec::new());
 
 impl Extras {
