@@ -1,8 +1,9 @@
-//! Where spans go: exporters that take the SDK's `SpanData` batches from the
-//! pipeline's worker. The console tree, the JSON-lines file (OTLP/JSON), OTLP
+//! Where spans go: the console tree, the JSON-lines file (OTLP/JSON), OTLP
 //! over gRPC and HTTP (feature `otlp`), and a fan-out to several of them.
-//! To add an exporter, implement `opentelemetry_sdk::trace::SpanExporter`:
-//! `Setup::exporter` takes it as it is.
+//! The file and OTLP encode the pipeline's records as they are (see
+//! `pipeline::NativeExport`); every exporter is also an
+//! `opentelemetry_sdk::trace::SpanExporter` of `SpanData`. To add an
+//! exporter, implement that trait: `Setup::exporter` takes it as it is.
 
 use std::path::PathBuf;
 use std::time::Duration;
