@@ -227,8 +227,10 @@ fn workflow_otel_case_with(
     configure: fn(Instrumentation) -> Instrumentation,
 ) -> Case {
     let records = !matches!(sampler, Sampler::AlwaysOff);
-    let exporter = CountingExporter::default();
-    let spans = exporter.spans.clone();
+    // Our records, counted as they are, as fastrace's reporter counts
+    // fastrace's and the SDK's exporter the SDK's `SpanData`.
+    let exporter = workflow_otel::testing::CountingExporter::new();
+    let counter = exporter.clone();
     let config = PipelineConfig {
         // Room for every span of the largest callgrind run (22,000 × 10),
         // where the worker runs slowly: a dropped span is a failed case.
@@ -245,7 +247,7 @@ fn workflow_otel_case_with(
         spans_per_run,
         delivered: Box::new(move || {
             let _ = pipeline.force_flush();
-            spans.load(Ordering::Relaxed)
+            counter.count()
         }),
         run: Box::new(move |iterations| instrumentation.run(|| body(iterations))),
         records,
@@ -261,7 +263,7 @@ use signals::with_metrics;
 
 #[path = "overhead_export.rs"]
 mod export;
-use export::json_lines_case;
+use export::{json_lines_case, span_data_case};
 
 fn fastrace_case(
     name: &'static str,
@@ -445,6 +447,10 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
                     },
                 )
             }),
+        ),
+        (
+            "wo #[step], an exporter of SpanData",
+            Box::new(|| span_data_case("wo #[step], an exporter of SpanData", wo_parent)),
         ),
         (
             "wo #[step], JSON-lines file exporter",

@@ -105,5 +105,9 @@ pub(crate) fn native_of<E: SpanExporter + 'static>(exporter: &E) -> Option<&dyn 
     if let Some(otlp) = exporter.downcast_ref::<crate::export::otlp::OtlpExporter>() {
         return Some(otlp);
     }
+    #[cfg(feature = "testing")]
+    if let Some(counter) = exporter.downcast_ref::<crate::testing::CountingExporter>() {
+        return Some(counter);
+    }
     None
 }
