@@ -201,60 +201,6 @@ fn sdk_delivered(
     })
 }
 
-fn workflow_otel_case(
-    name: &'static str,
-    sampler: Sampler,
-    spans_per_iteration: u64,
-    spans_per_run: u64,
-    body: impl FnMut(u64) + 'static,
-) -> Case {
-    workflow_otel_case_with(
-        name,
-        sampler,
-        spans_per_iteration,
-        spans_per_run,
-        body,
-        |i| i,
-    )
-}
-
-fn workflow_otel_case_with(
-    name: &'static str,
-    sampler: Sampler,
-    spans_per_iteration: u64,
-    spans_per_run: u64,
-    mut body: impl FnMut(u64) + 'static,
-    configure: fn(Instrumentation) -> Instrumentation,
-) -> Case {
-    let records = !matches!(sampler, Sampler::AlwaysOff);
-    // Our records, counted as they are, as fastrace's reporter counts
-    // fastrace's and the SDK's exporter the SDK's `SpanData`.
-    let exporter = workflow_otel::testing::CountingExporter::new();
-    let counter = exporter.clone();
-    let config = PipelineConfig {
-        // Room for every span of the largest callgrind run (22,000 × 10),
-        // where the worker runs slowly: a dropped span is a failed case.
-        max_queue_size: 1 << 20,
-        max_export_batch_size: 4096,
-        scheduled_delay: background_interval(),
-        ..PipelineConfig::default()
-    };
-    let pipeline = Pipeline::with_config(exporter, config, None);
-    let instrumentation = configure(Instrumentation::new(&pipeline).sampler(sampler));
-    Case {
-        name,
-        spans_per_iteration,
-        spans_per_run,
-        delivered: Box::new(move || {
-            let _ = pipeline.force_flush();
-            counter.count()
-        }),
-        run: Box::new(move |iterations| instrumentation.run(|| body(iterations))),
-        records,
-        roots_every: 0,
-    }
-}
-
 type Factory = Box<dyn FnOnce() -> Case>;
 
 #[path = "overhead_signals.rs"]
@@ -263,7 +209,7 @@ use signals::with_metrics;
 
 #[path = "overhead_export.rs"]
 mod export;
-use export::{json_lines_case, span_data_case};
+use export::{json_lines_case, span_data_case, workflow_otel_case, workflow_otel_case_with};
 
 fn fastrace_case(
     name: &'static str,

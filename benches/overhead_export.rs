@@ -1,7 +1,7 @@
-//! Cases with other exporters than the counter of records: the JSON-lines
-//! file exporter, which encodes our records as they are (what
-//! `WORKFLOW_OTEL_FILE` costs), and an exporter of the user's, which gets
-//! them as `SpanData`.
+//! How a case of ours is set up: its pipeline, and the sink at its end. The
+//! counter of records (every case), the JSON-lines file exporter, which
+//! encodes our records as they are (what `WORKFLOW_OTEL_FILE` costs), and an
+//! exporter of the user's, which gets them as `SpanData`.
 
 use super::*;
 
@@ -23,59 +23,118 @@ impl std::io::Write for CountingWriter {
 
 /// Our steps exported by the JSON-lines file exporter, which encodes the
 /// records as they are (no `SpanData`): what `WORKFLOW_OTEL_FILE` costs.
-pub(super) fn json_lines_case(name: &'static str, mut body: impl FnMut(u64) + 'static) -> Case {
+pub(super) fn json_lines_case(name: &'static str, body: impl FnMut(u64) + 'static) -> Case {
     let writer = CountingWriter::default();
     let bytes = writer.bytes.clone();
-    let config = PipelineConfig {
-        max_queue_size: 1 << 20,
-        max_export_batch_size: 4096,
-        scheduled_delay: background_interval(),
-        ..PipelineConfig::default()
-    };
-    let pipeline = Pipeline::with_config(JsonLinesExporter::with_writer(writer), config, None);
+    let pipeline =
+        Pipeline::with_config(JsonLinesExporter::with_writer(writer), case_config(), None);
     let instrumentation = Instrumentation::new(&pipeline);
-    Case {
+    let exported = pipeline.clone();
+    our_case(
         name,
-        spans_per_iteration: 1,
-        spans_per_run: 1,
-        delivered: Box::new(move || {
-            let _ = pipeline.force_flush();
+        (1, 1, true),
+        pipeline,
+        instrumentation,
+        body,
+        move || {
             // Spans the exporter wrote, and it wrote something for them.
-            let exported = pipeline.exported_spans();
+            let exported = exported.exported_spans();
             if bytes.load(Ordering::Relaxed) < exported * 100 {
                 return 0;
             }
             exported
-        }),
-        run: Box::new(move |iterations| instrumentation.run(|| body(iterations))),
-        records: true,
-        roots_every: 0,
-    }
+        },
+    )
 }
 
 /// Our steps exported to an exporter of the user's, that counts the
 /// `SpanData` made for it.
-pub(super) fn span_data_case(name: &'static str, mut body: impl FnMut(u64) + 'static) -> Case {
+pub(super) fn span_data_case(name: &'static str, body: impl FnMut(u64) + 'static) -> Case {
     let exporter = CountingExporter::default();
     let spans = exporter.spans.clone();
-    let config = PipelineConfig {
+    let pipeline = Pipeline::with_config(exporter, case_config(), None);
+    let instrumentation = Instrumentation::new(&pipeline);
+    our_case(
+        name,
+        (1, 1, true),
+        pipeline,
+        instrumentation,
+        body,
+        move || spans.load(Ordering::Relaxed),
+    )
+}
+
+/// The pipeline settings of every case of ours: room for every span of the
+/// largest callgrind run (22,000 × 10), where the worker runs slowly: a
+/// dropped span is a failed case.
+fn case_config() -> PipelineConfig {
+    PipelineConfig {
         max_queue_size: 1 << 20,
         max_export_batch_size: 4096,
         scheduled_delay: background_interval(),
         ..PipelineConfig::default()
-    };
-    let pipeline = Pipeline::with_config(exporter, config, None);
-    let instrumentation = Instrumentation::new(&pipeline);
+    }
+}
+
+pub(super) fn workflow_otel_case(
+    name: &'static str,
+    sampler: Sampler,
+    spans_per_iteration: u64,
+    spans_per_run: u64,
+    body: impl FnMut(u64) + 'static,
+) -> Case {
+    workflow_otel_case_with(
+        name,
+        sampler,
+        spans_per_iteration,
+        spans_per_run,
+        body,
+        |i| i,
+    )
+}
+
+pub(super) fn workflow_otel_case_with(
+    name: &'static str,
+    sampler: Sampler,
+    spans_per_iteration: u64,
+    spans_per_run: u64,
+    body: impl FnMut(u64) + 'static,
+    configure: fn(Instrumentation) -> Instrumentation,
+) -> Case {
+    let records = !matches!(sampler, Sampler::AlwaysOff);
+    // Our records, counted as they are, as fastrace's reporter counts
+    // fastrace's and the SDK's exporter the SDK's `SpanData`.
+    let counter = workflow_otel::testing::CountingExporter::new();
+    let pipeline = Pipeline::with_config(counter.clone(), case_config(), None);
+    let instrumentation = configure(Instrumentation::new(&pipeline).sampler(sampler));
+    let shape = (spans_per_iteration, spans_per_run, records);
+    our_case(name, shape, pipeline, instrumentation, body, move || {
+        counter.count()
+    })
+}
+
+/// A case of ours: `body` run under `instrumentation`; what reached the
+/// sink counted by `delivered` once `pipeline` is flushed. `shape` is the
+/// spans per iteration, per run, and whether the case records.
+fn our_case(
+    name: &'static str,
+    shape: (u64, u64, bool),
+    pipeline: Pipeline,
+    instrumentation: Instrumentation,
+    mut body: impl FnMut(u64) + 'static,
+    delivered: impl Fn() -> u64 + 'static,
+) -> Case {
+    let (spans_per_iteration, spans_per_run, records) = shape;
     Case {
         name,
-        spans_per_iteration: 1,
-        spans_per_run: 1,
+        spans_per_iteration,
+        spans_per_run,
         delivered: Box::new(move || {
             let _ = pipeline.force_flush();
-            spans.load(Ordering::Relaxed)
+            delivered()
         }),
         run: Box::new(move |iterations| instrumentation.run(|| body(iterations))),
-        records: true,
+        records,
         roots_every: 0,
     }
 }

@@ -4,12 +4,13 @@
 //! given `SpanData` (as an exporter of the user's is): both run here, behind
 //! one pipeline, on the same spans.
 
+mod support;
+
 use std::future::Future;
 use std::io::Write;
 use std::sync::{Arc, Mutex};
 
 use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
@@ -51,20 +52,11 @@ fn explode() {
 /// A span of another library, of another kind and scope, inside a step.
 #[step]
 fn call_inventory() {
-    let tracer = opentelemetry::global::tracer_provider().tracer("http-client");
-    let mut span = tracer
-        .span_builder("GET /inventory")
-        .with_kind(SpanKind::Client)
-        .start(&tracer);
-    span.set_attribute(KeyValue::new("http.response.status_code", 503));
-    span.add_event(
-        "exception",
-        vec![KeyValue::new(
-            "exception.message",
-            "upstream said: the secret token is hunter2, retry later",
-        )],
+    support::failed_client_span(
+        "GET /inventory",
+        503,
+        "upstream said: the secret token is hunter2, retry later",
     );
-    span.end();
 }
 
 #[child_workflow]

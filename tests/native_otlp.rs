@@ -10,8 +10,6 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opentelemetry::KeyValue;
-use opentelemetry::trace::{Span as _, SpanKind, Tracer as _, TracerProvider as _};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
@@ -46,20 +44,11 @@ impl SpanExporter for Copy {
 /// message the error-text rule cuts.
 #[step]
 fn call_stock() {
-    let tracer = opentelemetry::global::tracer_provider().tracer("http-client");
-    let mut span = tracer
-        .span_builder("GET /stock")
-        .with_kind(SpanKind::Client)
-        .start(&tracer);
-    span.set_attribute(KeyValue::new("http.response.status_code", 503));
-    span.add_event(
-        "exception",
-        vec![KeyValue::new(
-            "exception.message",
-            "the stock service said: token hunter2 expired",
-        )],
+    support::failed_client_span(
+        "GET /stock",
+        503,
+        "the stock service said: token hunter2 expired",
     );
-    span.end();
 }
 
 fn otlp(protocol: OtlpProtocol, endpoint: String) -> OtlpExporter {

@@ -323,3 +323,23 @@ pub fn take_received(received: &Received) -> Vec<ResourceSpans> {
         .flat_map(|(_, request)| request.resource_spans)
         .collect()
 }
+
+/// Opens and ends a client span of another library ("http-client", through
+/// the global tracer provider) that failed with `status_code`, with an
+/// exception event whose message is `message`.
+pub fn failed_client_span(name: &'static str, status_code: i64, message: &'static str) {
+    let tracer = opentelemetry::global::tracer_provider().tracer("http-client");
+    let mut span = tracer
+        .span_builder(name)
+        .with_kind(SpanKind::Client)
+        .start(&tracer);
+    span.set_attribute(opentelemetry::KeyValue::new(
+        "http.response.status_code",
+        status_code,
+    ));
+    span.add_event(
+        "exception",
+        vec![opentelemetry::KeyValue::new("exception.message", message)],
+    );
+    span.end();
+}
