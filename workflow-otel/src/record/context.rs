@@ -161,10 +161,10 @@ impl WorkflowContext {
             Some(parent) => WorkflowContext {
                 id,
                 id_text,
-                hierarchy_path: StringValue::from(Arc::<str>::from(extend_path(
+                hierarchy_path: StringValue::from(extend_path(
                     parent.hierarchy_path.as_str(),
                     name.as_str(),
-                ))),
+                )),
                 name,
                 static_name,
                 depth: parent.depth.saturating_add(1).min(MAX_WORKFLOW_DEPTH),
@@ -379,12 +379,20 @@ pub const PATH_HEAD: usize = 4;
 pub const PATH_ELISION: &str = "…";
 
 /// `parent/name`, shortened to [`MAX_PATH_SEGMENTS`] names.
-pub(crate) fn extend_path(parent: &str, name: &str) -> String {
-    let mut path = String::with_capacity(parent.len() + 1 + name.len());
-    path.push_str(parent);
-    path.push('/');
-    path.push_str(name);
-    bound_path(&path)
+pub(crate) fn extend_path(parent: &str, name: &str) -> Arc<str> {
+    let length = parent.len() + 1 + name.len();
+    let mut short = [0_u8; 256];
+    // The common case, a path within bounds and short: made on the stack,
+    // so the shared text is the one allocation.
+    if parent.split('/').count() < MAX_PATH_SEGMENTS && length <= short.len() {
+        short[..parent.len()].copy_from_slice(parent.as_bytes());
+        short[parent.len()] = b'/';
+        short[parent.len() + 1..length].copy_from_slice(name.as_bytes());
+        if let Ok(path) = std::str::from_utf8(&short[..length]) {
+            return Arc::from(path);
+        }
+    }
+    Arc::from(bound_path(&format!("{parent}/{name}")))
 }
 
 /// `path` with at most [`MAX_PATH_SEGMENTS`] names: the first [`PATH_HEAD`],
@@ -482,5 +490,26 @@ pub fn set_workflow_attribute(attribute: KeyValue) {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
             .push(attribute);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick way to extend a path makes what bounding the joined path
+    /// makes, for short and long names, below, at and past the bound.
+    #[test]
+    fn extended_paths_are_the_bounded_join() {
+        let long = "n".repeat(300);
+        for name in ["step", long.as_str()] {
+            let mut parent = String::from("root");
+            for _ in 0..MAX_PATH_SEGMENTS + 3 {
+                let extended = extend_path(&parent, name);
+                assert_eq!(&*extended, bound_path(&format!("{parent}/{name}")));
+                assert!(extended.split('/').count() <= MAX_PATH_SEGMENTS);
+                parent = extended.to_string();
+            }
+        }
     }
 }
