@@ -376,12 +376,7 @@ fn metrics_reach_a_real_collector_over_each_protocol() {
             ("OTEL_EXPORTER_OTLP_METRICS_COMPRESSION", "gzip".to_owned()),
         ];
         let telemetry = workflow_otel::setup()
-            .environment_from(move |name| {
-                settings
-                    .iter()
-                    .find(|(key, _)| *key == name)
-                    .map(|(_, value)| value.clone())
-            })
+            .environment_from(support::environment(settings))
             .try_install()
             .unwrap();
         // Metrics count from the first setup that asks for them, and go on

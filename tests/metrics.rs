@@ -547,12 +547,7 @@ fn otlp_metrics_setup(endpoint: String, shutdown_timeout: Duration) -> Telemetry
         ("OTEL_METRIC_EXPORT_INTERVAL", "3600000".to_owned()),
     ];
     workflow_otel::setup()
-        .environment_from(move |name| {
-            settings
-                .iter()
-                .find(|(key, _)| *key == name)
-                .map(|(_, value)| value.clone())
-        })
+        .environment_from(support::environment(settings))
         .metric_buckets(BUCKETS)
         .pipeline_config(workflow_otel::PipelineConfig {
             shutdown_timeout,

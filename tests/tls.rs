@@ -455,12 +455,7 @@ fn metrics_are_pushed_over_mutual_tls() {
             ),
         ];
         let telemetry = workflow_otel::setup()
-            .environment_from(move |name| {
-                settings
-                    .iter()
-                    .find(|(key, _)| *key == name)
-                    .map(|(_, value)| value.clone())
-            })
+            .environment_from(support::environment(settings))
             .try_install()
             .unwrap();
         workflow_otel::testing::Capture::new().run(tls_metered);

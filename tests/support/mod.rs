@@ -343,3 +343,15 @@ pub fn failed_client_span(name: &'static str, status_code: i64, message: &'stati
     );
     span.end();
 }
+
+/// An environment of exactly `settings`, for `Setup::environment_from`.
+pub fn environment<const N: usize>(
+    settings: [(&'static str, String); N],
+) -> impl Fn(&str) -> Option<String> + 'static {
+    move |name| {
+        settings
+            .iter()
+            .find(|(key, _)| *key == name)
+            .map(|(_, value)| value.clone())
+    }
+}
