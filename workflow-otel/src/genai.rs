@@ -263,6 +263,20 @@ impl ActiveModelCall {
         if let Some(owner) = &owner {
             owner.with_ancestors(|totals| totals.add_call(&counted));
         }
+        // With the attributes' `instrument` feature off, nothing is recorded,
+        // as for the attributes themselves; the totals above and the metrics
+        // still add up.
+        let recorded = instrumentation.filter(|_| cfg!(feature = "instrument"));
+        let span = recorded.and_then(|instrumentation| {
+            self.span_data(
+                instrumentation,
+                owner.as_deref(),
+                &usage,
+                &counted,
+                &ending,
+                ended,
+            )
+        });
         crate::metrics::genai::record(&crate::metrics::genai::ModelCallRecord {
             operation: &self.call.operation,
             provider: &self.call.provider,
@@ -279,20 +293,11 @@ impl ActiveModelCall {
             cost: counted.cost.as_ref().map(|(nanos, currency)| {
                 (*nanos as f64 / crate::record::usage::NANOS, &**currency)
             }),
+            span: span.as_ref().map(|span| &span.span_context),
         });
-        // With the attributes' `instrument` feature off, nothing is recorded,
-        // as for the attributes themselves; the totals above still add up.
-        let Some(instrumentation) = instrumentation.filter(|_| cfg!(feature = "instrument")) else {
+        let Some(instrumentation) = recorded else {
             return;
         };
-        let span = self.span_data(
-            instrumentation,
-            owner.as_deref(),
-            &usage,
-            &counted,
-            &ending,
-            ended,
-        );
         if let Some(span) = span {
             instrumentation.pipeline().submit_foreign(span);
         }

@@ -9,8 +9,10 @@ use std::time::UNIX_EPOCH;
 
 use opentelemetry::KeyValue;
 
+use crate::metrics::exemplar::Exemplar;
 use crate::metrics::genai::{DURATION_BUCKETS, ModelSeries, TOKEN_BUCKETS};
-use crate::metrics::series::{self, Exemplar, Histogram, Outcome, SeriesKind, SeriesSnapshot};
+use crate::metrics::instruments::InstrumentSnapshot;
+use crate::metrics::series::{self, Histogram, Outcome, SeriesKind, SeriesSnapshot};
 use crate::record::ids::Calibration;
 
 /// The two formats a scraper can ask for.
@@ -48,16 +50,23 @@ pub(crate) struct Snapshot {
     pub(crate) series: Vec<SeriesSnapshot>,
     /// Model calls' series.
     pub(crate) models: Vec<ModelSeries>,
+    /// The service's own instruments ([`crate::metrics::meter_provider`]).
+    pub(crate) instruments: Vec<InstrumentSnapshot>,
 }
 
 /// Reads every series; empty while metrics are off.
 pub(crate) fn snapshot() -> Snapshot {
-    let Some(state) = series::state() else {
-        return Snapshot::default();
-    };
     let calibration = Calibration::now();
+    let instruments = crate::metrics::instruments::snapshot(&calibration);
+    let Some(state) = series::state() else {
+        return Snapshot {
+            instruments,
+            ..Snapshot::default()
+        };
+    };
     Snapshot {
         models: crate::metrics::genai::snapshot(),
+        instruments,
         bounds: state.bounds_seconds.clone(),
         series: state
             .series()
@@ -114,7 +123,7 @@ const MODEL_COST: Family = Family {
     help: "Cost of model calls, from the price table, in its currency.",
 };
 
-type Labels<'a> = Vec<(&'static str, &'a str)>;
+type Labels<'a> = Vec<(&'a str, &'a str)>;
 
 /// The exposition of `snapshot` in `format`, with the resource as `target_info`.
 pub(crate) fn encode(snapshot: &Snapshot, format: Format, resource: &[KeyValue]) -> String {
@@ -196,6 +205,7 @@ pub(crate) fn encode(snapshot: &Snapshot, format: Format, resource: &[KeyValue])
         }
     }
     model_families(&mut out, format, &snapshot.models);
+    crate::metrics::instruments::prometheus::write(&mut out, format, &snapshot.instruments);
     if format == Format::OpenMetrics {
         out.push_str("# EOF\n");
     }
@@ -224,7 +234,7 @@ fn model_labels(series: &ModelSeries) -> Labels<'_> {
     labels
 }
 
-fn with<'a>(mut labels: Labels<'a>, label: (&'static str, &'a str)) -> Labels<'a> {
+fn with<'a>(mut labels: Labels<'a>, label: (&'a str, &'a str)) -> Labels<'a> {
     labels.push(label);
     labels
 }
@@ -234,6 +244,13 @@ fn model_families(out: &mut String, format: Format, models: &[ModelSeries]) {
         return;
     }
     header(out, format, &MODEL_DURATION, "histogram", Some("seconds"));
+    fn exemplars(
+        format: Format,
+        series: &ModelSeries,
+        index: usize,
+    ) -> Option<&[Option<Exemplar>]> {
+        (format == Format::OpenMetrics).then_some(&series.exemplars[index][..])
+    }
     for series in models {
         write_histogram(
             out,
@@ -241,7 +258,7 @@ fn model_families(out: &mut String, format: Format, models: &[ModelSeries]) {
             &model_labels(series),
             &DURATION_BUCKETS,
             &series.duration,
-            None,
+            exemplars(format, series, 0),
         );
     }
     let answered: Vec<&ModelSeries> = models
@@ -251,9 +268,9 @@ fn model_families(out: &mut String, format: Format, models: &[ModelSeries]) {
     if !answered.is_empty() {
         header(out, format, &MODEL_TOKENS, "histogram", None);
         for series in answered {
-            for (token_type, histogram) in [
-                ("input", &series.input_tokens),
-                ("output", &series.output_tokens),
+            for (token_type, histogram, index) in [
+                ("input", &series.input_tokens, 1),
+                ("output", &series.output_tokens, 2),
             ] {
                 let labels = with(model_labels(series), ("gen_ai_token_type", token_type));
                 write_histogram(
@@ -262,7 +279,7 @@ fn model_families(out: &mut String, format: Format, models: &[ModelSeries]) {
                     &labels,
                     &TOKEN_BUCKETS,
                     histogram,
-                    None,
+                    exemplars(format, series, index),
                 );
             }
         }
@@ -288,10 +305,10 @@ fn model_families(out: &mut String, format: Format, models: &[ModelSeries]) {
 
 /// A histogram's samples: cumulative buckets (each with its exemplar, when
 /// `exemplars` are given), the sum and the count.
-fn write_histogram(
+pub(crate) fn write_histogram(
     out: &mut String,
     name: &str,
-    labels: &[(&'static str, &str)],
+    labels: &[(&str, &str)],
     bounds: &[f64],
     histogram: &Histogram,
     exemplars: Option<&[Option<Exemplar>]>,
@@ -315,11 +332,11 @@ fn write_histogram(
     sample(out, name, "_count", labels, histogram.count);
 }
 
-fn sample(
+pub(crate) fn sample(
     out: &mut String,
     name: &str,
     suffix: &str,
-    labels: &[(&'static str, &str)],
+    labels: &[(&str, &str)],
     value: impl std::fmt::Display,
 ) {
     out.push_str(name);
@@ -328,7 +345,7 @@ fn sample(
     let _ = writeln!(out, " {value}");
 }
 
-fn label_set(out: &mut String, labels: &[(&'static str, &str)]) {
+pub(crate) fn label_set(out: &mut String, labels: &[(&str, &str)]) {
     out.push('{');
     for (index, (name, value)) in labels.iter().enumerate() {
         if index > 0 {
@@ -365,7 +382,7 @@ fn header(out: &mut String, format: Format, family: &Family, kind: &str, unit: O
     }
 }
 
-fn write_exemplar(out: &mut String, exemplar: &Exemplar) {
+pub(crate) fn write_exemplar(out: &mut String, exemplar: &Exemplar) {
     out.push_str(" # {trace_id=\"");
     hex(out, &exemplar.trace_id);
     out.push_str("\",span_id=\"");
@@ -375,7 +392,7 @@ fn write_exemplar(out: &mut String, exemplar: &Exemplar) {
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
         .as_secs_f64();
-    let _ = write!(out, "\"}} {} {at:.3}", float(exemplar.seconds));
+    let _ = write!(out, "\"}} {} {at:.3}", float(exemplar.value));
 }
 
 fn hex(out: &mut String, bytes: &[u8]) {
@@ -385,7 +402,7 @@ fn hex(out: &mut String, bytes: &[u8]) {
 }
 
 /// A label value as both formats quote it.
-fn escape(out: &mut String, value: &str) {
+pub(crate) fn escape(out: &mut String, value: &str) {
     for character in value.chars() {
         match character {
             '\\' => out.push_str("\\\\"),
@@ -397,7 +414,7 @@ fn escape(out: &mut String, value: &str) {
 }
 
 /// A number as Prometheus writes one: shortest round-trip form, `+Inf`, `NaN`.
-fn float(value: f64) -> String {
+pub(crate) fn float(value: f64) -> String {
     if value.is_nan() {
         "NaN".to_owned()
     } else if value.is_infinite() {
@@ -442,7 +459,7 @@ fn target_info(out: &mut String, format: Format, resource: &[KeyValue]) {
     out.push_str("} 1\n");
 }
 
-fn label_name(key: &str) -> String {
+pub(crate) fn label_name(key: &str) -> String {
     let mut name: String = key
         .chars()
         .map(|character| {

@@ -7,8 +7,11 @@
 //! series under a lock.
 
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
+use opentelemetry::trace::SpanContext;
+
+use crate::metrics::exemplar::{EXEMPLAR_INTERVAL, Exemplar};
 use crate::metrics::series::{Histogram, MAX_SERIES, OTHER};
 
 /// `gen_ai.client.operation.duration`'s boundaries in the conventions, seconds.
@@ -47,6 +50,38 @@ pub(crate) struct ModelSeries {
     pub(crate) output_tokens: Histogram,
     /// Cost by currency.
     pub(crate) cost: Vec<(String, f64)>,
+    /// A sampled call per bucket of `duration`, `input_tokens` and
+    /// `output_tokens`, replaced at most every [`EXEMPLAR_INTERVAL`].
+    pub(crate) exemplars: [Vec<Option<Exemplar>>; 3],
+}
+
+/// Keeps `span`'s call as the exemplar of the bucket `value` falls in.
+fn keep_exemplar(
+    exemplars: &mut [Option<Exemplar>],
+    bounds: &[f64],
+    value: f64,
+    span: &SpanContext,
+    now: SystemTime,
+) {
+    let bucket = bounds
+        .iter()
+        .position(|bound| value <= *bound)
+        .unwrap_or(bounds.len());
+    let Some(slot) = exemplars.get_mut(bucket) else {
+        return;
+    };
+    let due = slot.is_none_or(|kept| {
+        now.duration_since(kept.time)
+            .is_ok_and(|since| since >= EXEMPLAR_INTERVAL)
+    });
+    if due {
+        *slot = Some(Exemplar {
+            trace_id: span.trace_id().to_bytes(),
+            span_id: span.span_id().to_bytes(),
+            value,
+            time: now,
+        });
+    }
 }
 
 static SERIES: Mutex<Vec<ModelSeries>> = Mutex::new(Vec::new());
@@ -61,6 +96,8 @@ pub(crate) struct ModelCallRecord<'a> {
     /// Input and output tokens, for a call that answered.
     pub(crate) tokens: Option<(u64, u64)>,
     pub(crate) cost: Option<(f64, &'a str)>,
+    /// The call's span, when it was sampled: the exemplar of its buckets.
+    pub(crate) span: Option<&'a SpanContext>,
 }
 
 /// Adds a model call, if metrics are on.
@@ -99,6 +136,11 @@ pub(crate) fn record(call: &ModelCallRecord<'_>) {
                 input_tokens: Histogram::new(&TOKEN_BUCKETS),
                 output_tokens: Histogram::new(&TOKEN_BUCKETS),
                 cost: Vec::new(),
+                exemplars: [
+                    vec![None; DURATION_BUCKETS.len() + 1],
+                    vec![None; TOKEN_BUCKETS.len() + 1],
+                    vec![None; TOKEN_BUCKETS.len() + 1],
+                ],
             });
             series.len() - 1
         }
@@ -110,6 +152,16 @@ pub(crate) fn record(call: &ModelCallRecord<'_>) {
     if let Some((input, output)) = call.tokens {
         entry.input_tokens.observe(&TOKEN_BUCKETS, input as f64);
         entry.output_tokens.observe(&TOKEN_BUCKETS, output as f64);
+    }
+    if let Some(span) = call.span {
+        let now = SystemTime::now();
+        let seconds = call.duration.as_secs_f64();
+        let [duration, input_tokens, output_tokens] = &mut entry.exemplars;
+        keep_exemplar(duration, &DURATION_BUCKETS, seconds, span, now);
+        if let Some((input, output)) = call.tokens {
+            keep_exemplar(input_tokens, &TOKEN_BUCKETS, input as f64, span, now);
+            keep_exemplar(output_tokens, &TOKEN_BUCKETS, output as f64, span, now);
+        }
     }
     if let Some((cost, currency)) = call.cost {
         match entry.cost.iter_mut().find(|(known, _)| known == currency) {

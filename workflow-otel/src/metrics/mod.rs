@@ -39,7 +39,9 @@
 //! | `workflow.gen_ai.cost` counter | `workflow_gen_ai_cost_total` | `gen_ai_provider_name`, `gen_ai_request_model`, `currency` |
 
 pub(crate) mod encode;
+pub(crate) mod exemplar;
 pub(crate) mod genai;
+pub(crate) mod instruments;
 #[cfg(feature = "otlp")]
 pub(crate) mod otlp;
 pub(crate) mod periodic;
@@ -53,11 +55,16 @@ use opentelemetry::trace::SpanContext;
 use crate::record::context::WorkflowContext;
 use crate::record::ids::{self, Ticks};
 use crate::record::span::{Kind, Site};
+pub use exemplar::EXEMPLAR_INTERVAL;
 pub use genai::{
     DURATION_BUCKETS as GEN_AI_DURATION_BUCKETS, TOKEN_BUCKETS as GEN_AI_TOKEN_BUCKETS,
 };
+pub use instruments::{
+    CALLBACK_DEADLINE, DEFAULT_CARDINALITY_LIMIT, DEFAULT_HISTOGRAM_BOUNDARIES, MAX_INSTRUMENTS,
+    WorkflowMeterProvider, meter_provider,
+};
 pub use prometheus::{CLIENT_TIMEOUT, MAX_REQUEST_HEAD};
-pub use series::{EXEMPLAR_INTERVAL, MAX_ERROR_TYPES, MAX_SERIES};
+pub use series::{MAX_ERROR_TYPES, MAX_SERIES};
 use series::{Outcome, Series, SeriesKind};
 
 /// Histogram bounds in seconds, for work that takes from a millisecond to

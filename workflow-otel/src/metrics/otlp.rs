@@ -27,6 +27,7 @@ use crate::error::SetupError;
 use crate::export::OtlpSettings;
 use crate::export::otlp_transport::{METRICS_EXPORT, OtlpTransport, Payload};
 use crate::metrics::encode::Snapshot;
+use crate::metrics::exemplar::Exemplar;
 use crate::metrics::genai::{
     DURATION_BUCKETS as GEN_AI_DURATION, ModelSeries, TOKEN_BUCKETS as GEN_AI_TOKENS,
 };
@@ -117,6 +118,25 @@ fn json(request: &ExportMetricsServiceRequest) -> Result<Vec<u8>, String> {
     serde_json::to_vec(&value).map_err(|error| error.to_string())
 }
 
+/// Kept exemplars as OTLP's; `integer` for an instrument of integers.
+pub(crate) fn proto_exemplars(exemplars: &[Option<Exemplar>], integer: bool) -> Vec<ProtoExemplar> {
+    exemplars
+        .iter()
+        .flatten()
+        .map(|exemplar| ProtoExemplar {
+            time_unix_nano: unix_nanos(exemplar.time),
+            span_id: exemplar.span_id.to_vec(),
+            trace_id: exemplar.trace_id.to_vec(),
+            value: Some(if integer {
+                exemplar::Value::AsInt(exemplar.value as i64)
+            } else {
+                exemplar::Value::AsDouble(exemplar.value)
+            }),
+            ..Default::default()
+        })
+        .collect()
+}
+
 fn unix_nanos(time: SystemTime) -> u64 {
     u64::try_from(
         time.duration_since(UNIX_EPOCH)
@@ -167,18 +187,7 @@ pub(crate) fn request(
     ] {
         let points: Vec<HistogramDataPoint> = members(snapshot, kind)
             .map(|series| HistogramDataPoint {
-                exemplars: series
-                    .exemplars
-                    .iter()
-                    .flatten()
-                    .map(|exemplar| ProtoExemplar {
-                        time_unix_nano: unix_nanos(exemplar.time),
-                        span_id: exemplar.span_id.to_vec(),
-                        trace_id: exemplar.trace_id.to_vec(),
-                        value: Some(exemplar::Value::AsDouble(exemplar.seconds)),
-                        ..Default::default()
-                    })
-                    .collect(),
+                exemplars: proto_exemplars(&series.exemplars, false),
                 ..histogram_point(
                     labels(series),
                     &snapshot.bounds,
@@ -280,18 +289,23 @@ pub(crate) fn request(
         ));
     }
     model_metrics(&mut metrics, snapshot, start, time);
+    let mut scope_metrics = vec![ScopeMetrics {
+        scope: Some(InstrumentationScope {
+            name: "workflow-otel".to_owned(),
+            version: env!("CARGO_PKG_VERSION").to_owned(),
+            ..Default::default()
+        }),
+        metrics,
+        ..Default::default()
+    }];
+    scope_metrics.extend(crate::metrics::instruments::otlp::scope_metrics(
+        &snapshot.instruments,
+        time,
+    ));
     ExportMetricsServiceRequest {
         resource_metrics: vec![ResourceMetrics {
             resource: Some(resource),
-            scope_metrics: vec![ScopeMetrics {
-                scope: Some(InstrumentationScope {
-                    name: "workflow-otel".to_owned(),
-                    version: env!("CARGO_PKG_VERSION").to_owned(),
-                    ..Default::default()
-                }),
-                metrics,
-                ..Default::default()
-            }],
+            scope_metrics,
             ..Default::default()
         }],
     }
@@ -347,8 +361,9 @@ fn model_metrics(metrics: &mut Vec<Metric>, snapshot: &Snapshot, start: u64, tim
     let durations = snapshot
         .models
         .iter()
-        .map(|series| {
-            histogram_point(
+        .map(|series| HistogramDataPoint {
+            exemplars: proto_exemplars(&series.exemplars[0], false),
+            ..histogram_point(
                 model_labels(series),
                 &GEN_AI_DURATION,
                 &series.duration,
@@ -366,13 +381,16 @@ fn model_metrics(metrics: &mut Vec<Metric>, snapshot: &Snapshot, start: u64, tim
     let mut costs = Vec::new();
     for series in &snapshot.models {
         if series.input_tokens.count > 0 {
-            for (token_type, counts) in [
-                ("input", &series.input_tokens),
-                ("output", &series.output_tokens),
+            for (token_type, counts, index) in [
+                ("input", &series.input_tokens, 1),
+                ("output", &series.output_tokens, 2),
             ] {
                 let mut labels = model_labels(series);
                 labels.push(text("gen_ai.token.type", token_type));
-                tokens.push(histogram_point(labels, &GEN_AI_TOKENS, counts, times));
+                tokens.push(HistogramDataPoint {
+                    exemplars: proto_exemplars(&series.exemplars[index], false),
+                    ..histogram_point(labels, &GEN_AI_TOKENS, counts, times)
+                });
             }
         }
         for (currency, total) in &series.cost {

@@ -14,6 +14,7 @@ use std::time::{Duration, SystemTime};
 
 use opentelemetry::trace::SpanContext;
 
+use crate::metrics::exemplar::{EXEMPLAR_INTERVAL, Exemplar, ExemplarSlot};
 use crate::record::ids::{self, Calibration, Ticks};
 use crate::record::span::{Kind, Site};
 
@@ -25,9 +26,6 @@ pub const MAX_SERIES: usize = 2000;
 /// Most distinct `error.type` values counted per series; the rest are
 /// counted as `_OTHER`, as the semantic conventions suggest.
 pub const MAX_ERROR_TYPES: usize = 32;
-
-/// A histogram bucket's exemplar is replaced at most this often.
-pub const EXEMPLAR_INTERVAL: Duration = Duration::from_millis(100);
 
 /// Label value standing for everything past a limit.
 pub(crate) const OTHER: &str = "_OTHER";
@@ -141,6 +139,11 @@ pub(crate) fn state() -> Option<&'static State> {
 }
 
 impl State {
+    /// [`EXEMPLAR_INTERVAL`] in clock ticks.
+    pub(crate) fn exemplar_interval(&self) -> Ticks {
+        self.exemplar_interval
+    }
+
     /// Every series so far, in the order they were first used.
     pub(crate) fn series(&self) -> Vec<&'static Series> {
         self.registry
@@ -149,28 +152,6 @@ impl State {
             .all
             .clone()
     }
-}
-
-/// The latest sampled call that fell into one bucket: its trace, its span,
-/// its duration and when it ended. Written under a sequence number, so a
-/// reader never mixes two calls; a writer that finds another writing skips.
-#[derive(Debug, Default)]
-struct ExemplarSlot {
-    sequence: AtomicU64,
-    trace_high: AtomicU64,
-    trace_low: AtomicU64,
-    span: AtomicU64,
-    ticks: AtomicU64,
-    ended: AtomicU64,
-}
-
-/// A sampled call kept as an example of its bucket.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub(crate) struct Exemplar {
-    pub(crate) trace_id: [u8; 16],
-    pub(crate) span_id: [u8; 8],
-    pub(crate) seconds: f64,
-    pub(crate) time: SystemTime,
 }
 
 /// Every instrument of one label set: a duration histogram with an exemplar
@@ -286,36 +267,9 @@ impl Series {
         let Some(slot) = self.exemplars.get(bucket) else {
             return;
         };
-        if ended.wrapping_sub(slot.ended.load(Ordering::Relaxed)) < self.exemplar_interval {
-            return;
+        if slot.due(ended, self.exemplar_interval) {
+            slot.write(span, ticks, ended);
         }
-        write_exemplar(slot, span, ticks, ended);
-    }
-}
-
-#[inline(never)]
-fn write_exemplar(slot: &ExemplarSlot, span: &SpanContext, ticks: Ticks, ended: Ticks) {
-    {
-        let sequence = slot.sequence.load(Ordering::Relaxed);
-        if sequence % 2 == 1
-            || slot
-                .sequence
-                .compare_exchange(sequence, sequence + 1, Ordering::Acquire, Ordering::Relaxed)
-                .is_err()
-        {
-            return;
-        }
-        let trace = u128::from_be_bytes(span.trace_id().to_bytes());
-        slot.trace_high
-            .store((trace >> 64) as u64, Ordering::Relaxed);
-        slot.trace_low.store(trace as u64, Ordering::Relaxed);
-        slot.span.store(
-            u64::from_be_bytes(span.span_id().to_bytes()),
-            Ordering::Relaxed,
-        );
-        slot.ticks.store(ticks, Ordering::Relaxed);
-        slot.ended.store(ended, Ordering::Relaxed);
-        slot.sequence.store(sequence + 2, Ordering::Release);
     }
 }
 
@@ -385,32 +339,10 @@ impl Series {
 }
 
 fn read_exemplar(slot: &ExemplarSlot, calibration: &Calibration) -> Option<Exemplar> {
-    for _ in 0..4 {
-        let before = slot.sequence.load(Ordering::Acquire);
-        if before == 0 {
-            return None;
-        }
-        if before % 2 == 1 {
-            std::hint::spin_loop();
-            continue;
-        }
-        let trace = (u128::from(slot.trace_high.load(Ordering::Relaxed)) << 64)
-            | u128::from(slot.trace_low.load(Ordering::Relaxed));
-        let span = slot.span.load(Ordering::Relaxed);
-        let ticks = slot.ticks.load(Ordering::Relaxed);
-        let ended = slot.ended.load(Ordering::Relaxed);
-        std::sync::atomic::fence(Ordering::Acquire);
-        if slot.sequence.load(Ordering::Relaxed) == before {
-            return Some(Exemplar {
-                trace_id: trace.to_be_bytes(),
-                span_id: span.to_be_bytes(),
-                seconds: calibration.duration(ticks).as_secs_f64(),
-                time: calibration.system_time(ended),
-            });
-        }
-    }
-    // Rewritten under us four times: the next read will see one.
-    None
+    let raw = slot.read()?;
+    Some(raw.decode(calibration, |ticks| {
+        calibration.duration(ticks).as_secs_f64()
+    }))
 }
 
 /// The series of calls to `site` inside the workflow named `workflow` (for

@@ -26,6 +26,10 @@ pub(crate) struct MetricsChoice {
     pub(crate) prometheus_address: Option<String>,
     pub(crate) buckets: Option<Vec<f64>>,
     pub(crate) interval: Option<Duration>,
+    pub(crate) cardinality_limit: Option<usize>,
+    /// Whether to make [`crate::metrics::meter_provider`] the global one:
+    /// unset, when metrics are on.
+    pub(crate) global_provider: Option<bool>,
 }
 
 /// What is running for metrics; stopped when the guard drops.
@@ -81,6 +85,14 @@ pub(crate) fn start(
         kinds = env.metrics.exporters.clone().unwrap_or_default();
     }
     kinds.retain(|kind| *kind != MetricExporterKind::None);
+    if let Some(limit) = choice.cardinality_limit {
+        crate::metrics::instruments::set_cardinality_limit(limit);
+    }
+    if choice.global_provider.unwrap_or(!kinds.is_empty()) {
+        // Made with this provider, the service's instruments (and those of
+        // the libraries it uses) reach the same endpoint and push as ours.
+        opentelemetry::global::set_meter_provider(crate::metrics::meter_provider());
+    }
     if kinds.is_empty() {
         return (running, problems);
     }

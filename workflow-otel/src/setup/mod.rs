@@ -275,6 +275,28 @@ impl Setup {
         self
     }
 
+    /// The most attribute sets an instrument of the service's keeps (default
+    /// [`DEFAULT_CARDINALITY_LIMIT`](crate::metrics::DEFAULT_CARDINALITY_LIMIT),
+    /// at least 1), for instruments made after this setup. Past it, further
+    /// sets are counted in one series with `otel.metric.overflow = true`,
+    /// reported once on stderr: a label taken from user input cannot grow
+    /// memory without bound.
+    pub fn metric_cardinality_limit(mut self, limit: usize) -> Self {
+        self.metrics.cardinality_limit = Some(limit);
+        self
+    }
+
+    /// Whether `setup()` makes [`metrics::meter_provider`](crate::metrics::meter_provider)
+    /// the global OpenTelemetry meter provider, so that instruments made with
+    /// `opentelemetry::global::meter(..)` are exported with the workflow
+    /// metrics. By default it does when metrics are on; `false` leaves the
+    /// global provider alone (for a service that runs an SDK
+    /// `MeterProvider` of its own), `true` installs it even with metrics off.
+    pub fn global_meter_provider(mut self, install: bool) -> Self {
+        self.metrics.global_provider = Some(install);
+        self
+    }
+
     /// Installs a global `tracing` subscriber that writes every event (and
     /// `log` record) as a line in `format` on stdout, with the trace id, span
     /// id, workflow id, name and correlation id of where it was emitted (see

@@ -2,7 +2,7 @@
 //! the JSON a receiver gets.
 
 use super::*;
-use crate::metrics::series::Exemplar;
+use crate::metrics::exemplar::Exemplar;
 
 fn one_workflow() -> Snapshot {
     Snapshot {
@@ -22,7 +22,7 @@ fn one_workflow() -> Snapshot {
                 Some(Exemplar {
                     trace_id: [1; 16],
                     span_id: [2; 8],
-                    seconds: 0.05,
+                    value: 0.05,
                     time: UNIX_EPOCH + Duration::from_secs(1),
                 }),
                 None,
@@ -31,6 +31,7 @@ fn one_workflow() -> Snapshot {
             failures: vec![("my::Error", 1)],
         }],
         models: vec![],
+        instruments: vec![],
     }
 }
 
@@ -97,6 +98,7 @@ fn model_calls_become_the_genai_client_metrics() {
         input_tokens: counts(GEN_AI_TOKENS.len()),
         output_tokens: counts(GEN_AI_TOKENS.len()),
         cost: vec![("USD".to_owned(), 0.25)],
+        exemplars: Default::default(),
     });
     let request = request(&snapshot, ProtoResource::default(), UNIX_EPOCH, UNIX_EPOCH);
     let metrics = &request.resource_metrics[0].scope_metrics[0].metrics;

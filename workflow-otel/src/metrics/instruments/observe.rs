@@ -1,0 +1,175 @@
+//! Observable instruments' callbacks, run on a thread of their own at each
+//! collection (a scrape, a push). A collection waits for them at most
+//! [`CALLBACK_DEADLINE`]: a callback that blocks holds up its own thread,
+//! never a scrape, which then shows the values of the last collection that
+//! finished (and says so once on stderr). A callback that panics is caught:
+//! its instrument keeps its last values, the others are collected as usual.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use crate::metrics::instruments::instrument::{Callbacks, Instrument, Observations, lock};
+
+/// The longest a collection waits for the observable instruments' callbacks.
+pub const CALLBACK_DEADLINE: Duration = Duration::from_secs(1);
+
+#[derive(Debug, Default)]
+struct Rounds {
+    asked: u64,
+    done: u64,
+    /// The callback running now: since when, and whose.
+    running: Option<(Instant, String)>,
+    stuck_reported: bool,
+}
+
+#[derive(Debug)]
+struct Collector {
+    rounds: Mutex<Rounds>,
+    wake: Condvar,
+}
+
+static COLLECTOR: OnceLock<Option<Collector>> = OnceLock::new();
+
+/// Runs every observable instrument's callbacks (those `instruments` gives
+/// when the round starts), waiting at most [`CALLBACK_DEADLINE`].
+pub(crate) fn collect(instruments: fn() -> Vec<Arc<Instrument>>) {
+    let Some(collector) = COLLECTOR
+        .get_or_init(|| {
+            let started = std::thread::Builder::new()
+                .name("workflow-otel-callbacks".to_owned())
+                .spawn(move || run(instruments));
+            match started {
+                Ok(_) => Some(Collector {
+                    rounds: Mutex::new(Rounds::default()),
+                    wake: Condvar::new(),
+                }),
+                Err(error) => {
+                    eprintln!(
+                        "workflow-otel: cannot start the thread for metric callbacks ({error}); \
+                         observable instruments are not collected"
+                    );
+                    None
+                }
+            }
+        })
+        .as_ref()
+    else {
+        return;
+    };
+    let mut rounds = lock(&collector.rounds);
+    // A callback already stuck past the deadline will not be done by the
+    // time this collection must answer: use the last values at once.
+    if let Some((since, name)) = &rounds.running
+        && since.elapsed() >= CALLBACK_DEADLINE
+    {
+        let name = name.clone();
+        report_stuck(&mut rounds.stuck_reported, &name);
+        return;
+    }
+    rounds.asked += 1;
+    let ticket = rounds.asked;
+    collector.wake.notify_all();
+    let deadline = Instant::now() + CALLBACK_DEADLINE;
+    while rounds.done < ticket {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            let name = rounds
+                .running
+                .as_ref()
+                .map(|(_, name)| name.clone())
+                .unwrap_or_default();
+            report_stuck(&mut rounds.stuck_reported, &name);
+            return;
+        }
+        rounds = collector
+            .wake
+            .wait_timeout(rounds, left)
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
+    }
+}
+
+fn report_stuck(reported: &mut bool, name: &str) {
+    if !std::mem::replace(reported, true) {
+        eprintln!(
+            "workflow-otel: the callback of metric `{name}` did not return within \
+             {CALLBACK_DEADLINE:?}; collections show the observable instruments' last values \
+             until it does"
+        );
+    }
+}
+
+fn run(instruments: fn() -> Vec<Arc<Instrument>>) {
+    let collector = loop {
+        // The collector is set right after this thread starts.
+        if let Some(Some(collector)) = COLLECTOR.get() {
+            break collector;
+        }
+        std::thread::yield_now();
+    };
+    loop {
+        let ticket = {
+            let mut rounds = lock(&collector.rounds);
+            while rounds.asked == rounds.done {
+                rounds = collector
+                    .wake
+                    .wait(rounds)
+                    .unwrap_or_else(|poisoned| poisoned.into_inner());
+            }
+            rounds.asked
+        };
+        for instrument in instruments() {
+            lock(&collector.rounds).running = Some((Instant::now(), instrument.name.clone()));
+            observe(&instrument);
+        }
+        let mut rounds = lock(&collector.rounds);
+        rounds.running = None;
+        rounds.stuck_reported = false;
+        rounds.done = ticket;
+        collector.wake.notify_all();
+    }
+}
+
+/// Runs one instrument's callbacks into a fresh set of observations, which
+/// replace the last ones if every callback returned.
+fn observe(instrument: &Instrument) {
+    let observations = Observations {
+        instrument,
+        observed: Mutex::new(Vec::new()),
+    };
+    let outcome = {
+        let callbacks = lock(&instrument.callbacks);
+        catch_unwind(AssertUnwindSafe(|| match &*callbacks {
+            Callbacks::U64(callbacks) => callbacks.iter().for_each(|call| call(&observations)),
+            Callbacks::I64(callbacks) => callbacks.iter().for_each(|call| call(&observations)),
+            Callbacks::F64(callbacks) => callbacks.iter().for_each(|call| call(&observations)),
+        }))
+    };
+    match outcome {
+        Ok(()) => {
+            *lock(&instrument.observed) = observations
+                .observed
+                .into_inner()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+        }
+        Err(panic) => {
+            if !instrument
+                .callback_failure_reported
+                .swap(true, Ordering::Relaxed)
+            {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|text| (*text).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic".to_owned());
+                eprintln!(
+                    "workflow-otel: the callback of metric `{}` panicked ({message}); \
+                     it keeps its last values, the other instruments are collected as usual",
+                    instrument.name
+                );
+            }
+        }
+    }
+}

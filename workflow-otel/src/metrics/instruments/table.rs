@@ -1,0 +1,460 @@
+//! Finding the point (the aggregate of one attribute set) of a measurement:
+//! the hot path of every `Counter::add` and `Histogram::record`.
+//!
+//! A measurement arrives with a slice of attributes in whatever order the
+//! caller wrote them. The table hashes the slice as it is and probes an
+//! open-addressing array of aliases (the slice as first seen, and its
+//! point) without taking a lock: entries are only ever added, and nothing
+//! is freed before the table, so a reader can follow any pointer it loads.
+//! A miss takes the writer's lock, puts the attributes in their canonical
+//! form (sorted by key, the last value of a repeated key kept, as the
+//! specification's attribute rules say), finds or makes that set's point,
+//! and adds the alias. Different orders of the same set share one point.
+//!
+//! Bounded as the metrics SDK specification asks: at most `limit` points per
+//! instrument, the last of them the overflow point
+//! (`otel.metric.overflow = true`) that every further set is folded into,
+//! reported once. Aliases are bounded too (twice the limit); past that a
+//! new spelling is looked up under the lock each time, slower but exact.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicPtr, Ordering};
+
+use opentelemetry::{Array, KeyValue, Value};
+
+/// The attribute a set folded into the overflow point carries.
+pub(crate) const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
+
+/// Aliases kept per point, at most, on average.
+const ALIASES_PER_POINT: usize = 2;
+
+/// The points of one instrument, by attribute set.
+pub(crate) struct PointTable<P> {
+    /// The current probe array; replaced (never freed before the table) when it grows.
+    slots: AtomicPtr<Slots<P>>,
+    writer: Mutex<Writer<P>>,
+    limit: usize,
+    seed: u64,
+}
+
+/// One point and its attribute set in canonical form.
+#[derive(Debug)]
+pub(crate) struct Entry<P> {
+    pub(crate) attributes: Box<[KeyValue]>,
+    pub(crate) point: P,
+}
+
+struct Slots<P> {
+    mask: usize,
+    aliases: Box<[AtomicPtr<Alias<P>>]>,
+}
+
+struct Alias<P> {
+    hash: u64,
+    attributes: Box<[KeyValue]>,
+    entry: *const Entry<P>,
+}
+
+// Boxed on purpose: readers hold pointers to aliases, entries and probe
+// arrays, so each must keep its address while the vectors grow.
+#[allow(clippy::vec_box)]
+struct Writer<P> {
+    entries: Vec<Box<Entry<P>>>,
+    /// Entries by the hash of their canonical set.
+    canonical: HashMap<u64, Vec<usize>>,
+    overflow: Option<usize>,
+    aliases: Vec<Box<Alias<P>>>,
+    current: Box<Slots<P>>,
+    retired: Vec<Box<Slots<P>>>,
+}
+
+// SAFETY: the raw pointers point into boxes the writer owns (entries,
+// aliases, probe arrays), which are never freed or moved before the table is
+// dropped, and are published with release stores after they are complete.
+// Shared access to them is shared access to `P` and `KeyValue`, which are
+// `Sync`.
+unsafe impl<P: Send + Sync> Send for PointTable<P> {}
+// SAFETY: as for `Send`.
+unsafe impl<P: Send + Sync> Sync for PointTable<P> {}
+
+impl<P> std::fmt::Debug for PointTable<P> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PointTable")
+            .field("limit", &self.limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P> Slots<P> {
+    fn with_capacity(capacity: usize) -> Box<Slots<P>> {
+        let capacity = capacity.next_power_of_two().max(8);
+        Box::new(Slots {
+            mask: capacity - 1,
+            aliases: (0..capacity)
+                .map(|_| AtomicPtr::new(std::ptr::null_mut()))
+                .collect(),
+        })
+    }
+
+    /// The entry whose alias is `attributes`, if it has one here.
+    #[inline]
+    fn find(&self, hash: u64, attributes: &[KeyValue]) -> Option<*const Entry<P>> {
+        let mut index = hash as usize & self.mask;
+        loop {
+            let alias = self.aliases[index].load(Ordering::Acquire);
+            if alias.is_null() {
+                return None;
+            }
+            // SAFETY: see `unsafe impl Send for PointTable`.
+            let alias = unsafe { &*alias };
+            if alias.hash == hash && same(&alias.attributes, attributes) {
+                return Some(alias.entry);
+            }
+            index = (index + 1) & self.mask;
+        }
+    }
+
+    /// Puts `alias` in the first free slot of its probe sequence; the
+    /// writer's lock is held, and the array is at most half full.
+    fn place(&self, alias: *const Alias<P>, hash: u64) {
+        let mut index = hash as usize & self.mask;
+        while !self.aliases[index].load(Ordering::Relaxed).is_null() {
+            index = (index + 1) & self.mask;
+        }
+        self.aliases[index].store(alias.cast_mut(), Ordering::Release);
+    }
+}
+
+impl<P> PointTable<P> {
+    /// A table of at most `limit` points (at least 1: the overflow point).
+    pub(crate) fn new(limit: usize) -> PointTable<P> {
+        let current = Slots::with_capacity(16);
+        PointTable {
+            slots: AtomicPtr::new((&*current as *const Slots<P>).cast_mut()),
+            writer: Mutex::new(Writer {
+                entries: Vec::new(),
+                canonical: HashMap::new(),
+                overflow: None,
+                aliases: Vec::new(),
+                current,
+                retired: Vec::new(),
+            }),
+            limit: limit.max(1),
+            seed: crate::record::ids::random_u64(),
+        }
+    }
+
+    /// The point of `attributes`, made by `make` if the set is new. The
+    /// second value is true when this call folded a new set into the
+    /// overflow point for the first time (the caller reports it once).
+    #[inline]
+    pub(crate) fn find(&self, attributes: &[KeyValue], make: impl FnOnce() -> P) -> (&P, bool) {
+        let hash = hash_attributes(self.seed, attributes);
+        // SAFETY: see `unsafe impl Send for PointTable`.
+        let slots = unsafe { &*self.slots.load(Ordering::Acquire) };
+        if let Some(entry) = slots.find(hash, attributes) {
+            // SAFETY: as above; entries live as long as the table.
+            return (unsafe { &(*entry).point }, false);
+        }
+        self.insert(hash, attributes, make)
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn insert(&self, hash: u64, attributes: &[KeyValue], make: impl FnOnce() -> P) -> (&P, bool) {
+        let mut writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(entry) = writer.current.find(hash, attributes) {
+            // SAFETY: as in `find`.
+            return (unsafe { &(*entry).point }, false);
+        }
+        let canonical = canonical(attributes);
+        let canonical_hash = hash_attributes(self.seed, &canonical);
+        let known = writer.canonical.get(&canonical_hash).and_then(|indices| {
+            indices
+                .iter()
+                .copied()
+                .find(|index| same(&writer.entries[*index].attributes, &canonical))
+        });
+        let mut overflowed = false;
+        let index = match known {
+            Some(index) => index,
+            None if writer.entries.len() - usize::from(writer.overflow.is_some())
+                >= self.limit - 1 =>
+            {
+                match writer.overflow {
+                    Some(index) => index,
+                    None => {
+                        overflowed = true;
+                        let overflow: Box<[KeyValue]> =
+                            Box::new([KeyValue::new(OVERFLOW_ATTRIBUTE, true)]);
+                        let index = writer.push(overflow, None, make());
+                        writer.overflow = Some(index);
+                        index
+                    }
+                }
+            }
+            None => writer.push(canonical.into_boxed_slice(), Some(canonical_hash), make()),
+        };
+        let entry: *const Entry<P> = &*writer.entries[index];
+        if writer.aliases.len() < self.limit * ALIASES_PER_POINT {
+            let alias = Box::new(Alias {
+                hash,
+                attributes: attributes.into(),
+                entry,
+            });
+            // Kept at most half full, so a probe always ends at a free slot.
+            if (writer.aliases.len() + 1) * 2 > writer.current.aliases.len() {
+                let grown = Slots::with_capacity(writer.current.aliases.len() * 2);
+                for alias in &writer.aliases {
+                    grown.place(&**alias, alias.hash);
+                }
+                self.slots
+                    .store((&*grown as *const Slots<P>).cast_mut(), Ordering::Release);
+                let old = std::mem::replace(&mut writer.current, grown);
+                writer.retired.push(old);
+            }
+            writer.current.place(&*alias, hash);
+            writer.aliases.push(alias);
+        }
+        // SAFETY: as in `find`.
+        (unsafe { &(*entry).point }, overflowed)
+    }
+
+    /// Calls `visit` with every point so far, in the order they were made.
+    pub(crate) fn for_each(&self, mut visit: impl FnMut(&Entry<P>)) {
+        let writer = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for entry in &writer.entries {
+            visit(entry);
+        }
+    }
+}
+
+impl<P> Writer<P> {
+    /// Adds an entry; `canonical_hash` is its set's, `None` for the overflow point.
+    fn push(
+        &mut self,
+        attributes: Box<[KeyValue]>,
+        canonical_hash: Option<u64>,
+        point: P,
+    ) -> usize {
+        let index = self.entries.len();
+        self.entries.push(Box::new(Entry { attributes, point }));
+        if let Some(hash) = canonical_hash {
+            self.canonical.entry(hash).or_default().push(index);
+        }
+        index
+    }
+}
+
+/// `attributes` as the specification identifies a set: sorted by key, the
+/// last value of a repeated key kept.
+pub(crate) fn canonical(attributes: &[KeyValue]) -> Vec<KeyValue> {
+    let mut canonical: Vec<KeyValue> = attributes.iter().rev().cloned().collect();
+    // Stable, so of each key the first here (the last given) leads.
+    canonical.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
+    canonical.dedup_by(|later, earlier| later.key == earlier.key);
+    canonical
+}
+
+/// Whether two attribute lists are the same, in the same order. Floats
+/// compare by their bits, so a NaN attribute finds its own point.
+#[inline]
+pub(crate) fn same(a: &[KeyValue], b: &[KeyValue]) -> bool {
+    a.len() == b.len()
+        && a.iter()
+            .zip(b)
+            .all(|(a, b)| a.key.as_str() == b.key.as_str() && same_value(&a.value, &b.value))
+}
+
+#[inline]
+fn same_value(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::String(a), Value::String(b)) => a.as_str() == b.as_str(),
+        (Value::F64(a), Value::F64(b)) => a.to_bits() == b.to_bits(),
+        (Value::Array(Array::F64(a)), Value::Array(Array::F64(b))) => {
+            a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
+        }
+        (a, b) => a == b,
+    }
+}
+
+/// A multiply-rotate hash, seeded per table: a few instructions per word,
+/// which is what a measurement can afford. Attribute values may come from
+/// peers; the random seed and the bounded table keep a crafted set from
+/// costing more than a longer probe.
+#[derive(Clone, Copy)]
+struct WordHasher(u64);
+
+const MULTIPLIER: u64 = 0xf135_7aea_2e62_a9c5;
+
+impl WordHasher {
+    #[inline]
+    fn add(&mut self, word: u64) {
+        self.0 = (self.0 ^ word).wrapping_mul(MULTIPLIER);
+    }
+}
+
+impl Hasher for WordHasher {
+    #[inline]
+    fn write(&mut self, bytes: &[u8]) {
+        let mut chunks = bytes.chunks_exact(8);
+        for chunk in &mut chunks {
+            let mut word = [0; 8];
+            word.copy_from_slice(chunk);
+            self.add(u64::from_le_bytes(word));
+        }
+        let rest = chunks.remainder();
+        if !rest.is_empty() {
+            let mut word = [0; 8];
+            word[..rest.len()].copy_from_slice(rest);
+            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
+        }
+    }
+
+    #[inline]
+    fn write_u8(&mut self, value: u8) {
+        self.add(u64::from(value));
+    }
+
+    #[inline]
+    fn write_u64(&mut self, value: u64) {
+        self.add(value);
+    }
+
+    #[inline]
+    fn finish(&self) -> u64 {
+        // The low bits index the table: fold the well-mixed high ones in.
+        self.0 ^ (self.0 >> 29) ^ (self.0 >> 47)
+    }
+}
+
+#[inline]
+fn hash_attributes(seed: u64, attributes: &[KeyValue]) -> u64 {
+    let mut hasher = WordHasher(seed);
+    for attribute in attributes {
+        attribute.key.as_str().hash(&mut hasher);
+        match &attribute.value {
+            Value::String(text) => text.as_str().hash(&mut hasher),
+            Value::I64(number) => hasher.write_u64(*number as u64 ^ 1),
+            Value::F64(number) => hasher.write_u64(number.to_bits() ^ 2),
+            Value::Bool(flag) => hasher.write_u64(u64::from(*flag) ^ 3),
+            other => other.to_string().hash(&mut hasher),
+        }
+    }
+    hasher.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_and_repeated_keys_of_one_set_share_a_point() {
+        let table: PointTable<u32> = PointTable::new(10);
+        let mut made = 0;
+        let a = table
+            .find(&[KeyValue::new("a", 1), KeyValue::new("b", "x")], || {
+                made += 1;
+                1
+            })
+            .0 as *const u32;
+        let b = table
+            .find(
+                &[
+                    KeyValue::new("b", "y"),
+                    KeyValue::new("a", 1),
+                    KeyValue::new("b", "x"),
+                ],
+                || 2,
+            )
+            .0 as *const u32;
+        let c = table
+            .find(&[KeyValue::new("b", "x"), KeyValue::new("a", 1)], || 3)
+            .0 as *const u32;
+        assert_eq!(made, 1);
+        assert_eq!(a, b);
+        assert_eq!(a, c);
+        let mut sets = Vec::new();
+        table.for_each(|entry| sets.push(entry.attributes.to_vec()));
+        assert_eq!(
+            sets,
+            vec![vec![KeyValue::new("a", 1), KeyValue::new("b", "x")]]
+        );
+    }
+
+    #[test]
+    fn past_the_limit_sets_fold_into_one_overflow_point_reported_once() {
+        let table: PointTable<usize> = PointTable::new(4);
+        let mut reports = 0;
+        for value in 0..100 {
+            let (_, overflowed) = table.find(&[KeyValue::new("user", value)], || value as usize);
+            reports += usize::from(overflowed);
+        }
+        let mut sets = Vec::new();
+        table.for_each(|entry| sets.push((entry.attributes.to_vec(), entry.point)));
+        assert_eq!(reports, 1);
+        assert_eq!(
+            sets,
+            vec![
+                (vec![KeyValue::new("user", 0)], 0),
+                (vec![KeyValue::new("user", 1)], 1),
+                (vec![KeyValue::new("user", 2)], 2),
+                (vec![KeyValue::new(OVERFLOW_ATTRIBUTE, true)], 3),
+            ]
+        );
+        // A known set keeps its own point after the overflow began.
+        assert_eq!(*table.find(&[KeyValue::new("user", 1)], || 99).0, 1);
+        assert_eq!(*table.find(&[KeyValue::new("user", 50)], || 99).0, 3);
+    }
+
+    #[test]
+    fn many_sets_grow_the_table_and_every_one_is_found_again() {
+        let table: PointTable<i64> = PointTable::new(5000);
+        for value in 0..3000_i64 {
+            table.find(
+                &[KeyValue::new("k", value), KeyValue::new("f", 0.5)],
+                || value,
+            );
+        }
+        for value in 0..3000_i64 {
+            let (point, _) =
+                table.find(&[KeyValue::new("k", value), KeyValue::new("f", 0.5)], || -1);
+            assert_eq!(*point, value);
+        }
+        let nan = [KeyValue::new("x", f64::NAN)];
+        let first = table.find(&nan, || 7).0 as *const i64;
+        assert_eq!(first, table.find(&nan, || 8).0 as *const i64);
+    }
+
+    #[test]
+    fn threads_racing_on_new_sets_agree_on_their_points() {
+        let table: PointTable<std::sync::atomic::AtomicU64> = PointTable::new(2000);
+        std::thread::scope(|scope| {
+            for _ in 0..4 {
+                scope.spawn(|| {
+                    for value in 0..500_i64 {
+                        table
+                            .find(&[KeyValue::new("k", value % 100)], Default::default)
+                            .0
+                            .fetch_add(1, Ordering::Relaxed);
+                    }
+                });
+            }
+        });
+        let mut total = 0;
+        let mut sets = 0;
+        table.for_each(|entry| {
+            sets += 1;
+            total += entry.point.load(Ordering::Relaxed);
+        });
+        assert_eq!((sets, total), (100, 2000));
+    }
+}
