@@ -379,6 +379,26 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
             Box::new(signals::sdk_histogram_record),
         ),
         (
+            "user Counter::add + Histogram::record, workflow-otel",
+            Box::new(signals::user_metrics_workflow_otel),
+        ),
+        (
+            "user Counter::add + Histogram::record, otel SDK",
+            Box::new(signals::user_metrics_sdk),
+        ),
+        (
+            "user counter + histogram, metrics crate (cached handles)",
+            Box::new(signals::user_metrics_metrics_crate),
+        ),
+        (
+            "bound counter + histogram, workflow-otel",
+            Box::new(signals::bound_metrics_workflow_otel),
+        ),
+        (
+            "bound counter + histogram, otel SDK",
+            Box::new(signals::bound_metrics_sdk),
+        ),
+        (
             "wo #[workflow] root per call",
             Box::new(|| {
                 workflow_otel_case(

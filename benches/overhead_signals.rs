@@ -172,3 +172,314 @@ pub(super) fn sdk_histogram_record() -> Case {
         roots_every: 0,
     }
 }
+
+/// The two measurements every case of the service's own metrics makes per
+/// iteration, as the OpenTelemetry docs write them: a counter and a
+/// histogram with two attributes each.
+macro_rules! measure_order {
+    ($placed:expr, $amount:expr, $i:expr) => {{
+        $placed.add(
+            1,
+            &[
+                opentelemetry::KeyValue::new("region", "eu"),
+                opentelemetry::KeyValue::new("method", "card"),
+            ],
+        );
+        $amount.record(
+            black_box(($i % 500) as f64 * 0.1),
+            &[
+                opentelemetry::KeyValue::new("region", "eu"),
+                opentelemetry::KeyValue::new("method", "card"),
+            ],
+        );
+    }};
+}
+
+/// A step whose body is the case's measurements: they run inside a
+/// sampled span, where ours keep exemplars.
+#[workflow_otel::step]
+fn wo_measuring_step(body: &mut dyn FnMut(u64), iterations: u64) {
+    body(iterations);
+}
+
+/// `body` (the measurements of `iterations` orders) inside one sampled step
+/// per run; delivered is what `counted` finds kept of them.
+fn measurement_case(
+    name: &'static str,
+    mut body: impl FnMut(u64) + 'static,
+    counted: impl Fn() -> u64 + 'static,
+) -> Case {
+    let pipeline = workflow_otel::Pipeline::new(workflow_otel::testing::CountingExporter::new());
+    let instrumentation = Instrumentation::new(&pipeline).sampler(Sampler::AlwaysOn);
+    Case {
+        name,
+        spans_per_iteration: 1,
+        spans_per_run: 0,
+        run: Box::new(move |iterations| {
+            instrumentation.run(|| wo_measuring_step(&mut body, iterations));
+        }),
+        // Every measurement kept: the counter's total and the histogram's
+        // count both equal the orders measured.
+        delivered: Box::new(counted),
+        records: true,
+        roots_every: 0,
+    }
+}
+
+/// The service's Counter::add and Histogram::record through workflow-otel's
+/// meter provider.
+pub(super) fn user_metrics_workflow_otel() -> Case {
+    use opentelemetry::metrics::MeterProvider as _;
+    let meter = workflow_otel::metrics::meter_provider().meter("bench-orders");
+    let placed = meter.u64_counter("bench.orders.placed").build();
+    let amount = meter
+        .f64_histogram("bench.order.amount")
+        .with_unit("USD")
+        .build();
+    measurement_case(
+        "user Counter::add + Histogram::record, workflow-otel",
+        move |iterations| {
+            for i in 0..iterations {
+                measure_order!(placed, amount, i);
+            }
+        },
+        || {
+            let placed = workflow_otel::__private::instrument_total("bench.orders.placed");
+            let amount = workflow_otel::__private::instrument_total("bench.order.amount");
+            if placed == amount {
+                placed.unwrap_or(0.0) as u64
+            } else {
+                0
+            }
+        },
+    )
+}
+
+/// A metrics exporter that keeps the latest totals of the benchmark's two
+/// instruments (cumulative), so the case can check every measurement.
+#[derive(Debug, Clone, Default)]
+struct TotalsExporter(Arc<std::sync::Mutex<(u64, u64)>>);
+
+impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for TotalsExporter {
+    fn export(
+        &self,
+        metrics: &opentelemetry_sdk::metrics::data::ResourceMetrics,
+    ) -> impl Future<Output = OTelSdkResult> + Send {
+        use opentelemetry_sdk::metrics::data::{AggregatedMetrics, MetricData};
+        let mut totals = self.0.lock().unwrap();
+        for scope in metrics.scope_metrics() {
+            for metric in scope.metrics() {
+                match metric.data() {
+                    AggregatedMetrics::U64(MetricData::Sum(sum)) => {
+                        totals.0 = sum.data_points().map(|point| point.value()).sum();
+                    }
+                    AggregatedMetrics::F64(MetricData::Histogram(histogram)) => {
+                        totals.1 = histogram.data_points().map(|point| point.count()).sum();
+                    }
+                    _ => {}
+                }
+            }
+        }
+        std::future::ready(Ok(()))
+    }
+    fn force_flush(&self) -> OTelSdkResult {
+        Ok(())
+    }
+    fn shutdown_with_timeout(&self, _: Duration) -> OTelSdkResult {
+        Ok(())
+    }
+    fn temporality(&self) -> opentelemetry_sdk::metrics::Temporality {
+        opentelemetry_sdk::metrics::Temporality::Cumulative
+    }
+}
+
+/// The same measurements through the OpenTelemetry metrics SDK.
+pub(super) fn user_metrics_sdk() -> Case {
+    use opentelemetry::metrics::MeterProvider as _;
+    let exporter = TotalsExporter::default();
+    let totals = exporter.0.clone();
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(
+            opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
+                .with_interval(Duration::from_secs(3600))
+                .build(),
+        )
+        .build();
+    let meter = provider.meter("bench-orders");
+    let placed = meter.u64_counter("bench.orders.placed").build();
+    let amount = meter
+        .f64_histogram("bench.order.amount")
+        .with_unit("USD")
+        .build();
+    measurement_case(
+        "user Counter::add + Histogram::record, otel SDK",
+        move |iterations| {
+            for i in 0..iterations {
+                measure_order!(placed, amount, i);
+            }
+        },
+        move || {
+            let _ = provider.force_flush();
+            let (placed, amount) = *totals.lock().unwrap();
+            if placed == amount { placed } else { 0 }
+        },
+    )
+}
+
+/// The `metrics` crate's recorder interface over metrics-util's atomic
+/// storage, as its Prometheus exporter records.
+#[derive(Clone)]
+struct AtomicRecorder(
+    Arc<metrics_util::registry::Registry<metrics::Key, metrics_util::registry::AtomicStorage>>,
+);
+
+impl metrics::Recorder for AtomicRecorder {
+    fn describe_counter(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_gauge(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn describe_histogram(
+        &self,
+        _: metrics::KeyName,
+        _: Option<metrics::Unit>,
+        _: metrics::SharedString,
+    ) {
+    }
+    fn register_counter(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Counter {
+        self.0
+            .get_or_create_counter(key, |counter| metrics::Counter::from_arc(counter.clone()))
+    }
+    fn register_gauge(&self, key: &metrics::Key, _: &metrics::Metadata<'_>) -> metrics::Gauge {
+        self.0
+            .get_or_create_gauge(key, |gauge| metrics::Gauge::from_arc(gauge.clone()))
+    }
+    fn register_histogram(
+        &self,
+        key: &metrics::Key,
+        _: &metrics::Metadata<'_>,
+    ) -> metrics::Histogram {
+        self.0.get_or_create_histogram(key, |histogram| {
+            metrics::Histogram::from_arc(histogram.clone())
+        })
+    }
+}
+
+/// The same measurements through the `metrics` crate, with handles made
+/// once (labels bound to them), as its docs recommend for hot paths.
+pub(super) fn user_metrics_metrics_crate() -> Case {
+    let recorder = AtomicRecorder(Arc::new(metrics_util::registry::Registry::atomic()));
+    let (placed, amount) = metrics::with_local_recorder(&recorder, || {
+        (
+            metrics::counter!("bench_orders_placed", "region" => "eu", "method" => "card"),
+            metrics::histogram!("bench_order_amount", "region" => "eu", "method" => "card"),
+        )
+    });
+    let storage = recorder.0.clone();
+    measurement_case(
+        "user counter + histogram, metrics crate (cached handles)",
+        move |iterations| {
+            for i in 0..iterations {
+                placed.increment(1);
+                amount.record(black_box((i % 500) as f64 * 0.1));
+            }
+        },
+        move || {
+            let mut placed = 0;
+            storage.visit_counters(|_, counter| placed += counter.load(Ordering::Relaxed));
+            let mut amount = 0;
+            storage.visit_histograms(|_, histogram| amount += histogram.data().len() as u64);
+            if placed == amount { placed } else { 0 }
+        },
+    )
+}
+
+/// The attributes every bound case binds once.
+fn order_attributes() -> [opentelemetry::KeyValue; 2] {
+    [
+        opentelemetry::KeyValue::new("region", "eu"),
+        opentelemetry::KeyValue::new("method", "card"),
+    ]
+}
+
+/// Counter and histogram bound to their attribute set once (the API's
+/// `bind`, the counterpart of the `metrics` crate's cached handles),
+/// through workflow-otel's meter provider.
+pub(super) fn bound_metrics_workflow_otel() -> Case {
+    use opentelemetry::metrics::MeterProvider as _;
+    let meter = workflow_otel::metrics::meter_provider().meter("bench-bound");
+    let placed = meter
+        .u64_counter("bench.bound.placed")
+        .build()
+        .bind(&order_attributes());
+    let amount = meter
+        .f64_histogram("bench.bound.amount")
+        .with_unit("USD")
+        .build()
+        .bind(&order_attributes());
+    measurement_case(
+        "bound counter + histogram, workflow-otel",
+        move |iterations| {
+            for i in 0..iterations {
+                placed.add(1);
+                amount.record(black_box((i % 500) as f64 * 0.1));
+            }
+        },
+        || {
+            let placed = workflow_otel::__private::instrument_total("bench.bound.placed");
+            let amount = workflow_otel::__private::instrument_total("bench.bound.amount");
+            if placed == amount {
+                placed.unwrap_or(0.0) as u64
+            } else {
+                0
+            }
+        },
+    )
+}
+
+/// The same bound handles through the OpenTelemetry metrics SDK.
+pub(super) fn bound_metrics_sdk() -> Case {
+    use opentelemetry::metrics::MeterProvider as _;
+    let exporter = TotalsExporter::default();
+    let totals = exporter.0.clone();
+    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
+        .with_reader(
+            opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
+                .with_interval(Duration::from_secs(3600))
+                .build(),
+        )
+        .build();
+    let meter = provider.meter("bench-bound");
+    let placed = meter
+        .u64_counter("bench.bound.placed")
+        .build()
+        .bind(&order_attributes());
+    let amount = meter
+        .f64_histogram("bench.bound.amount")
+        .with_unit("USD")
+        .build()
+        .bind(&order_attributes());
+    measurement_case(
+        "bound counter + histogram, otel SDK",
+        move |iterations| {
+            for i in 0..iterations {
+                placed.add(1);
+                amount.record(black_box((i % 500) as f64 * 0.1));
+            }
+        },
+        move || {
+            let _ = provider.force_flush();
+            let (placed, amount) = *totals.lock().unwrap();
+            if placed == amount { placed } else { 0 }
+        },
+    )
+}

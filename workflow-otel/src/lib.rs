@@ -279,6 +279,13 @@ pub mod __private {
     pub fn set_metrics(on: bool) {
         crate::metrics::series::set_enabled(on);
     }
+
+    /// What an instrument of the service's holds, summed over its points:
+    /// a counter's total, a histogram's count. For the benchmark's check
+    /// that every measurement was kept.
+    pub fn instrument_total(name: &str) -> Option<f64> {
+        crate::metrics::instruments::total(name)
+    }
 }
 
 /// The README's Rust code, compiled and run as doctests so that the tour

@@ -11,16 +11,19 @@ use tracing_subscriber::fmt::format::Writer;
 use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
 use tracing_subscriber::registry::LookupSpan;
 
+use std::sync::atomic::{AtomicPtr, Ordering};
+
 use crate::logs::correlation;
 use crate::record::time::{Rfc3339, rfc3339};
 
 /// Keys this format writes itself; an event field of the same name (but the
 /// message) is written as `fields.<name>`, so that a log line never carries
 /// a key twice and ids can always be trusted.
-const RESERVED: [&str; 9] = [
+const RESERVED: [&str; 10] = [
     "timestamp",
     "level",
     "target",
+    "service.name",
     "message",
     "trace_id",
     "span_id",
@@ -29,15 +32,60 @@ const RESERVED: [&str; 9] = [
     "correlation_id",
 ];
 
+/// The service the lines are of, set by each `setup()`; leaked, since a
+/// process sets it a handful of times and every line reads it.
+static SERVICE_NAME: AtomicPtr<String> = AtomicPtr::new(std::ptr::null_mut());
+
+/// Names the service on every line from now on (`setup()` does, with the
+/// resource's `service.name`).
+pub(crate) fn set_service_name(name: &str) {
+    let current = SERVICE_NAME.load(Ordering::Acquire);
+    // SAFETY: the pointer is null or a leaked `String`, never freed.
+    if !current.is_null() && unsafe { &*current } == name {
+        return;
+    }
+    let leaked = Box::leak(Box::new(name.to_owned()));
+    SERVICE_NAME.store(leaked, Ordering::Release);
+}
+
+/// The `service.name` every log line carries, so that the lines of several
+/// services in one stream can be told apart: the one the last `setup()`
+/// was given, or, before any, the resource the environment describes
+/// (`OTEL_SERVICE_NAME`, `OTEL_RESOURCE_ATTRIBUTES`, else
+/// `unknown_service`), as the OpenTelemetry SDK would name it.
+pub fn service_name() -> &'static str {
+    let mut current = SERVICE_NAME.load(Ordering::Acquire);
+    if current.is_null() {
+        let detected = opentelemetry_sdk::Resource::builder()
+            .build()
+            .get(&opentelemetry::Key::from_static_str("service.name"))
+            .map_or_else(|| "unknown_service".to_owned(), |name| name.to_string());
+        let leaked: *mut String = Box::leak(Box::new(detected));
+        current = match SERVICE_NAME.compare_exchange(
+            std::ptr::null_mut(),
+            leaked,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        ) {
+            Ok(_) => leaked,
+            // Another thread (or setup) named it first; this one's stays leaked, once.
+            Err(set) => set,
+        };
+    }
+    // SAFETY: as in `set_service_name`.
+    unsafe { &*current }
+}
+
 /// One JSON object per line: `timestamp` (RFC 3339, UTC, microseconds),
-/// `level`, `target`, `message`, the event's fields, and, inside a span,
+/// `level`, `target`, `service.name` (see [`service_name`]), `message`, the
+/// event's fields, and, inside a span,
 /// `trace_id` and `span_id`, plus, inside a workflow, `workflow_id`,
 /// `workflow_name` and `correlation_id`. Every field at the top level.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct JsonLines;
 
-/// `2026-11-22T09:30:05.123456Z  INFO shop: charged order=7 trace_id=…
-/// span_id=… workflow=handle_order workflow_id=…`.
+/// `2026-11-22T09:30:05.123456Z  INFO shop: charged order=7 service=orders
+/// trace_id=… span_id=… workflow=handle_order workflow_id=…`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Readable;
 
@@ -67,6 +115,8 @@ where
         line.string(metadata.level().as_str());
         line.key("target");
         line.string(metadata.target());
+        line.key("service.name");
+        line.string(service_name());
         event.record(&mut line);
         correlation::with_current(|ids| {
             line.key("trace_id");
@@ -252,6 +302,7 @@ where
             metadata.target()
         )?;
         ctx.field_format().format_fields(writer.by_ref(), event)?;
+        write!(writer, " service={}", service_name())?;
         let mut result = Ok(());
         correlation::with_current(|ids| {
             result = write!(

@@ -34,12 +34,12 @@
 
 mod correlation;
 pub(crate) mod export;
-mod format;
+pub(crate) mod format;
 mod span_events;
 
 pub use correlation::Correlation;
 pub use correlation::WorkflowIds;
-pub use format::{JsonLines, Readable};
+pub use format::{JsonLines, Readable, service_name};
 pub use span_events::{MAX_EVENT_NAME, SpanEvents};
 
 use tracing::Subscriber;

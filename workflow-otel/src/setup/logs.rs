@@ -90,6 +90,9 @@ pub(crate) fn start(
     env: &EnvSettings,
     resource: &Resource,
 ) -> Result<RunningLogs, SetupError> {
+    if let Some(name) = resource.get(&opentelemetry::Key::from_static_str("service.name")) {
+        crate::logs::format::set_service_name(&name.as_str());
+    }
     let kinds = if choice.exporters.is_empty() {
         env.log_exporters.clone().unwrap_or_default()
     } else {
@@ -112,7 +115,11 @@ pub(crate) fn start(
                 format!("expected `level` or `target=level` directives, comma-separated: {error}"),
             )
         })?,
-        None => Targets::new().with_default(tracing::Level::INFO),
+        // The OpenTelemetry crates' own notes ("Global tracer provider is
+        // set") are not the service's lines; their warnings and errors are.
+        None => Targets::new()
+            .with_default(tracing::Level::INFO)
+            .with_target("opentelemetry", tracing::Level::WARN),
     };
     let mut running = RunningLogs::default();
     let bridge = if otlp {

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
 use opentelemetry::KeyValue;
-use opentelemetry::metrics::{AsyncInstrument, Callback, SyncInstrument};
+use opentelemetry::metrics::{AsyncInstrument, BoundSyncInstrument, Callback, SyncInstrument};
 
 use crate::metrics::exemplar::{self, Exemplar, ExemplarSlot};
 use crate::metrics::instruments::table::{self, OVERFLOW_ATTRIBUTE, PointTable};
@@ -253,8 +253,7 @@ impl Instrument {
     /// Adds an integer (a `u64` counter's, or an `i64` up-down counter's,
     /// which wraps as two's complement).
     #[inline]
-    fn add_integer(&self, value: u64, attributes: &[KeyValue]) {
-        let point = self.point(attributes);
+    fn add_integer(&self, point: &Point, value: u64) {
         point.value.fetch_add(value, Ordering::Relaxed);
         if let Some(slot) = point.exemplars.first() {
             exemplar::offer(slot, value as f64, self.exemplar_interval);
@@ -262,8 +261,7 @@ impl Instrument {
     }
 
     #[inline]
-    fn add_float(&self, value: f64, attributes: &[KeyValue]) {
-        let point = self.point(attributes);
+    fn add_float(&self, point: &Point, value: f64) {
         add_float(&point.value, value);
         if let Some(slot) = point.exemplars.first() {
             exemplar::offer(slot, value, self.exemplar_interval);
@@ -271,16 +269,10 @@ impl Instrument {
     }
 
     #[inline]
-    fn set(&self, bits: u64, attributes: &[KeyValue]) {
-        self.point(attributes).value.store(bits, Ordering::Relaxed);
-    }
-
-    #[inline]
-    fn observe(&self, value: f64, attributes: &[KeyValue]) {
+    fn observe(&self, point: &Point, value: f64) {
         if !value.is_finite() {
             return;
         }
-        let point = self.point(attributes);
         let bucket = self
             .bounds
             .iter()
@@ -289,6 +281,41 @@ impl Instrument {
         point.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         add_float(&point.value, value);
         exemplar::offer(&point.exemplars[bucket], value, self.exemplar_interval);
+    }
+
+    /// A `u64` measurement of the point's set.
+    #[inline]
+    fn record_u64(&self, point: &Point, value: u64) {
+        match self.kind {
+            InstrumentKind::Counter => self.add_integer(point, value),
+            InstrumentKind::Histogram => self.observe(point, value as f64),
+            InstrumentKind::Gauge => point.value.store(value, Ordering::Relaxed),
+            _ => {}
+        }
+    }
+
+    #[inline]
+    fn record_i64(&self, point: &Point, value: i64) {
+        match self.kind {
+            InstrumentKind::UpDownCounter => self.add_integer(point, value as u64),
+            InstrumentKind::Gauge => point.value.store(value as u64, Ordering::Relaxed),
+            _ => {}
+        }
+    }
+
+    #[inline]
+    fn record_f64(&self, point: &Point, value: f64) {
+        match self.kind {
+            // A counter only goes up: a negative or non-finite increment is
+            // dropped, as a Prometheus counter could not show it.
+            InstrumentKind::Counter if value >= 0.0 && value.is_finite() => {
+                self.add_float(point, value);
+            }
+            InstrumentKind::UpDownCounter if value.is_finite() => self.add_float(point, value),
+            InstrumentKind::Histogram => self.observe(point, value),
+            InstrumentKind::Gauge => point.value.store(value.to_bits(), Ordering::Relaxed),
+            _ => {}
+        }
     }
 
     /// Every point as it is now: the recorded ones, or for an observable
@@ -382,50 +409,56 @@ pub(crate) fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// The handle the API's synchronous instruments call into.
 pub(crate) struct Recorder(pub(crate) Arc<Instrument>);
 
-impl SyncInstrument<u64> for Recorder {
-    #[inline]
-    fn measure(&self, value: u64, attributes: &[KeyValue]) {
-        let instrument = &*self.0;
-        match instrument.kind {
-            InstrumentKind::Counter => instrument.add_integer(value, attributes),
-            InstrumentKind::Histogram => instrument.observe(value as f64, attributes),
-            InstrumentKind::Gauge => instrument.set(value, attributes),
-            _ => {}
-        }
+/// A handle bound to one attribute set (`Counter::bind`): a measurement
+/// goes straight to its point, with no lookup.
+struct Bound {
+    instrument: Arc<Instrument>,
+    point: *const Point,
+}
+
+// SAFETY: `point` is a point of `instrument`'s table, which keeps it at
+// its address until the table is dropped, and `instrument` is kept alive
+// here; `Point` is made of atomics.
+unsafe impl Send for Bound {}
+// SAFETY: as for `Send`.
+unsafe impl Sync for Bound {}
+
+impl Bound {
+    fn point(&self) -> &Point {
+        // SAFETY: see `unsafe impl Send for Bound`.
+        unsafe { &*self.point }
     }
 }
 
-impl SyncInstrument<i64> for Recorder {
-    #[inline]
-    fn measure(&self, value: i64, attributes: &[KeyValue]) {
-        let instrument = &*self.0;
-        match instrument.kind {
-            InstrumentKind::UpDownCounter => instrument.add_integer(value as u64, attributes),
-            InstrumentKind::Gauge => instrument.set(value as u64, attributes),
-            _ => {}
+/// The three number types' impls of the API's traits for `Recorder` and `Bound`.
+macro_rules! recorders {
+    ($($number:ty => $record:ident),*) => {$(
+        impl SyncInstrument<$number> for Recorder {
+            #[inline]
+            fn measure(&self, value: $number, attributes: &[KeyValue]) {
+                let instrument = &*self.0;
+                instrument.$record(instrument.point(attributes), value);
+            }
+
+            fn bind(&self, attributes: &[KeyValue]) -> Box<dyn BoundSyncInstrument<$number> + Send + Sync> {
+                let point: *const Point = self.0.point(attributes);
+                Box::new(Bound {
+                    instrument: self.0.clone(),
+                    point,
+                })
+            }
         }
-    }
+
+        impl BoundSyncInstrument<$number> for Bound {
+            #[inline]
+            fn measure(&self, value: $number) {
+                self.instrument.$record(self.point(), value);
+            }
+        }
+    )*};
 }
 
-impl SyncInstrument<f64> for Recorder {
-    #[inline]
-    fn measure(&self, value: f64, attributes: &[KeyValue]) {
-        let instrument = &*self.0;
-        match instrument.kind {
-            // A counter only goes up: a negative or non-finite increment is
-            // dropped, as a Prometheus counter could not show it.
-            InstrumentKind::Counter if value >= 0.0 && value.is_finite() => {
-                instrument.add_float(value, attributes);
-            }
-            InstrumentKind::UpDownCounter if value.is_finite() => {
-                instrument.add_float(value, attributes);
-            }
-            InstrumentKind::Histogram => instrument.observe(value, attributes),
-            InstrumentKind::Gauge => instrument.set(value.to_bits(), attributes),
-            _ => {}
-        }
-    }
-}
+recorders!(u64 => record_u64, i64 => record_i64, f64 => record_f64);
 
 /// The handle of an instrument whose registration was refused (reported
 /// once): its measurements go nowhere.

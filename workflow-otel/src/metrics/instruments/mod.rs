@@ -351,6 +351,28 @@ pub(crate) fn snapshot(calibration: &Calibration) -> Vec<InstrumentSnapshot> {
         .collect()
 }
 
+/// The sum of an instrument's points (a histogram's: their counts), by
+/// name, for the benchmark.
+pub(crate) fn total(name: &str) -> Option<f64> {
+    let instrument = lock(registry())
+        .all
+        .iter()
+        .find(|instrument| instrument.name == name)
+        .cloned()?;
+    let points = instrument.points(&Calibration::now());
+    Some(
+        points
+            .iter()
+            .map(|point| match (&point.histogram, point.value) {
+                (Some(histogram), _) => histogram.count as f64,
+                (None, instrument::NumberValue::U64(value)) => value as f64,
+                (None, instrument::NumberValue::I64(value)) => value as f64,
+                (None, instrument::NumberValue::F64(value)) => value,
+            })
+            .sum(),
+    )
+}
+
 fn text(value: Option<Cow<'static, str>>) -> String {
     value.map(Cow::into_owned).unwrap_or_default()
 }

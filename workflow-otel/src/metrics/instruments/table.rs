@@ -18,7 +18,6 @@
 //! new spelling is looked up under the lock each time, slower but exact.
 
 use std::collections::HashMap;
-use std::hash::{Hash, Hasher};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
@@ -32,6 +31,9 @@ const ALIASES_PER_POINT: usize = 2;
 
 /// The points of one instrument, by attribute set.
 pub(crate) struct PointTable<P> {
+    /// The alias found last: a caller that measures one set again and again
+    /// (the usual hot loop) finds it with one comparison and no hash.
+    last: AtomicPtr<Alias<P>>,
     /// The current probe array; replaced (never freed before the table) when it grows.
     slots: AtomicPtr<Slots<P>>,
     writer: Mutex<Writer<P>>,
@@ -98,9 +100,9 @@ impl<P> Slots<P> {
         })
     }
 
-    /// The entry whose alias is `attributes`, if it has one here.
+    /// The alias of `attributes`, if it has one here.
     #[inline]
-    fn find(&self, hash: u64, attributes: &[KeyValue]) -> Option<*const Entry<P>> {
+    fn find(&self, hash: u64, attributes: &[KeyValue]) -> Option<*const Alias<P>> {
         let mut index = hash as usize & self.mask;
         loop {
             let alias = self.aliases[index].load(Ordering::Acquire);
@@ -110,7 +112,7 @@ impl<P> Slots<P> {
             // SAFETY: see `unsafe impl Send for PointTable`.
             let alias = unsafe { &*alias };
             if alias.hash == hash && same(&alias.attributes, attributes) {
-                return Some(alias.entry);
+                return Some(alias);
             }
             index = (index + 1) & self.mask;
         }
@@ -132,6 +134,7 @@ impl<P> PointTable<P> {
     pub(crate) fn new(limit: usize) -> PointTable<P> {
         let current = Slots::with_capacity(16);
         PointTable {
+            last: AtomicPtr::new(std::ptr::null_mut()),
             slots: AtomicPtr::new((&*current as *const Slots<P>).cast_mut()),
             writer: Mutex::new(Writer {
                 entries: Vec::new(),
@@ -151,12 +154,22 @@ impl<P> PointTable<P> {
     /// overflow point for the first time (the caller reports it once).
     #[inline]
     pub(crate) fn find(&self, attributes: &[KeyValue], make: impl FnOnce() -> P) -> (&P, bool) {
-        let hash = hash_attributes(self.seed, attributes);
-        // SAFETY: see `unsafe impl Send for PointTable`.
-        let slots = unsafe { &*self.slots.load(Ordering::Acquire) };
-        if let Some(entry) = slots.find(hash, attributes) {
+        let last = self.last.load(Ordering::Acquire);
+        // SAFETY: see `unsafe impl Send for PointTable`; `last` is null or
+        // an alias the writer owns.
+        if let Some(alias) = unsafe { last.as_ref() }
+            && same(&alias.attributes, attributes)
+        {
             // SAFETY: as above; entries live as long as the table.
-            return (unsafe { &(*entry).point }, false);
+            return (unsafe { &(*alias.entry).point }, false);
+        }
+        let hash = hash_attributes(self.seed, attributes);
+        // SAFETY: as above.
+        let slots = unsafe { &*self.slots.load(Ordering::Acquire) };
+        if let Some(alias) = slots.find(hash, attributes) {
+            self.last.store(alias.cast_mut(), Ordering::Release);
+            // SAFETY: as above.
+            return (unsafe { &(*(*alias).entry).point }, false);
         }
         self.insert(hash, attributes, make)
     }
@@ -168,9 +181,9 @@ impl<P> PointTable<P> {
             .writer
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(entry) = writer.current.find(hash, attributes) {
+        if let Some(alias) = writer.current.find(hash, attributes) {
             // SAFETY: as in `find`.
-            return (unsafe { &(*entry).point }, false);
+            return (unsafe { &(*(*alias).entry).point }, false);
         }
         let canonical = canonical(attributes);
         let canonical_hash = hash_attributes(self.seed, &canonical);
@@ -266,18 +279,30 @@ pub(crate) fn canonical(attributes: &[KeyValue]) -> Vec<KeyValue> {
 
 /// Whether two attribute lists are the same, in the same order. Floats
 /// compare by their bits, so a NaN attribute finds its own point.
-#[inline]
+#[inline(always)]
 pub(crate) fn same(a: &[KeyValue], b: &[KeyValue]) -> bool {
-    a.len() == b.len()
-        && a.iter()
-            .zip(b)
-            .all(|(a, b)| a.key.as_str() == b.key.as_str() && same_value(&a.value, &b.value))
+    if a.len() != b.len() {
+        return false;
+    }
+    for (a, b) in a.iter().zip(b) {
+        if !same_text(a.key.as_str(), b.key.as_str()) || !same_value(&a.value, &b.value) {
+            return false;
+        }
+    }
+    true
 }
 
-#[inline]
+/// Two texts are the same; the same address is the common case (a
+/// literal, kept as it was cloned), which needs no comparison of bytes.
+#[inline(always)]
+fn same_text(a: &str, b: &str) -> bool {
+    (a.as_ptr() == b.as_ptr() && a.len() == b.len()) || a == b
+}
+
+#[inline(always)]
 fn same_value(a: &Value, b: &Value) -> bool {
     match (a, b) {
-        (Value::String(a), Value::String(b)) => a.as_str() == b.as_str(),
+        (Value::String(a), Value::String(b)) => same_text(a.as_str(), b.as_str()),
         (Value::F64(a), Value::F64(b)) => a.to_bits() == b.to_bits(),
         (Value::Array(Array::F64(a)), Value::Array(Array::F64(b))) => {
             a.len() == b.len() && a.iter().zip(b).all(|(a, b)| a.to_bits() == b.to_bits())
@@ -286,70 +311,60 @@ fn same_value(a: &Value, b: &Value) -> bool {
     }
 }
 
-/// A multiply-rotate hash, seeded per table: a few instructions per word,
-/// which is what a measurement can afford. Attribute values may come from
-/// peers; the random seed and the bounded table keep a crafted set from
-/// costing more than a longer probe.
-#[derive(Clone, Copy)]
-struct WordHasher(u64);
-
+/// A multiply-xor hash over whole words, seeded per table: a few
+/// instructions per attribute, which is what a measurement can afford.
+/// Attribute values may come from peers; the random seed and the bounded
+/// table keep a crafted set from costing more than a longer probe.
 const MULTIPLIER: u64 = 0xf135_7aea_2e62_a9c5;
 
-impl WordHasher {
-    #[inline]
-    fn add(&mut self, word: u64) {
-        self.0 = (self.0 ^ word).wrapping_mul(MULTIPLIER);
-    }
+#[inline(always)]
+fn mix(hash: u64, word: u64) -> u64 {
+    (hash ^ word).wrapping_mul(MULTIPLIER)
 }
 
-impl Hasher for WordHasher {
-    #[inline]
-    fn write(&mut self, bytes: &[u8]) {
-        let mut chunks = bytes.chunks_exact(8);
-        for chunk in &mut chunks {
-            let mut word = [0; 8];
-            word.copy_from_slice(chunk);
-            self.add(u64::from_le_bytes(word));
+/// `bytes` as words: whole ones, then the last (overlapping) one, or for
+/// short texts the first and last four, or three bytes; with the length.
+#[inline(always)]
+fn mix_bytes(mut hash: u64, bytes: &[u8]) -> u64 {
+    let length = bytes.len();
+    let word = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap_or_default());
+    let half = |at: usize| {
+        u64::from(u32::from_le_bytes(
+            bytes[at..at + 4].try_into().unwrap_or_default(),
+        ))
+    };
+    let last = if length >= 8 {
+        let mut at = 0;
+        while at + 8 < length {
+            hash = mix(hash, word(at));
+            at += 8;
         }
-        let rest = chunks.remainder();
-        if !rest.is_empty() {
-            let mut word = [0; 8];
-            word[..rest.len()].copy_from_slice(rest);
-            self.add(u64::from_le_bytes(word) ^ ((rest.len() as u64) << 59));
-        }
-    }
-
-    #[inline]
-    fn write_u8(&mut self, value: u8) {
-        self.add(u64::from(value));
-    }
-
-    #[inline]
-    fn write_u64(&mut self, value: u64) {
-        self.add(value);
-    }
-
-    #[inline]
-    fn finish(&self) -> u64 {
-        // The low bits index the table: fold the well-mixed high ones in.
-        self.0 ^ (self.0 >> 29) ^ (self.0 >> 47)
-    }
+        word(length - 8)
+    } else if length >= 4 {
+        half(0) | (half(length - 4) << 32)
+    } else if length > 0 {
+        u64::from(bytes[0]) | u64::from(bytes[length / 2]) << 8 | u64::from(bytes[length - 1]) << 16
+    } else {
+        0
+    };
+    mix(hash, last ^ ((length as u64) << 56))
 }
 
 #[inline]
 fn hash_attributes(seed: u64, attributes: &[KeyValue]) -> u64 {
-    let mut hasher = WordHasher(seed);
+    let mut hash = seed;
     for attribute in attributes {
-        attribute.key.as_str().hash(&mut hasher);
-        match &attribute.value {
-            Value::String(text) => text.as_str().hash(&mut hasher),
-            Value::I64(number) => hasher.write_u64(*number as u64 ^ 1),
-            Value::F64(number) => hasher.write_u64(number.to_bits() ^ 2),
-            Value::Bool(flag) => hasher.write_u64(u64::from(*flag) ^ 3),
-            other => other.to_string().hash(&mut hasher),
-        }
+        hash = mix_bytes(hash, attribute.key.as_str().as_bytes());
+        hash = match &attribute.value {
+            Value::String(text) => mix_bytes(hash, text.as_str().as_bytes()),
+            Value::I64(number) => mix(hash, *number as u64 ^ 1),
+            Value::F64(number) => mix(hash, number.to_bits() ^ 2),
+            Value::Bool(flag) => mix(hash, u64::from(*flag) ^ 3),
+            other => mix_bytes(hash, other.to_string().as_bytes()),
+        };
     }
-    hasher.finish()
+    // The low bits index the table: fold the well-mixed high ones in.
+    hash ^ (hash >> 29) ^ (hash >> 47)
 }
 
 #[cfg(test)]
