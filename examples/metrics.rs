@@ -10,14 +10,95 @@
 //! `OTEL_EXPORTER_PROMETHEUS_HOST`/`_PORT`) until stopped: point Prometheus
 //! (or the Grafana dashboard in `dashboards/`) at it. It also runs the
 //! `nightly_report` workflow exactly five times at start, two of them failing.
+//!
+//! Next to the workflow metrics, the shop keeps business metrics of its own
+//! with the OpenTelemetry metrics API (`opentelemetry::global::meter`), as
+//! its docs teach: `setup()` made the global meter provider workflow-otel's,
+//! so they are served on the same endpoint, with exemplars from the spans
+//! they were measured in. `import_catalog` runs once at start and measures
+//! exact values: 3 items in `eu`, 2 in `us`, priced 0.5, 5, 50, 500 and 5 USD.
 
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::Duration;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+
 use opentelemetry_sdk::trace::Sampler;
+use workflow_otel::opentelemetry::KeyValue;
+use workflow_otel::opentelemetry::metrics::{Counter, Gauge, Histogram};
 use workflow_otel::{child_workflow, step, workflow};
+
+/// The shop's own instruments, made once after `setup()`.
+struct ShopMetrics {
+    orders_placed: Counter<u64>,
+    order_amount: Histogram<f64>,
+    last_order_amount: Gauge<f64>,
+    catalog_items: Counter<u64>,
+    item_price: Histogram<f64>,
+}
+
+impl ShopMetrics {
+    fn new(stock: Arc<AtomicI64>) -> ShopMetrics {
+        let meter = workflow_otel::opentelemetry::global::meter("shop");
+        // An observable gauge: read when metrics are collected.
+        let _stock = meter
+            .i64_observable_gauge("warehouse.stock")
+            .with_description("Items in the warehouse.")
+            .with_unit("{item}")
+            .with_callback(move |observer| {
+                observer.observe(
+                    stock.load(Ordering::Relaxed),
+                    &[KeyValue::new("warehouse", "north")],
+                )
+            })
+            .build();
+        ShopMetrics {
+            orders_placed: meter
+                .u64_counter("orders.placed")
+                .with_description("Orders billed.")
+                .build(),
+            order_amount: meter
+                .f64_histogram("order.amount")
+                .with_description("Amount of billed orders.")
+                .with_unit("USD")
+                .with_boundaries(vec![1.0, 2.0, 5.0, 10.0])
+                .build(),
+            last_order_amount: meter
+                .f64_gauge("order.last_amount")
+                .with_unit("USD")
+                .build(),
+            catalog_items: meter
+                .u64_counter("catalog.items")
+                .with_description("Items imported into the catalog.")
+                .build(),
+            item_price: meter
+                .f64_histogram("catalog.item.price")
+                .with_description("Prices of imported items.")
+                .with_unit("USD")
+                .with_boundaries(vec![1.0, 10.0, 100.0])
+                .build(),
+        }
+    }
+}
+
+/// Imports five items, measured exactly (the Prometheus test checks them).
+#[workflow]
+fn import_catalog(metrics: &ShopMetrics) {
+    for (region, price) in [
+        ("eu", 0.5),
+        ("eu", 5.0),
+        ("us", 50.0),
+        ("eu", 500.0),
+        ("us", 5.0),
+    ] {
+        let region = [KeyValue::new("region", region)];
+        metrics.catalog_items.add(1, &region);
+        metrics.item_price.record(price, &region);
+    }
+}
 
 #[derive(Debug)]
 struct Order {
@@ -45,14 +126,23 @@ impl fmt::Display for OrderError {
 impl std::error::Error for OrderError {}
 
 #[workflow]
-async fn handle_order(order: Order) -> Result<u64, OrderError> {
+async fn handle_order(order: Order, metrics: &ShopMetrics) -> Result<u64, OrderError> {
     validate(&order).await?;
     // A warehouse that does not answer within 20 ms is given up on: its step
     // ends as cancelled.
     tokio::time::timeout(Duration::from_millis(20), reserve(&order))
         .await
         .map_err(|_| OrderError::TimedOut)?;
-    bill(&order).await
+    let billed = bill(&order).await?;
+    let region = [KeyValue::new(
+        "region",
+        if order.id % 3 == 0 { "us" } else { "eu" },
+    )];
+    let amount = order.cents as f64 / 100.0;
+    metrics.orders_placed.add(1, &region);
+    metrics.order_amount.record(amount, &region);
+    metrics.last_order_amount.record(amount, &[]);
+    Ok(billed)
 }
 
 #[step]
@@ -142,21 +232,29 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let address = telemetry
         .prometheus_address()
         .ok_or("the endpoint did not start")?;
+    let stock = Arc::new(AtomicI64::new(1_000));
+    let metrics = ShopMetrics::new(stock.clone());
     if serve {
         println!("metrics at http://{address}/metrics");
         for day in 0..5 {
             let _ = nightly_report(day);
         }
+        import_catalog(&metrics);
         for id in 1.. {
-            let _ = handle_order(order(id)).await;
+            if handle_order(order(id), &metrics).await.is_ok() {
+                stock.fetch_sub(1, Ordering::Relaxed);
+            }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         return Ok(());
     }
     let mut failed = 0;
     for id in 1..=100 {
-        if handle_order(order(id)).await.is_err() {
-            failed += 1;
+        match handle_order(order(id), &metrics).await {
+            Ok(_) => {
+                stock.fetch_sub(1, Ordering::Relaxed);
+            }
+            Err(_) => failed += 1,
         }
     }
     telemetry.flush();
@@ -166,6 +264,20 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .lines()
         .filter(|line| line.starts_with("workflow_") && !line.contains("_bucket{"))
     {
+        println!("  {line}");
+    }
+    println!("and the shop's own instruments, on the same endpoint:");
+    for line in answer.lines().filter(|line| {
+        [
+            "orders_placed",
+            "order_amount",
+            "order_last",
+            "warehouse_stock",
+        ]
+        .iter()
+        .any(|name| line.starts_with(name))
+            && !line.contains("_bucket{")
+    }) {
         println!("  {line}");
     }
     Ok(())

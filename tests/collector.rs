@@ -334,6 +334,76 @@ fn collected(received: &MetricsReceived, service: &str, outcome: &str) -> Option
     Some((value, exemplars))
 }
 
+/// What the service's own instruments (scope `collector-test`) carried in
+/// the last request of `service`.
+#[derive(Debug, PartialEq)]
+struct Own {
+    jobs_done: i64,
+    job_seconds_buckets: Vec<u64>,
+    job_seconds_sum: f64,
+    queue_size: i64,
+    exemplars: Exemplars,
+}
+
+fn collected_own(received: &MetricsReceived, service: &str) -> Option<Own> {
+    let requests = received.lock().unwrap();
+    let resource = requests
+        .iter()
+        .rev()
+        .flat_map(|(_, request)| &request.resource_metrics)
+        .find(|metrics| {
+            metrics
+                .resource
+                .as_ref()
+                .and_then(|resource| text_attribute(&resource.attributes, "service.name"))
+                == Some(service)
+        })?;
+    let scope = resource.scope_metrics.iter().find(|scope| {
+        scope
+            .scope
+            .as_ref()
+            .is_some_and(|scope| scope.name == "collector-test")
+    })?;
+    let find = |name: &str| scope.metrics.iter().find(|metric| metric.name == name);
+    let Some(metric::Data::Sum(jobs)) = &find("jobs.done")?.data else {
+        panic!("jobs.done is a sum");
+    };
+    assert!(jobs.is_monotonic);
+    let [done] = jobs.data_points.as_slice() else {
+        panic!("one attribute set: {jobs:?}");
+    };
+    assert_eq!(text_attribute(&done.attributes, "kind"), Some("import"));
+    let Some(number_data_point::Value::AsInt(jobs_done)) = done.value else {
+        panic!("an integer sum");
+    };
+    let seconds = find("job.seconds")?;
+    assert_eq!(seconds.unit, "s");
+    let Some(metric::Data::Histogram(histogram)) = &seconds.data else {
+        panic!("job.seconds is a histogram");
+    };
+    let [point] = histogram.data_points.as_slice() else {
+        panic!("one attribute set: {histogram:?}");
+    };
+    assert_eq!(point.explicit_bounds, [0.5, 1.0]);
+    let Some(metric::Data::Gauge(queue)) = &find("queue.size")?.data else {
+        panic!("queue.size is a gauge");
+    };
+    let Some(number_data_point::Value::AsInt(queue_size)) = queue.data_points[0].value else {
+        panic!("an integer gauge");
+    };
+    Some(Own {
+        jobs_done,
+        job_seconds_buckets: point.bucket_counts.clone(),
+        job_seconds_sum: point.sum.unwrap_or_default(),
+        queue_size,
+        exemplars: point
+            .exemplars
+            .iter()
+            .map(|exemplar| (exemplar.trace_id.clone(), exemplar.span_id.clone()))
+            .collect(),
+    })
+}
+
 /// gRPC and HTTP/protobuf go through rotel; HTTP/JSON goes to an in-test
 /// receiver decoding with the official definitions' JSON mapping, as
 /// rotel 0.0.1a15 decodes no OTLP/JSON histogram (the serde of the
@@ -379,11 +449,25 @@ fn metrics_reach_a_real_collector_over_each_protocol() {
             .environment_from(support::environment(settings))
             .try_install()
             .unwrap();
+        // The service's own instruments, through the global provider
+        // setup() installed; made again each round, they are the same ones.
+        let meter = opentelemetry::global::meter("collector-test");
+        let jobs = meter.u64_counter("jobs.done").build();
+        let seconds = meter
+            .f64_histogram("job.seconds")
+            .with_unit("s")
+            .with_boundaries(vec![0.5, 1.0])
+            .build();
+        let _queue = meter
+            .i64_observable_gauge("queue.size")
+            .with_callback(|observer| observer.observe(7, &[]))
+            .build();
         // Metrics count from the first setup that asks for them, and go on
         // counting (cumulative) through later ones.
         capture.run(|| {
             for run in 0..5 {
                 let _ = collected_orders(run == 2);
+                collected_job(&jobs, &seconds);
             }
         });
         let spans = capture.spans();
@@ -418,6 +502,44 @@ fn metrics_reach_a_real_collector_over_each_protocol() {
                 "{protocol}: an exemplar that names no exported span"
             );
         }
+        let own = collected_own(&received, &service).expect("the service's own instruments");
+        assert_eq!(
+            (
+                own.jobs_done,
+                &own.job_seconds_buckets[..],
+                own.job_seconds_sum,
+                own.queue_size
+            ),
+            (
+                5 * rounds,
+                &[5 * rounds as u64, 0, 0][..],
+                1.25 * rounds as f64,
+                7
+            ),
+            "{protocol}"
+        );
+        // Measured inside `collected_job`'s span: the exemplar names it.
+        assert!(!own.exemplars.is_empty(), "{protocol}");
+        for (trace, span) in own.exemplars {
+            assert!(
+                spans.iter().any(|data| {
+                    data.name == "collected_job"
+                        && data.span_context.trace_id().to_bytes().as_slice() == trace
+                        && data.span_context.span_id().to_bytes().as_slice() == span
+                }),
+                "{protocol}: an exemplar of the service's histogram that names no exported span"
+            );
+        }
         drop(telemetry);
     }
+}
+
+#[workflow_otel::workflow]
+fn collected_job(
+    jobs: &opentelemetry::metrics::Counter<u64>,
+    seconds: &opentelemetry::metrics::Histogram<f64>,
+) {
+    let kind = [opentelemetry::KeyValue::new("kind", "import")];
+    jobs.add(1, &kind);
+    seconds.record(0.25, &kind);
 }

@@ -105,6 +105,15 @@ fn log_records_reach_a_real_collector_with_their_trace_context() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
+        // Every line on stdout is the service's own, and names it.
+        let stdout = String::from_utf8(output.stdout).unwrap();
+        assert!(stdout.lines().count() >= RECORDS, "{stdout}");
+        for line in stdout.lines() {
+            let line: serde_json::Value = serde_json::from_str(line)
+                .unwrap_or_else(|error| panic!("{protocol}: {error}: {line}"));
+            assert_eq!(line["service.name"], service.as_str(), "{line}");
+            assert_eq!(line["target"], "logs", "{line}");
+        }
         let deadline = Instant::now() + Duration::from_secs(20);
         let records = loop {
             let records = records_of(&received, &service);

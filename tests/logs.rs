@@ -181,6 +181,7 @@ fn every_line_names_its_span_workflow_and_run() {
         );
         assert_eq!(line["level"], "INFO");
         assert_eq!(line["target"], "logs");
+        assert_eq!(line["service.name"], workflow_otel::logs::service_name());
         *per_run
             .entry(line["correlation_id"].as_str().unwrap().to_owned())
             .or_default() += 1;
@@ -309,14 +310,18 @@ fn readable_lines_and_the_correlation_api_name_the_same_ids() {
     let text = String::from_utf8(lines.0.lock().unwrap().clone()).unwrap();
     let written: Vec<&str> = text.lines().collect();
     assert_eq!(written.len(), 2, "{text}");
+    // No setup() in this process: the service is named as the SDK would
+    // name it from the environment.
+    let service = workflow_otel::logs::service_name();
+    assert_eq!(service, "unknown_service");
     assert!(
-        written[0].ends_with(" INFO logs: outside"),
+        written[0].ends_with(&format!(" INFO logs: outside service={service}")),
         "{}",
         written[0]
     );
     assert!(
         written[1].ends_with(&format!(
-            " INFO logs: charged order=7 trace_id={} span_id={} workflow=readable_and_correlated workflow_id={}",
+            " INFO logs: charged order=7 service={service} trace_id={} span_id={} workflow=readable_and_correlated workflow_id={}",
             correlation.trace_id, correlation.span_id, workflow.id
         )),
         "{}",

@@ -218,6 +218,62 @@ fn a_real_prometheus_scrapes_counts_exemplars_and_the_dashboard() {
             2.0,
         ),
     ];
+    // The shop's own instruments (the OpenTelemetry metrics API, through
+    // the global meter provider setup() installed): `import_catalog` ran
+    // once with exact values.
+    let scope = "otel_scope_name=\"shop\"";
+    let own = [
+        (format!("catalog_items_total{{{scope},region=\"eu\"}}"), 3.0),
+        (format!("catalog_items_total{{{scope},region=\"us\"}}"), 2.0),
+        (
+            format!("catalog_item_price_USD_count{{{scope},region=\"eu\"}}"),
+            3.0,
+        ),
+        (
+            format!("catalog_item_price_USD_sum{{{scope},region=\"eu\"}}"),
+            505.5,
+        ),
+        (
+            format!("catalog_item_price_USD_sum{{{scope},region=\"us\"}}"),
+            55.0,
+        ),
+        (
+            format!("catalog_item_price_USD_bucket{{{scope},region=\"eu\",le=\"1\"}}"),
+            1.0,
+        ),
+        (
+            format!("catalog_item_price_USD_bucket{{{scope},region=\"eu\",le=\"10\"}}"),
+            2.0,
+        ),
+        (
+            format!("catalog_item_price_USD_bucket{{{scope},region=\"eu\",le=\"100\"}}"),
+            2.0,
+        ),
+        (
+            format!("catalog_item_price_USD_bucket{{{scope},region=\"eu\",le=\"+Inf\"}}"),
+            3.0,
+        ),
+        (
+            format!("catalog_item_price_USD_bucket{{{scope},region=\"us\",le=\"10\"}}"),
+            1.0,
+        ),
+        (
+            format!("catalog_item_price_USD_bucket{{{scope},region=\"us\",le=\"100\"}}"),
+            2.0,
+        ),
+    ];
+    for (promql, expected) in &own {
+        let found = eventually(promql, || value(web, promql));
+        assert_eq!(found, *expected, "{promql}");
+    }
+    // The observable gauge answers at every scrape, the counter of billed
+    // orders grows with the workload.
+    eventually("warehouse_stock", || {
+        value(web, "warehouse_stock{warehouse=\"north\"}").filter(|stock| *stock <= 1000.0)
+    });
+    eventually("orders_placed_total", || {
+        value(web, "sum(orders_placed_total)").filter(|placed| *placed >= 1.0)
+    });
     for (promql, expected) in exact {
         let found = eventually(promql, || value(web, promql));
         assert_eq!(found, expected, "{promql}");
@@ -257,6 +313,49 @@ fn a_real_prometheus_scrapes_counts_exemplars_and_the_dashboard() {
             .iter()
             .any(|id| file.contains(&format!("\"traceId\":\"{id}\"")))
             .then_some(())
+    });
+
+    // An exemplar of the shop's own histogram names a trace in the file:
+    // the `import_catalog` workflow the prices were measured in.
+    let catalog_exemplars: Vec<(String, String)> =
+        eventually("exemplars of the shop's histogram", || {
+            let data = api(
+                web,
+                &format!(
+                    "/api/v1/query_exemplars?query={}&start={}&end={}",
+                    encode("catalog_item_price_USD_bucket"),
+                    now - 600,
+                    now + 600
+                ),
+            );
+            let ids: Vec<(String, String)> = data
+                .as_array()?
+                .iter()
+                .flat_map(|series| series["exemplars"].as_array().cloned().unwrap_or_default())
+                .filter_map(|exemplar| {
+                    let labels = &exemplar["labels"];
+                    Some((
+                        labels["trace_id"].as_str()?.to_owned(),
+                        labels["span_id"].as_str()?.to_owned(),
+                    ))
+                })
+                .collect();
+            (!ids.is_empty()).then_some(ids)
+        });
+    eventually("the catalog exemplar's span in the file", || {
+        let file = std::fs::read_to_string(&traces).ok()?;
+        let catalog = spans_named(&file, "import_catalog");
+        let [workflow] = catalog.as_slice() else {
+            return None;
+        };
+        // Measured in the workflow's body: its span is every exemplar's.
+        assert!(
+            catalog_exemplars
+                .iter()
+                .all(|exemplar| exemplar == workflow),
+            "{catalog_exemplars:?} against {workflow:?}"
+        );
+        Some(())
     });
 
     // Every query of the dashboard returns data, with its variables set as
@@ -302,6 +401,30 @@ fn a_real_prometheus_scrapes_counts_exemplars_and_the_dashboard() {
         );
     }
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The (trace id, span id) of every span named `name` in a JSON-lines file
+/// of OTLP requests.
+fn spans_named(file: &str, name: &str) -> Vec<(String, String)> {
+    let mut found = Vec::new();
+    for line in file.lines() {
+        let Ok(request) = serde_json::from_str::<Value>(line) else {
+            continue;
+        };
+        for resource in request["resourceSpans"].as_array().into_iter().flatten() {
+            for scope in resource["scopeSpans"].as_array().into_iter().flatten() {
+                for span in scope["spans"].as_array().into_iter().flatten() {
+                    if span["name"] == name {
+                        found.push((
+                            span["traceId"].as_str().unwrap_or_default().to_owned(),
+                            span["spanId"].as_str().unwrap_or_default().to_owned(),
+                        ));
+                    }
+                }
+            }
+        }
+    }
+    found
 }
 
 fn encode_pair(key: &str, value: &str) -> String {

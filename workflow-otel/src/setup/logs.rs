@@ -84,6 +84,17 @@ impl RunningLogs {
     }
 }
 
+/// What is logged without `RUST_LOG`: `info` and above, but for the
+/// OpenTelemetry crates' own notes ("Global tracer provider is set", targets
+/// `opentelemetry`, `opentelemetry_sdk`, ...), which are not the service's
+/// lines: of those, warnings and errors.
+fn default_filter() -> Targets {
+    // `Targets` matches by prefix: `opentelemetry` covers every such crate.
+    Targets::new()
+        .with_default(tracing::Level::INFO)
+        .with_target("opentelemetry", tracing::Level::WARN)
+}
+
 /// Installs the subscriber `choice` and the environment ask for, if any.
 pub(crate) fn start(
     choice: LogsChoice,
@@ -115,11 +126,7 @@ pub(crate) fn start(
                 format!("expected `level` or `target=level` directives, comma-separated: {error}"),
             )
         })?,
-        // The OpenTelemetry crates' own notes ("Global tracer provider is
-        // set") are not the service's lines; their warnings and errors are.
-        None => Targets::new()
-            .with_default(tracing::Level::INFO)
-            .with_target("opentelemetry", tracing::Level::WARN),
+        None => default_filter(),
     };
     let mut running = RunningLogs::default();
     let bridge = if otlp {
@@ -195,4 +202,26 @@ fn otlp_provider(
         "otlp",
         "OTLP log records need the `otlp` feature of workflow-otel",
     ))
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    #[test]
+    fn the_default_filter_keeps_the_services_lines_and_the_sdks_warnings() {
+        let filter = super::default_filter();
+        assert!(filter.would_enable("shop", &Level::INFO));
+        assert!(!filter.would_enable("shop", &Level::DEBUG));
+        for crate_name in ["opentelemetry", "opentelemetry_sdk", "opentelemetry_otlp"] {
+            assert!(
+                !filter.would_enable(crate_name, &Level::INFO),
+                "{crate_name}"
+            );
+            assert!(
+                filter.would_enable(crate_name, &Level::WARN),
+                "{crate_name}"
+            );
+        }
+    }
 }
