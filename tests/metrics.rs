@@ -659,7 +659,37 @@ fn model_calls_add_the_genai_client_metrics() {
         // 2 × (1,000 × 2.5 + 100 × 10) / 1,000,000 USD.
         "workflow_gen_ai_cost_total{gen_ai_provider_name=\"openai\",gen_ai_request_model=\"gpt-4o-metrics\",currency=\"USD\"} 0.007".to_owned(),
     ] {
-        assert!(body.lines().any(|found| found == line), "missing `{line}` in:\n{body}");
+        // Compared without the exemplar a bucket may carry.
+        assert!(
+            body.lines()
+                .any(|found| found.split(" # ").next() == Some(line.as_str())),
+            "missing `{line}` in:\n{body}"
+        );
+    }
+    // Bucket exemplars name the model calls' spans, in both GenAI histograms.
+    let spans = capture.spans();
+    for family in [
+        "gen_ai_client_operation_duration_seconds_bucket",
+        "gen_ai_client_token_usage_bucket",
+    ] {
+        let exemplars: Vec<&str> = body
+            .lines()
+            .filter(|line| line.starts_with(family) && line.contains("gpt-4o-metrics"))
+            .filter_map(|line| line.split_once(" # ").map(|(_, exemplar)| exemplar))
+            .collect();
+        assert!(!exemplars.is_empty(), "no exemplar on {family}:\n{body}");
+        for exemplar in exemplars {
+            let span_id = exemplar
+                .split("span_id=\"")
+                .nth(1)
+                .and_then(|rest| rest.get(..16))
+                .unwrap_or_else(|| panic!("{exemplar}"));
+            assert!(
+                spans.iter().any(|span| span.name == "chat gpt-4o-metrics"
+                    && span.span_context.span_id().to_string() == span_id),
+                "{family}: exemplar {exemplar} names no model call span"
+            );
+        }
     }
     // The failed call used no tokens: it has no token series.
     assert!(!body.contains("error_type=\"rate_limited\",gen_ai_token_type"));

@@ -17,7 +17,8 @@ use crate::record::current::CurrentRecording;
 use crate::record::ids;
 use crate::record::raw::ErrorRecord;
 use crate::record::span::{
-    ActiveSpan, Ending, Recording, Site, does_nothing, no_fields, start_under,
+    ActiveSpan, Ending, QuickLook, Recording, Site, no_fields, quick_look, start_under,
+    unsampled_meter,
 };
 
 /// Runs a sync body with the span attached, then finishes the span with the
@@ -95,8 +96,19 @@ where
 {
     // A look at the current context of its own: sharing the one that starts
     // the span would make this path, the commonest, pay for that one's size.
-    if Context::map_current(|parent| does_nothing(site, parent)) {
-        return body();
+    match Context::map_current(|parent| quick_look(site, parent)) {
+        QuickLook::Nothing => return body(),
+        QuickLook::CountOnly => {
+            // No span to start. The meter ends as panicked by its drop if
+            // the body unwinds.
+            let meter = Context::map_current(|parent| unsampled_meter(site, parent));
+            let value = body();
+            if let Some(meter) = meter {
+                end_meter(meter, &value, probe);
+            }
+            return value;
+        }
+        QuickLook::Start => {}
     }
     let mut span = ActiveSpan::idle();
     Context::map_current(|parent| start_plain(&mut span, site, parent));

@@ -150,16 +150,47 @@ pub(crate) fn start_under(
     }
 }
 
-/// Whether a call of `site` under `parent` has nothing to do: a step (not a
-/// tool, which counts itself) in a trace that is not sampled, with metrics
-/// off. Its descendants see the same unsampled parent: nothing is attached.
+/// What a call of `site` under `parent` has to do, from one look at the
+/// context.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum QuickLook {
+    /// Start its span: anything but the two below.
+    Start,
+    /// Nothing: a step (not a tool, which counts itself) in a trace that is
+    /// not sampled, with metrics off. Its descendants see the same
+    /// unsampled parent: nothing is attached.
+    Nothing,
+    /// The same step with metrics on: count it, and nothing else.
+    CountOnly,
+}
+
 #[inline(always)]
-pub(crate) fn does_nothing(site: &'static Site, parent: &Context) -> bool {
-    site.kind == Kind::Step && site.genai.is_none() && !crate::metrics::series::enabled() && {
-        let parent = parent.span();
-        let parent = parent.span_context();
-        parent.is_valid() && !parent.is_sampled()
+pub(crate) fn quick_look(site: &'static Site, parent: &Context) -> QuickLook {
+    if site.kind != Kind::Step || site.genai.is_some() {
+        return QuickLook::Start;
     }
+    let span = parent.span();
+    let parent = span.span_context();
+    if !parent.is_valid() || parent.is_sampled() {
+        QuickLook::Start
+    } else if crate::metrics::series::enabled() {
+        QuickLook::CountOnly
+    } else {
+        QuickLook::Nothing
+    }
+}
+
+/// The meter of a step that only counts ([`QuickLook::CountOnly`]), out of
+/// line, so that the metrics-off path stays a few instructions.
+#[inline(never)]
+pub(crate) fn unsampled_meter(site: &'static Site, parent: &Context) -> Option<Meter> {
+    let started = ids::now();
+    let span = parent.span();
+    Meter::start(
+        site,
+        owner_name(parent, span.span_context().span_id()),
+        started,
+    )
 }
 
 /// A tool step adds to the totals of every workflow it runs in, sampled or not.

@@ -19,8 +19,10 @@ pub const CALLBACK_DEADLINE: Duration = Duration::from_secs(1);
 struct Rounds {
     asked: u64,
     done: u64,
-    /// The callback running now: since when, and whose.
-    running: Option<(Instant, String)>,
+    /// The callback running now: whose.
+    running: Option<String>,
+    /// The last round a collection stopped waiting for.
+    abandoned: u64,
     stuck_reported: bool,
 }
 
@@ -59,12 +61,11 @@ pub(crate) fn collect(instruments: fn() -> Vec<Arc<Instrument>>) {
         return;
     };
     let mut rounds = lock(&collector.rounds);
-    // A callback already stuck past the deadline will not be done by the
-    // time this collection must answer: use the last values at once.
-    if let Some((since, name)) = &rounds.running
-        && since.elapsed() >= CALLBACK_DEADLINE
-    {
-        let name = name.clone();
+    // A round an earlier collection gave up on is still stuck in a callback:
+    // it will not be done by the time this one must answer either, so the
+    // last values are used at once.
+    if rounds.done < rounds.abandoned {
+        let name = rounds.running.clone().unwrap_or_default();
         report_stuck(&mut rounds.stuck_reported, &name);
         return;
     }
@@ -75,11 +76,8 @@ pub(crate) fn collect(instruments: fn() -> Vec<Arc<Instrument>>) {
     while rounds.done < ticket {
         let left = deadline.saturating_duration_since(Instant::now());
         if left.is_zero() {
-            let name = rounds
-                .running
-                .as_ref()
-                .map(|(_, name)| name.clone())
-                .unwrap_or_default();
+            rounds.abandoned = ticket;
+            let name = rounds.running.clone().unwrap_or_default();
             report_stuck(&mut rounds.stuck_reported, &name);
             return;
         }
@@ -121,7 +119,7 @@ fn run(instruments: fn() -> Vec<Arc<Instrument>>) {
             rounds.asked
         };
         for instrument in instruments() {
-            lock(&collector.rounds).running = Some((Instant::now(), instrument.name.clone()));
+            lock(&collector.rounds).running = Some(instrument.name.clone());
             observe(&instrument);
         }
         let mut rounds = lock(&collector.rounds);

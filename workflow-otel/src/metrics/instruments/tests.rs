@@ -338,9 +338,10 @@ fn a_blocking_callback_holds_no_collection_past_the_deadline() {
     let stuck = lines_of("blocking", Format::Prometheus);
     let waited_again = started.elapsed();
     release.send(()).unwrap();
+    // The documented bound, with room for a loaded machine.
     assert!(waited >= CALLBACK_DEADLINE, "{waited:?}");
     assert!(
-        waited < CALLBACK_DEADLINE + Duration::from_secs(1),
+        waited < CALLBACK_DEADLINE + Duration::from_secs(2),
         "{waited:?}"
     );
     assert!(waited_again < CALLBACK_DEADLINE, "{waited_again:?}");
