@@ -136,7 +136,11 @@ async fn handle_order(order: Order, metrics: &ShopMetrics) -> Result<u64, OrderE
     let billed = bill(&order).await?;
     let region = [KeyValue::new(
         "region",
-        if order.id.is_multiple_of(3) { "us" } else { "eu" },
+        if order.id.is_multiple_of(3) {
+            "us"
+        } else {
+            "eu"
+        },
     )];
     let amount = order.cents as f64 / 100.0;
     metrics.orders_placed.add(1, &region);

@@ -46,10 +46,11 @@ pub(crate) struct Exemplar {
 }
 
 impl ExemplarSlot {
-    /// Whether the slot was last written `interval` or more before `now`.
+    /// Whether the slot was last written `interval` or more before `now`
+    /// (never, for a `now` before the last write).
     #[inline]
     pub(crate) fn due(&self, now: Ticks, interval: Ticks) -> bool {
-        now.wrapping_sub(self.at.load(Ordering::Relaxed)) >= interval
+        now.saturating_sub(self.at.load(Ordering::Relaxed)) >= interval
     }
 
     /// Writes the slot, unless another writer is at it (then this one skips:
@@ -122,14 +123,37 @@ impl RawExemplar {
 }
 
 /// Keeps a measurement of `value` (as `f64` bits) in `slot` if the slot is
-/// due and a sampled span is current: the span of ours or of another
-/// library that the measurement was made in.
+/// due and a sampled span is current: the span of ours whose body makes the
+/// measurement, else the current span of another library.
+///
+/// Inside a span of ours, whether the slot is due is told by the span's
+/// start, not by the clock: a measurement reads no time unless it is kept,
+/// and a long span's measurements wait for the next span (at most one
+/// exemplar per slot per span started `interval` apart).
 #[inline]
 pub(crate) fn offer(slot: &ExemplarSlot, value: f64, interval: Ticks) {
+    let current = crate::record::current::current_recording();
+    if !current.is_null() {
+        // SAFETY: a recording is current only while its body runs on this
+        // thread (see `record::current`), which is where this is called.
+        let recording = unsafe { &*current };
+        if let Some(raw) = recording.raw() {
+            if slot.due(raw.started, interval) {
+                keep(slot, &raw.span_context, value);
+            }
+            return;
+        }
+    }
     let now = crate::record::ids::now();
     if slot.due(now, interval) {
         offer_now(slot, value, now);
     }
+}
+
+#[cold]
+#[inline(never)]
+fn keep(slot: &ExemplarSlot, span: &SpanContext, value: f64) {
+    slot.write(span, value.to_bits(), crate::record::ids::now());
 }
 
 #[cold]

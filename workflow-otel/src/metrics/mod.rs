@@ -37,6 +37,43 @@
 //! | `gen_ai.client.operation.duration` histogram, s | `gen_ai_client_operation_duration_seconds` | `gen_ai_operation_name`, `gen_ai_provider_name`, `gen_ai_request_model`, `error_type` (failed calls) |
 //! | `gen_ai.client.token.usage` histogram, {token} | `gen_ai_client_token_usage` | the same, `gen_ai_token_type` = `input` / `output` |
 //! | `workflow.gen_ai.cost` counter | `workflow_gen_ai_cost_total` | `gen_ai_provider_name`, `gen_ai_request_model`, `currency` |
+//!
+//! Every histogram bucket above keeps an exemplar: the trace and span id of
+//! a recent sampled call that fell in it.
+//!
+//! # The service's own instruments
+//!
+//! With metrics on, `setup()` makes [`meter_provider`] the global
+//! OpenTelemetry meter provider: instruments made with the metrics API after
+//! it are exported with the workflow metrics, by the same exporters. Every
+//! kind of the API is supported (counters, up-down counters, histograms
+//! with bucket advice, gauges, and the observable ones); Prometheus names
+//! follow the OpenTelemetry compatibility rules (unit suffix, `_total` on
+//! counters, `otel_scope_name`/`otel_scope_version` labels); counters and
+//! histogram buckets keep exemplars from the current sampled span.
+//!
+//! ```
+//! use opentelemetry::KeyValue;
+//! use opentelemetry::metrics::MeterProvider as _;
+//!
+//! // What `opentelemetry::global::meter("orders")` gives after `setup()`.
+//! let meter = workflow_otel::metrics::meter_provider().meter("orders");
+//! let latency = meter
+//!     .f64_histogram("checkout.duration")
+//!     .with_unit("s")
+//!     .with_boundaries(vec![0.05, 0.1, 0.5, 1.0])
+//!     .build();
+//! latency.record(0.07, &[KeyValue::new("region", "eu")]);
+//! // Served as `checkout_duration_seconds_bucket{otel_scope_name="orders",region="eu",le="0.1"} 1`.
+//! ```
+//!
+//! Limits: [`DEFAULT_CARDINALITY_LIMIT`] attribute sets per instrument
+//! (the last the overflow series `otel.metric.overflow = true`), sets of at
+//! most [`MAX_ATTRIBUTE_SET_BYTES`] of text, [`MAX_INSTRUMENTS`]
+//! instruments, observable callbacks waited for at most
+//! [`CALLBACK_DEADLINE`] per collection. A name the API does not allow, or
+//! registered again with another kind or unit, records nothing and is
+//! reported once on stderr.
 
 pub(crate) mod encode;
 pub(crate) mod exemplar;
@@ -60,8 +97,8 @@ pub use genai::{
     DURATION_BUCKETS as GEN_AI_DURATION_BUCKETS, TOKEN_BUCKETS as GEN_AI_TOKEN_BUCKETS,
 };
 pub use instruments::{
-    CALLBACK_DEADLINE, DEFAULT_CARDINALITY_LIMIT, DEFAULT_HISTOGRAM_BOUNDARIES, MAX_INSTRUMENTS,
-    WorkflowMeterProvider, meter_provider,
+    CALLBACK_DEADLINE, DEFAULT_CARDINALITY_LIMIT, DEFAULT_HISTOGRAM_BOUNDARIES,
+    MAX_ATTRIBUTE_SET_BYTES, MAX_INSTRUMENTS, WorkflowMeterProvider, meter_provider,
 };
 pub use prometheus::{CLIENT_TIMEOUT, MAX_REQUEST_HEAD};
 pub use series::{MAX_ERROR_TYPES, MAX_SERIES};

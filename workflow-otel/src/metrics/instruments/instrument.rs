@@ -9,7 +9,9 @@ use opentelemetry::KeyValue;
 use opentelemetry::metrics::{AsyncInstrument, BoundSyncInstrument, Callback, SyncInstrument};
 
 use crate::metrics::exemplar::{self, Exemplar, ExemplarSlot};
-use crate::metrics::instruments::table::{self, OVERFLOW_ATTRIBUTE, PointTable};
+use crate::metrics::instruments::table::{
+    self, MAX_ATTRIBUTE_SET_BYTES, OVERFLOW_ATTRIBUTE, PointTable,
+};
 use crate::metrics::series::Histogram;
 use crate::record::ids::{Calibration, Ticks};
 
@@ -243,7 +245,8 @@ impl Instrument {
         if !self.overflow_reported.swap(true, Ordering::Relaxed) {
             eprintln!(
                 "workflow-otel: metric `{}` reached its cardinality limit of {} attribute \
-                 sets; further sets are counted in one series with {OVERFLOW_ATTRIBUTE}=true \
+                 sets (or was given a set of more than {MAX_ATTRIBUTE_SET_BYTES} bytes of \
+                 text); such sets are counted in one series with {OVERFLOW_ATTRIBUTE}=true \
                  (Setup::metric_cardinality_limit raises the limit)",
                 self.name, self.limit
             );

@@ -32,6 +32,7 @@ use instrument::{
     lock,
 };
 pub use observe::CALLBACK_DEADLINE;
+pub use table::MAX_ATTRIBUTE_SET_BYTES;
 
 /// Attribute sets kept per instrument unless
 /// [`Setup::metric_cardinality_limit`](crate::Setup::metric_cardinality_limit)

@@ -29,6 +29,28 @@ pub(crate) const OVERFLOW_ATTRIBUTE: &str = "otel.metric.overflow";
 /// Aliases kept per point, at most, on average.
 const ALIASES_PER_POINT: usize = 2;
 
+/// Most bytes of text (keys and values) an attribute set may hold to get a
+/// point of its own; a longer one is counted in the overflow point, so that
+/// values taken from requests cannot fill memory even within the limit.
+pub const MAX_ATTRIBUTE_SET_BYTES: usize = 4096;
+
+/// The bytes of text of a set, as [`MAX_ATTRIBUTE_SET_BYTES`] counts them.
+fn text_bytes(attributes: &[KeyValue]) -> usize {
+    attributes
+        .iter()
+        .map(|attribute| {
+            attribute.key.as_str().len()
+                + match &attribute.value {
+                    Value::String(text) => text.as_str().len(),
+                    Value::Array(Array::String(texts)) => {
+                        texts.iter().map(|text| text.as_str().len()).sum()
+                    }
+                    _ => 8,
+                }
+        })
+        .sum()
+}
+
 /// The points of one instrument, by attribute set.
 pub(crate) struct PointTable<P> {
     /// The alias found last: a caller that measures one set again and again
@@ -185,7 +207,12 @@ impl<P> PointTable<P> {
             // SAFETY: as in `find`.
             return (unsafe { &(*(*alias).entry).point }, false);
         }
-        let canonical = canonical(attributes);
+        let too_long = text_bytes(attributes) > MAX_ATTRIBUTE_SET_BYTES;
+        let canonical = if too_long {
+            Vec::new()
+        } else {
+            canonical(attributes)
+        };
         let canonical_hash = hash_attributes(self.seed, &canonical);
         let known = writer.canonical.get(&canonical_hash).and_then(|indices| {
             indices
@@ -195,9 +222,10 @@ impl<P> PointTable<P> {
         });
         let mut overflowed = false;
         let index = match known {
-            Some(index) => index,
-            None if writer.entries.len() - usize::from(writer.overflow.is_some())
-                >= self.limit - 1 =>
+            Some(index) if !too_long => index,
+            _ if too_long
+                || writer.entries.len() - usize::from(writer.overflow.is_some())
+                    >= self.limit - 1 =>
             {
                 match writer.overflow {
                     Some(index) => index,
@@ -211,10 +239,10 @@ impl<P> PointTable<P> {
                     }
                 }
             }
-            None => writer.push(canonical.into_boxed_slice(), Some(canonical_hash), make()),
+            _ => writer.push(canonical.into_boxed_slice(), Some(canonical_hash), make()),
         };
         let entry: *const Entry<P> = &*writer.entries[index];
-        if writer.aliases.len() < self.limit * ALIASES_PER_POINT {
+        if !too_long && writer.aliases.len() < self.limit * ALIASES_PER_POINT {
             let alias = Box::new(Alias {
                 hash,
                 attributes: attributes.into(),
@@ -428,6 +456,22 @@ mod tests {
         // A known set keeps its own point after the overflow began.
         assert_eq!(*table.find(&[KeyValue::new("user", 1)], || 99).0, 1);
         assert_eq!(*table.find(&[KeyValue::new("user", 50)], || 99).0, 3);
+    }
+
+    #[test]
+    fn a_set_of_too_much_text_is_counted_in_the_overflow_point_and_not_kept() {
+        let table: PointTable<u8> = PointTable::new(100);
+        let long = "x".repeat(MAX_ATTRIBUTE_SET_BYTES);
+        let (_, overflowed) = table.find(&[KeyValue::new("path", long.clone())], || 1);
+        assert!(overflowed);
+        let (point, overflowed) = table.find(&[KeyValue::new("path", long)], || 2);
+        assert_eq!((*point, overflowed), (1, false));
+        let fits = "x".repeat(MAX_ATTRIBUTE_SET_BYTES - 4);
+        assert_eq!(*table.find(&[KeyValue::new("path", fits)], || 3).0, 3);
+        let mut sets = Vec::new();
+        table.for_each(|entry| sets.push(entry.attributes.len()));
+        // The overflow point and the set that fits: no copy of the long text.
+        assert_eq!(sets, [1, 1]);
     }
 
     #[test]
