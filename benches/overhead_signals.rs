@@ -226,32 +226,37 @@ fn measurement_case(
     }
 }
 
-/// The service's Counter::add and Histogram::record through workflow-otel's
-/// meter provider.
-pub(super) fn user_metrics_workflow_otel() -> Case {
-    use opentelemetry::metrics::MeterProvider as _;
-    let meter = workflow_otel::metrics::meter_provider().meter("bench-orders");
+/// The service's Counter::add and Histogram::record through `meter`, with
+/// the attributes given at each call, as the OpenTelemetry docs write them.
+fn attribute_case(
+    name: &'static str,
+    meter: &opentelemetry::metrics::Meter,
+    counted: impl Fn() -> u64 + 'static,
+) -> Case {
     let placed = meter.u64_counter("bench.orders.placed").build();
     let amount = meter
         .f64_histogram("bench.order.amount")
         .with_unit("USD")
         .build();
     measurement_case(
-        "user Counter::add + Histogram::record, workflow-otel",
+        name,
         move |iterations| {
             for i in 0..iterations {
                 measure_order!(placed, amount, i);
             }
         },
-        || {
-            let placed = workflow_otel::__private::instrument_total("bench.orders.placed");
-            let amount = workflow_otel::__private::instrument_total("bench.order.amount");
-            if placed == amount {
-                placed.unwrap_or(0.0) as u64
-            } else {
-                0
-            }
-        },
+        counted,
+    )
+}
+
+/// Through workflow-otel's meter provider.
+pub(super) fn user_metrics_workflow_otel() -> Case {
+    use opentelemetry::metrics::MeterProvider as _;
+    let meter = workflow_otel::metrics::meter_provider().meter("bench-orders");
+    attribute_case(
+        "user Counter::add + Histogram::record, workflow-otel",
+        &meter,
+        workflow_otel_counted("bench.orders.placed", "bench.order.amount"),
     )
 }
 
@@ -293,9 +298,12 @@ impl opentelemetry_sdk::metrics::exporter::PushMetricExporter for TotalsExporter
     }
 }
 
-/// The same measurements through the OpenTelemetry metrics SDK.
-pub(super) fn user_metrics_sdk() -> Case {
-    use opentelemetry::metrics::MeterProvider as _;
+/// An SDK meter provider whose exporter keeps the totals, and a check that
+/// reads them (after a flush): every measurement kept, or 0.
+fn sdk_meters() -> (
+    opentelemetry_sdk::metrics::SdkMeterProvider,
+    impl Fn() -> u64 + 'static,
+) {
     let exporter = TotalsExporter::default();
     let totals = exporter.0.clone();
     let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
@@ -305,24 +313,37 @@ pub(super) fn user_metrics_sdk() -> Case {
                 .build(),
         )
         .build();
-    let meter = provider.meter("bench-orders");
-    let placed = meter.u64_counter("bench.orders.placed").build();
-    let amount = meter
-        .f64_histogram("bench.order.amount")
-        .with_unit("USD")
-        .build();
-    measurement_case(
+    let flushed = provider.clone();
+    let counted = move || {
+        let _ = flushed.force_flush();
+        let (placed, amount) = *totals.lock().unwrap();
+        if placed == amount { placed } else { 0 }
+    };
+    (provider, counted)
+}
+
+/// Every measurement of the two instruments named, through workflow-otel's
+/// provider, kept: the counter's total and the histogram's count agree.
+fn workflow_otel_counted(placed: &'static str, amount: &'static str) -> impl Fn() -> u64 {
+    move || {
+        let placed = workflow_otel::__private::instrument_total(placed);
+        let amount = workflow_otel::__private::instrument_total(amount);
+        if placed == amount {
+            placed.unwrap_or(0.0) as u64
+        } else {
+            0
+        }
+    }
+}
+
+/// The same measurements through the OpenTelemetry metrics SDK.
+pub(super) fn user_metrics_sdk() -> Case {
+    use opentelemetry::metrics::MeterProvider as _;
+    let (provider, counted) = sdk_meters();
+    attribute_case(
         "user Counter::add + Histogram::record, otel SDK",
-        move |iterations| {
-            for i in 0..iterations {
-                measure_order!(placed, amount, i);
-            }
-        },
-        move || {
-            let _ = provider.force_flush();
-            let (placed, amount) = *totals.lock().unwrap();
-            if placed == amount { placed } else { 0 }
-        },
+        &provider.meter("bench-orders"),
+        counted,
     )
 }
 
@@ -411,12 +432,13 @@ fn order_attributes() -> [opentelemetry::KeyValue; 2] {
     ]
 }
 
-/// Counter and histogram bound to their attribute set once (the API's
-/// `bind`, the counterpart of the `metrics` crate's cached handles),
-/// through workflow-otel's meter provider.
-pub(super) fn bound_metrics_workflow_otel() -> Case {
-    use opentelemetry::metrics::MeterProvider as _;
-    let meter = workflow_otel::metrics::meter_provider().meter("bench-bound");
+/// Counter and histogram of `meter` bound to their attribute set once (the
+/// API's `bind`, the counterpart of the `metrics` crate's cached handles).
+fn bound_case(
+    name: &'static str,
+    meter: &opentelemetry::metrics::Meter,
+    counted: impl Fn() -> u64 + 'static,
+) -> Case {
     let placed = meter
         .u64_counter("bench.bound.placed")
         .build()
@@ -427,59 +449,32 @@ pub(super) fn bound_metrics_workflow_otel() -> Case {
         .build()
         .bind(&order_attributes());
     measurement_case(
-        "bound counter + histogram, workflow-otel",
+        name,
         move |iterations| {
             for i in 0..iterations {
                 placed.add(1);
                 amount.record(black_box((i % 500) as f64 * 0.1));
             }
         },
-        || {
-            let placed = workflow_otel::__private::instrument_total("bench.bound.placed");
-            let amount = workflow_otel::__private::instrument_total("bench.bound.amount");
-            if placed == amount {
-                placed.unwrap_or(0.0) as u64
-            } else {
-                0
-            }
-        },
+        counted,
+    )
+}
+
+/// Bound handles through workflow-otel's meter provider.
+pub(super) fn bound_metrics_workflow_otel() -> Case {
+    use opentelemetry::metrics::MeterProvider as _;
+    let meter = workflow_otel::metrics::meter_provider().meter("bench-bound");
+    bound_case(
+        "bound counter + histogram, workflow-otel",
+        &meter,
+        workflow_otel_counted("bench.bound.placed", "bench.bound.amount"),
     )
 }
 
 /// The same bound handles through the OpenTelemetry metrics SDK.
 pub(super) fn bound_metrics_sdk() -> Case {
     use opentelemetry::metrics::MeterProvider as _;
-    let exporter = TotalsExporter::default();
-    let totals = exporter.0.clone();
-    let provider = opentelemetry_sdk::metrics::SdkMeterProvider::builder()
-        .with_reader(
-            opentelemetry_sdk::metrics::PeriodicReader::builder(exporter)
-                .with_interval(Duration::from_secs(3600))
-                .build(),
-        )
-        .build();
+    let (provider, counted) = sdk_meters();
     let meter = provider.meter("bench-bound");
-    let placed = meter
-        .u64_counter("bench.bound.placed")
-        .build()
-        .bind(&order_attributes());
-    let amount = meter
-        .f64_histogram("bench.bound.amount")
-        .with_unit("USD")
-        .build()
-        .bind(&order_attributes());
-    measurement_case(
-        "bound counter + histogram, otel SDK",
-        move |iterations| {
-            for i in 0..iterations {
-                placed.add(1);
-                amount.record(black_box((i % 500) as f64 * 0.1));
-            }
-        },
-        move || {
-            let _ = provider.force_flush();
-            let (placed, amount) = *totals.lock().unwrap();
-            if placed == amount { placed } else { 0 }
-        },
-    )
+    bound_case("bound counter + histogram, otel SDK", &meter, counted)
 }

@@ -20,10 +20,11 @@ use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
 use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::MetricsServiceServer;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::TraceServiceServer;
 use opentelemetry_proto::tonic::common::v1::{KeyValue as ProtoKeyValue, any_value};
-use opentelemetry_proto::tonic::metrics::v1::{Metric, metric, number_data_point};
+use opentelemetry_proto::tonic::metrics::v1::{Metric, ResourceMetrics, metric, number_data_point};
 use opentelemetry_proto::transform::common::tonic::ResourceAttributesWithSchema;
 use opentelemetry_proto::transform::trace::tonic::group_spans_by_resource_and_scope;
 use opentelemetry_sdk::Resource;
@@ -278,13 +279,13 @@ fn text_attribute<'a>(attributes: &'a [ProtoKeyValue], key: &str) -> Option<&'a 
         )
 }
 
-/// The `workflow.calls` value of `collected_orders` with `outcome`, and the
-/// exemplar ids of its duration histogram, from requests of `service`.
-fn collected(received: &MetricsReceived, service: &str, outcome: &str) -> Option<(i64, Exemplars)> {
-    let requests = received.lock().unwrap();
-    // rotel may batch several services' pushes into one request: only the
-    // resource of `service` counts.
-    let resource = requests
+/// The latest metrics of `service`'s resource. rotel may batch several
+/// services' pushes into one request: only the resource of `service` counts.
+fn latest_of<'a, T>(
+    requests: &'a [(T, ExportMetricsServiceRequest)],
+    service: &str,
+) -> Option<&'a ResourceMetrics> {
+    requests
         .iter()
         .rev()
         .flat_map(|(_, request)| &request.resource_metrics)
@@ -294,7 +295,14 @@ fn collected(received: &MetricsReceived, service: &str, outcome: &str) -> Option
                 .as_ref()
                 .and_then(|resource| text_attribute(&resource.attributes, "service.name"))
                 == Some(service)
-        })?;
+        })
+}
+
+/// The `workflow.calls` value of `collected_orders` with `outcome`, and the
+/// exemplar ids of its duration histogram, from requests of `service`.
+fn collected(received: &MetricsReceived, service: &str, outcome: &str) -> Option<(i64, Exemplars)> {
+    let requests = received.lock().unwrap();
+    let resource = latest_of(&requests, service)?;
     let metrics: Vec<&Metric> = resource
         .scope_metrics
         .iter()
@@ -347,17 +355,7 @@ struct Own {
 
 fn collected_own(received: &MetricsReceived, service: &str) -> Option<Own> {
     let requests = received.lock().unwrap();
-    let resource = requests
-        .iter()
-        .rev()
-        .flat_map(|(_, request)| &request.resource_metrics)
-        .find(|metrics| {
-            metrics
-                .resource
-                .as_ref()
-                .and_then(|resource| text_attribute(&resource.attributes, "service.name"))
-                == Some(service)
-        })?;
+    let resource = latest_of(&requests, service)?;
     let scope = resource.scope_metrics.iter().find(|scope| {
         scope
             .scope

@@ -153,17 +153,12 @@ impl std::fmt::Debug for Callbacks {
     }
 }
 
-/// One registered instrument.
+/// One registered instrument: what it is, its points, and for an
+/// observable one its callbacks and what they observed last.
 #[derive(Debug)]
 pub(crate) struct Instrument {
     pub(crate) scope: Arc<Scope>,
-    pub(crate) name: String,
-    pub(crate) description: String,
-    pub(crate) unit: String,
-    pub(crate) kind: InstrumentKind,
-    pub(crate) number: Number,
-    /// Histogram bucket bounds (empty for other kinds).
-    pub(crate) bounds: Box<[f64]>,
+    pub(crate) spec: Spec,
     /// The Prometheus family, unless its name is taken by another kind.
     pub(crate) prometheus_family: Option<String>,
     pub(crate) created: SystemTime,
@@ -177,7 +172,8 @@ pub(crate) struct Instrument {
     pub(crate) callback_failure_reported: AtomicBool,
 }
 
-/// What a new instrument is made of.
+/// What an instrument is: its name, description, unit, kind, number type
+/// and (histograms) bucket bounds.
 #[derive(Debug)]
 pub(crate) struct Spec {
     pub(crate) name: String,
@@ -185,6 +181,7 @@ pub(crate) struct Spec {
     pub(crate) unit: String,
     pub(crate) kind: InstrumentKind,
     pub(crate) number: Number,
+    /// Histogram bucket bounds (empty for other kinds).
     pub(crate) bounds: Box<[f64]>,
 }
 
@@ -199,12 +196,7 @@ impl Instrument {
     ) -> Instrument {
         Instrument {
             scope,
-            name: spec.name,
-            description: spec.description,
-            unit: spec.unit,
-            kind: spec.kind,
-            number: spec.number,
-            bounds: spec.bounds,
+            spec,
             prometheus_family,
             created: SystemTime::now(),
             exemplar_interval,
@@ -227,8 +219,8 @@ impl Instrument {
     }
 
     fn new_point(&self) -> Point {
-        let (buckets, exemplars) = match self.kind {
-            InstrumentKind::Histogram => (self.bounds.len() + 1, self.bounds.len() + 1),
+        let (buckets, exemplars) = match self.spec.kind {
+            InstrumentKind::Histogram => (self.spec.bounds.len() + 1, self.spec.bounds.len() + 1),
             InstrumentKind::Counter => (0, 1),
             _ => (0, 0),
         };
@@ -248,7 +240,7 @@ impl Instrument {
                  sets (or was given a set of more than {MAX_ATTRIBUTE_SET_BYTES} bytes of \
                  text); such sets are counted in one series with {OVERFLOW_ATTRIBUTE}=true \
                  (Setup::metric_cardinality_limit raises the limit)",
-                self.name, self.limit
+                self.spec.name, self.limit
             );
         }
     }
@@ -277,10 +269,11 @@ impl Instrument {
             return;
         }
         let bucket = self
+            .spec
             .bounds
             .iter()
             .position(|bound| value <= *bound)
-            .unwrap_or(self.bounds.len());
+            .unwrap_or(self.spec.bounds.len());
         point.buckets[bucket].fetch_add(1, Ordering::Relaxed);
         add_float(&point.value, value);
         exemplar::offer(&point.exemplars[bucket], value, self.exemplar_interval);
@@ -289,7 +282,7 @@ impl Instrument {
     /// A `u64` measurement of the point's set.
     #[inline]
     fn record_u64(&self, point: &Point, value: u64) {
-        match self.kind {
+        match self.spec.kind {
             InstrumentKind::Counter => self.add_integer(point, value),
             InstrumentKind::Histogram => self.observe(point, value as f64),
             InstrumentKind::Gauge => point.value.store(value, Ordering::Relaxed),
@@ -299,7 +292,7 @@ impl Instrument {
 
     #[inline]
     fn record_i64(&self, point: &Point, value: i64) {
-        match self.kind {
+        match self.spec.kind {
             InstrumentKind::UpDownCounter => self.add_integer(point, value as u64),
             InstrumentKind::Gauge => point.value.store(value as u64, Ordering::Relaxed),
             _ => {}
@@ -308,7 +301,7 @@ impl Instrument {
 
     #[inline]
     fn record_f64(&self, point: &Point, value: f64) {
-        match self.kind {
+        match self.spec.kind {
             // A counter only goes up: a negative or non-finite increment is
             // dropped, as a Prometheus counter could not show it.
             InstrumentKind::Counter if value >= 0.0 && value.is_finite() => {
@@ -324,13 +317,13 @@ impl Instrument {
     /// Every point as it is now: the recorded ones, or for an observable
     /// instrument what its callbacks observed last.
     pub(crate) fn points(&self, calibration: &Calibration) -> Vec<PointSnapshot> {
-        if self.kind.is_observable() {
+        if self.spec.kind.is_observable() {
             return lock(&self.observed)
                 .iter()
                 .map(|observed| PointSnapshot {
                     attributes: observed.attributes.clone(),
                     start: self.created,
-                    value: self.number.decode(observed.bits),
+                    value: self.spec.number.decode(observed.bits),
                     histogram: None,
                     exemplars: Vec::new(),
                 })
@@ -340,7 +333,7 @@ impl Instrument {
         self.points.for_each(|entry| {
             let point = &entry.point;
             let raw = point.value.load(Ordering::Relaxed);
-            let histogram = (self.kind == InstrumentKind::Histogram).then(|| {
+            let histogram = (self.spec.kind == InstrumentKind::Histogram).then(|| {
                 let buckets: Vec<u64> = point
                     .buckets
                     .iter()
@@ -355,7 +348,7 @@ impl Instrument {
             let value = if histogram.is_some() {
                 NumberValue::F64(f64::from_bits(raw))
             } else {
-                self.number.decode(raw)
+                self.spec.number.decode(raw)
             };
             points.push(PointSnapshot {
                 attributes: entry.attributes.to_vec(),
@@ -509,7 +502,7 @@ impl Observations<'_> {
             self.instrument.report_overflow();
             observed.push(Observed {
                 attributes: overflow.to_vec(),
-                bits: match self.instrument.number {
+                bits: match self.instrument.spec.number {
                     Number::F64 => 0f64.to_bits(),
                     _ => 0,
                 },
@@ -518,7 +511,10 @@ impl Observations<'_> {
         let last = observed
             .last_mut()
             .expect("the overflow point was just made");
-        last.bits = match (self.instrument.kind.data(), self.instrument.number) {
+        last.bits = match (
+            self.instrument.spec.kind.data(),
+            self.instrument.spec.number,
+        ) {
             (DataKind::Gauge, _) => bits,
             (_, Number::F64) => (f64::from_bits(last.bits) + f64::from_bits(bits)).to_bits(),
             _ => last.bits.wrapping_add(bits),
@@ -540,7 +536,7 @@ impl AsyncInstrument<i64> for Observations<'_> {
 
 impl AsyncInstrument<f64> for Observations<'_> {
     fn observe(&self, value: f64, attributes: &[KeyValue]) {
-        let sum = self.instrument.kind.data() != DataKind::Gauge;
+        let sum = self.instrument.spec.kind.data() != DataKind::Gauge;
         if sum && !value.is_finite() {
             return;
         }

@@ -196,16 +196,19 @@ fn register(scope: &Arc<Scope>, mut spec: Spec, callbacks: Callbacks) -> Option<
         spec.name.to_ascii_lowercase(),
     );
     if let Some(known) = registry.by_identity.get(&identity).cloned() {
-        if known.kind != spec.kind || known.number != spec.number || known.unit != spec.unit {
+        if known.spec.kind != spec.kind
+            || known.spec.number != spec.number
+            || known.spec.unit != spec.unit
+        {
             let message = format!(
                 "metric `{}` of scope `{}` was registered as a {:?} {} (unit {:?}) and now as a \
                  {:?} {} (unit {:?}); the first registration is kept and the later one records \
                  nothing",
-                known.name,
+                known.spec.name,
                 scope.name,
-                known.number,
-                known.kind.as_str(),
-                known.unit,
+                known.spec.number,
+                known.spec.kind.as_str(),
+                known.spec.unit,
                 spec.number,
                 spec.kind.as_str(),
                 spec.unit
@@ -213,22 +216,22 @@ fn register(scope: &Arc<Scope>, mut spec: Spec, callbacks: Callbacks) -> Option<
             report(registry, format!("conflict {identity:?}"), &message);
             return None;
         }
-        if known.description != spec.description {
+        if known.spec.description != spec.description {
             let message = format!(
                 "metric `{}` of scope `{}` was registered again with another description; the \
                  first one is kept",
-                known.name, scope.name
+                known.spec.name, scope.name
             );
             report(registry, format!("description {identity:?}"), &message);
         }
-        if known.kind == InstrumentKind::Histogram
+        if known.spec.kind == InstrumentKind::Histogram
             && !spec.bounds.is_empty()
-            && spec.bounds != known.bounds
+            && spec.bounds != known.spec.bounds
         {
             let message = format!(
                 "metric `{}` of scope `{}` was registered again with other bucket bounds; the \
                  first ones are kept",
-                known.name, scope.name
+                known.spec.name, scope.name
             );
             report(registry, format!("bounds {identity:?}"), &message);
         }
@@ -321,7 +324,7 @@ fn observable() -> Vec<Arc<Instrument>> {
     lock(registry())
         .all
         .iter()
-        .filter(|instrument| instrument.kind.is_observable())
+        .filter(|instrument| instrument.spec.kind.is_observable())
         .cloned()
         .collect()
 }
@@ -338,7 +341,7 @@ pub(crate) fn snapshot(calibration: &Calibration) -> Vec<InstrumentSnapshot> {
     let instruments = lock(registry()).all.clone();
     if instruments
         .iter()
-        .any(|instrument| instrument.kind.is_observable())
+        .any(|instrument| instrument.spec.kind.is_observable())
     {
         observe::collect(observable);
     }
@@ -358,7 +361,7 @@ pub(crate) fn total(name: &str) -> Option<f64> {
     let instrument = lock(registry())
         .all
         .iter()
-        .find(|instrument| instrument.name == name)
+        .find(|instrument| instrument.spec.name == name)
         .cloned()?;
     let points = instrument.points(&Calibration::now());
     Some(

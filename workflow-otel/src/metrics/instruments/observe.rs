@@ -119,7 +119,7 @@ fn run(instruments: fn() -> Vec<Arc<Instrument>>) {
             rounds.asked
         };
         for instrument in instruments() {
-            lock(&collector.rounds).running = Some(instrument.name.clone());
+            lock(&collector.rounds).running = Some(instrument.spec.name.clone());
             observe(&instrument);
         }
         let mut rounds = lock(&collector.rounds);
@@ -165,7 +165,7 @@ fn observe(instrument: &Instrument) {
                 eprintln!(
                     "workflow-otel: the callback of metric `{}` panicked ({message}); \
                      it keeps its last values, the other instruments are collected as usual",
-                    instrument.name
+                    instrument.spec.name
                 );
             }
         }

@@ -37,7 +37,7 @@ fn number_point(point: &PointSnapshot, time: u64, start: bool) -> NumberDataPoin
 fn metric(snapshot: &InstrumentSnapshot, time: u64) -> Metric {
     let instrument = &snapshot.instrument;
     let cumulative = AggregationTemporality::Cumulative as i32;
-    let data = match instrument.kind.data() {
+    let data = match instrument.spec.kind.data() {
         DataKind::MonotonicSum | DataKind::Sum => metric::Data::Sum(Sum {
             data_points: snapshot
                 .points
@@ -45,7 +45,7 @@ fn metric(snapshot: &InstrumentSnapshot, time: u64) -> Metric {
                 .map(|point| number_point(point, time, true))
                 .collect(),
             aggregation_temporality: cumulative,
-            is_monotonic: instrument.kind.data() == DataKind::MonotonicSum,
+            is_monotonic: instrument.spec.kind.data() == DataKind::MonotonicSum,
         }),
         DataKind::Gauge => metric::Data::Gauge(Gauge {
             data_points: snapshot
@@ -67,7 +67,7 @@ fn metric(snapshot: &InstrumentSnapshot, time: u64) -> Metric {
                         count: histogram.count,
                         sum: Some(histogram.sum),
                         bucket_counts: histogram.buckets.clone(),
-                        explicit_bounds: instrument.bounds.to_vec(),
+                        explicit_bounds: instrument.spec.bounds.to_vec(),
                         exemplars: proto_exemplars(&point.exemplars, false),
                         ..Default::default()
                     })
@@ -77,9 +77,9 @@ fn metric(snapshot: &InstrumentSnapshot, time: u64) -> Metric {
         }),
     };
     Metric {
-        name: instrument.name.clone(),
-        description: instrument.description.clone(),
-        unit: instrument.unit.clone(),
+        name: instrument.spec.name.clone(),
+        description: instrument.spec.description.clone(),
+        unit: instrument.spec.unit.clone(),
         data: Some(data),
         ..Default::default()
     }

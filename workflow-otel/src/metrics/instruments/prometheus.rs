@@ -243,16 +243,16 @@ pub(crate) fn write(out: &mut String, format: Format, instruments: &[InstrumentS
     }
     for (family, members) in families {
         let first = &members[0].instrument;
-        let kind = family_type(first.kind);
+        let kind = family_type(first.spec.kind);
         let base = family.strip_suffix("_total").filter(|_| kind == "counter");
         let header_name = match (format, base) {
             (Format::OpenMetrics, Some(base)) => base,
             _ => family,
         };
-        help(out, format, header_name, &first.description);
+        help(out, format, header_name, &first.spec.description);
         let _ = writeln!(out, "# TYPE {header_name} {kind}");
         if format == Format::OpenMetrics
-            && let Some(unit) = family_unit(family, &first.unit, first.kind)
+            && let Some(unit) = family_unit(family, &first.spec.unit, first.spec.kind)
         {
             let _ = writeln!(out, "# UNIT {header_name} {unit}");
         }
@@ -269,7 +269,7 @@ pub(crate) fn write(out: &mut String, format: Format, instruments: &[InstrumentS
                         out,
                         family,
                         &labels,
-                        &snapshot.instrument.bounds,
+                        &snapshot.instrument.spec.bounds,
                         histogram,
                         exemplars,
                     ),
