@@ -211,7 +211,11 @@ fn order(id: u64) -> Order {
 /// `GET /metrics`, with a plain socket: what a scraper sees.
 fn scrape(address: std::net::SocketAddr) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(address)?;
-    write!(stream, "GET /metrics HTTP/1.1\r\nHost: {address}\r\n\r\n")?;
+    // The endpoint keeps connections alive; this scraper reads to the end.
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
+    )?;
     let mut answer = String::new();
     stream.read_to_string(&mut answer)?;
     Ok(answer)

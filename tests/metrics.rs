@@ -36,13 +36,38 @@ fn endpoint() -> SocketAddr {
         .expect("listening")
 }
 
-/// The raw answer to one request.
+/// The raw answer to one request: its head, and the body its
+/// `Content-Length` announces (the connection is kept alive, so the answer
+/// ends there, not at the close). A `HEAD` answer has no body.
 fn request(address: SocketAddr, text: &str) -> String {
     let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     stream.write_all(text.as_bytes()).unwrap();
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).unwrap();
-    answer
+    let mut answer = Vec::new();
+    let mut chunk = [0_u8; 4096];
+    let head_end = loop {
+        if let Some(at) = answer.windows(4).position(|window| window == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let read = stream.read(&mut chunk).unwrap();
+        assert!(read > 0, "the connection closed before the head ended");
+        answer.extend_from_slice(&chunk[..read]);
+    };
+    let head = String::from_utf8_lossy(&answer[..head_end]).to_ascii_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length:"))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or(0);
+    let wanted = if text.starts_with("HEAD ") { 0 } else { length };
+    while answer.len() < head_end + wanted {
+        let read = stream.read(&mut chunk).unwrap();
+        assert!(read > 0, "the connection closed before the body ended");
+        answer.extend_from_slice(&chunk[..read]);
+    }
+    String::from_utf8(answer).unwrap()
 }
 
 /// `GET /metrics` in the Prometheus text format: (content type, body).

@@ -22,6 +22,45 @@ pub(crate) enum Format {
     OpenMetrics,
 }
 
+#[cfg(test)]
+mod tests {
+    use super::Format;
+
+    #[test]
+    fn accept_weights_choose_the_format() {
+        let cases = [
+            ("", Format::Prometheus),
+            ("text/plain", Format::Prometheus),
+            // What Prometheus sends.
+            (
+                "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+                Format::OpenMetrics,
+            ),
+            ("application/openmetrics-text", Format::OpenMetrics),
+            (
+                "Application/OpenMetrics-Text; Q=0.3, text/plain;q=0.2",
+                Format::OpenMetrics,
+            ),
+            ("application/openmetrics-text;q=0", Format::Prometheus),
+            (
+                "application/openmetrics-text;q=0.0, text/plain",
+                Format::Prometheus,
+            ),
+            (
+                "text/plain;q=1, application/openmetrics-text;q=0.5",
+                Format::Prometheus,
+            ),
+            (
+                "application/openmetrics-text;q=nonsense",
+                Format::Prometheus,
+            ),
+        ];
+        for (accept, expected) in cases {
+            assert_eq!(Format::from_accept(accept), expected, "{accept}");
+        }
+    }
+}
+
 impl Format {
     pub(crate) fn content_type(self) -> &'static str {
         match self {
@@ -30,12 +69,27 @@ impl Format {
         }
     }
 
-    /// OpenMetrics if the `Accept` header lists it, as Prometheus does.
+    /// OpenMetrics if the `Accept` header asks for it (as Prometheus does)
+    /// at least as much as for the text format, by the media ranges' `q`
+    /// weights (RFC 9110): `application/openmetrics-text;q=0` is a refusal.
     pub(crate) fn from_accept(accept: &str) -> Format {
-        if accept
-            .to_ascii_lowercase()
-            .contains("application/openmetrics-text")
-        {
+        let (mut open_metrics, mut text) = (0.0_f32, 0.0_f32);
+        for range in accept.split(',') {
+            let mut parts = range.split(';');
+            let media = parts.next().unwrap_or_default().trim().to_ascii_lowercase();
+            let weight = parts
+                .filter_map(|parameter| parameter.split_once('='))
+                .find(|(name, _)| name.trim().eq_ignore_ascii_case("q"))
+                .map_or(1.0, |(_, value)| {
+                    value.trim().parse::<f32>().unwrap_or(0.0).clamp(0.0, 1.0)
+                });
+            match media.as_str() {
+                "application/openmetrics-text" => open_metrics = open_metrics.max(weight),
+                "text/plain" | "text/*" | "*/*" => text = text.max(weight),
+                _ => {}
+            }
+        }
+        if open_metrics > 0.0 && open_metrics >= text {
             Format::OpenMetrics
         } else {
             Format::Prometheus

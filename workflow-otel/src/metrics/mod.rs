@@ -100,7 +100,7 @@ pub use instruments::{
     CALLBACK_DEADLINE, DEFAULT_CARDINALITY_LIMIT, DEFAULT_HISTOGRAM_BOUNDARIES,
     MAX_ATTRIBUTE_SET_BYTES, MAX_INSTRUMENTS, WorkflowMeterProvider, meter_provider,
 };
-pub use prometheus::{CLIENT_TIMEOUT, MAX_REQUEST_HEAD};
+pub use prometheus::{CLIENT_TIMEOUT, MAX_CONNECTION_TIME, MAX_CONNECTIONS, MAX_REQUEST_HEAD};
 pub use series::{MAX_ERROR_TYPES, MAX_SERIES};
 use series::{Outcome, Series, SeriesKind};
 
