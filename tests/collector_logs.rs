@@ -72,6 +72,9 @@ fn body(record: &LogRecord) -> String {
 /// The example's records at INFO and above: 12 inside workflows, 2 outside.
 const RECORDS: usize = 14;
 
+/// The spans the example records (its JSON-lines file holds 11).
+const SPANS: usize = 11;
+
 #[test]
 fn log_records_reach_a_real_collector_with_their_trace_context() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -203,5 +206,44 @@ fn a_backend_that_never_answers_costs_the_shutdown_bound_and_is_reported() {
         )),
         "{stderr}"
     );
+    drop(silent);
+}
+
+/// Traces, metrics and logs into one backend that accepts and never
+/// answers, each with an export timeout far past the bound, a metrics push
+/// under way when the guard drops: the process ends within the one 5 s
+/// shutdown bound (plus start-up), and every signal says what it lost.
+#[test]
+fn every_signal_into_a_silent_backend_ends_within_the_one_bound() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = silent.local_addr().unwrap();
+    let started = Instant::now();
+    let output = Command::new(example_binary("logs"))
+        .env("OTEL_TRACES_EXPORTER", "otlp")
+        .env("OTEL_METRICS_EXPORTER", "otlp")
+        .env("OTEL_LOGS_EXPORTER", "otlp")
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{address}"))
+        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "60000")
+        .env("OTEL_METRIC_EXPORT_TIMEOUT", "60000")
+        // A push every millisecond: one is under way at shutdown.
+        .env("OTEL_METRIC_EXPORT_INTERVAL", "1")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the logs example runs");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    // Before the bound held for every signal, this took the 60 s timeout.
+    assert!(took < Duration::from_secs(9), "{took:?}: {stderr}");
+    for said in [
+        format!("{RECORDS} of {RECORDS} log records were not exported"),
+        format!(
+            "{SPANS} spans dropped (queue full, export failed or timed out); {SPANS} dropped and 0 exported in all"
+        ),
+        "a metrics push was still under way after the shutdown bound".to_owned(),
+    ] {
+        assert!(stderr.contains(&said), "missing `{said}` in:\n{stderr}");
+    }
     drop(silent);
 }

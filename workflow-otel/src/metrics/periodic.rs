@@ -56,6 +56,8 @@ struct Control {
     /// Flushes asked for, and done: a flush waits until `done` reaches its number.
     asked: u64,
     done: u64,
+    /// The thread has returned (after its last push, or a panic).
+    ended: bool,
 }
 
 /// Counts of pushes, for the shutdown report and tests.
@@ -77,7 +79,9 @@ struct Shared {
 pub(crate) struct PeriodicExport {
     shared: Arc<Shared>,
     thread: Option<JoinHandle<()>>,
-    timeout: Duration,
+    /// How long a flush waits: the push timeout, within the shutdown bound.
+    flush_timeout: Duration,
+    shutdown_timeout: Duration,
 }
 
 /// How often a failing push is reported on stderr, at most.
@@ -101,19 +105,25 @@ impl PeriodicExport {
             .name("workflow-otel-metrics".to_owned())
             .spawn({
                 let shared = shared.clone();
-                move || run(&shared, &targets, interval, timeout, shutdown_timeout)
+                move || {
+                    let _ended = Ended(&shared);
+                    run(&shared, &targets, interval, timeout, shutdown_timeout);
+                }
             })?;
-        *lock(&CURRENT) = (Arc::downgrade(&shared), timeout);
+        let flush_timeout = timeout.min(shutdown_timeout);
+        *lock(&CURRENT) = (Arc::downgrade(&shared), flush_timeout);
         Ok(PeriodicExport {
             shared,
             thread: Some(thread),
-            timeout,
+            flush_timeout,
+            shutdown_timeout,
         })
     }
 
-    /// Pushes now and waits for it, at most the push timeout.
+    /// Pushes now and waits for it, at most the push timeout and the
+    /// shutdown bound: a push that hangs holds up no flush past it.
     pub(crate) fn flush(&self) {
-        flush_shared(&self.shared, self.timeout);
+        flush_shared(&self.shared, self.flush_timeout);
     }
 
     /// Stops the thread after a last push, without waiting for it.
@@ -161,12 +171,48 @@ fn flush_shared(shared: &Shared, timeout: Duration) {
     }
 }
 
+/// Marks the thread ended when it returns or unwinds.
+struct Ended<'a>(&'a Shared);
+
+impl Drop for Ended<'_> {
+    fn drop(&mut self) {
+        lock(&self.0.control).ended = true;
+        self.0.wake.notify_all();
+    }
+}
+
 impl Drop for PeriodicExport {
     fn drop(&mut self) {
         self.stop();
-        // The last push is bounded by the timeout, so this join is too.
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
+        // The last push is bounded by the shutdown timeout, but a push that
+        // was already under way has its own (longer) one: wait for the
+        // thread no longer than the bound, then let it go.
+        let deadline = Instant::now() + self.shutdown_timeout + Duration::from_millis(100);
+        let mut control = lock(&self.shared.control);
+        while !control.ended {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            control = self
+                .shared
+                .wake
+                .wait_timeout(control, left)
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .0;
+        }
+        let ended = control.ended;
+        drop(control);
+        match self.thread.take() {
+            Some(thread) if ended => {
+                let _ = thread.join();
+            }
+            _ => eprintln!(
+                "workflow-otel: a metrics push was still under way after the shutdown bound \
+                 ({:?}); it is left to finish or time out on its own, and the totals since \
+                 the last push that succeeded may not reach the backend",
+                self.shutdown_timeout
+            ),
         }
         let counts = self.counts();
         if counts.failed > 0 {

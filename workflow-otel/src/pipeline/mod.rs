@@ -110,6 +110,9 @@ struct Counters {
     urgent: AtomicBool,
     /// Times the worker woke up: an idle worker must not spin.
     wakeups: AtomicU64,
+    /// Drops already reported (by the worker, or by a shutdown that gave up
+    /// waiting for it).
+    reported: AtomicU64,
 }
 
 impl Counters {
@@ -150,6 +153,7 @@ struct Shared {
     /// Whether spans ended after shutdown were reported once on stderr.
     reported_late: AtomicBool,
     spare: Arc<SpareBuffers>,
+    drop_report: fn(&DropReport),
 }
 
 /// Where finished spans go: a queue and a worker thread in front of one
@@ -201,7 +205,6 @@ impl Pipeline {
         let worker = Worker {
             drop_report: config.drop_report,
             drop_report_interval: config.drop_report_interval,
-            reported: 0,
             last_report: Instant::now(),
             exporter,
             data: receiver.clone(),
@@ -256,6 +259,7 @@ impl Pipeline {
                 shut_down: AtomicBool::new(false),
                 reported_late: AtomicBool::new(false),
                 spare,
+                drop_report: config.drop_report,
             }),
         }
     }
@@ -374,12 +378,27 @@ impl Pipeline {
         drop(receiver);
     }
 
-    /// Counts everything the worker did not settle in time as dropped.
+    /// Counts everything the worker did not settle in time as dropped, and
+    /// reports it now: the worker, stuck in its exporter, may never do so
+    /// before the process exits.
     fn abandon(&self) {
         self.close_queue();
-        let counters = &self.shared.counters;
+        let shared = &*self.shared;
+        let counters = &shared.counters;
         let unsettled = counters.in_flight.swap(0, Ordering::AcqRel);
-        counters.dropped.fetch_add(unsettled, Ordering::Relaxed);
+        let dropped_total = counters.dropped.fetch_add(unsettled, Ordering::Relaxed) + unsettled;
+        let reported = counters.reported.fetch_max(dropped_total, Ordering::AcqRel);
+        if dropped_total > reported {
+            (shared.drop_report)(&DropReport {
+                dropped: dropped_total - reported,
+                dropped_total,
+                exported_total: counters.exported.load(Ordering::Relaxed),
+                last_error: Some(format!(
+                    "the exporter did not finish within the shutdown timeout ({:?})",
+                    shared.shutdown_timeout
+                )),
+            });
+        }
     }
 
     fn request(&self, make: fn(SyncSender<OTelSdkResult>, Instant) -> Control) -> OTelSdkResult {

@@ -36,8 +36,7 @@ const RETRY_WAIT: Duration = Duration::from_millis(1);
 pub(super) struct Worker<E> {
     pub(super) drop_report: fn(&DropReport),
     pub(super) drop_report_interval: Duration,
-    /// Drops already reported, and when.
-    pub(super) reported: u64,
+    /// When drops were last reported.
     pub(super) last_report: Instant,
     pub(super) exporter: E,
     pub(super) data: SharedReceiver,
@@ -147,14 +146,20 @@ impl<E: SpanExporter + 'static> Worker<E> {
     fn report_drops(&mut self, stopping: bool) {
         let dropped_total = self.counters.dropped.load(Ordering::Relaxed);
         let due = stopping || self.last_report.elapsed() >= self.drop_report_interval;
-        if dropped_total > self.reported && due {
+        if !due || dropped_total <= self.counters.reported.load(Ordering::Acquire) {
+            return;
+        }
+        let reported = self
+            .counters
+            .reported
+            .fetch_max(dropped_total, Ordering::AcqRel);
+        if dropped_total > reported {
             (self.drop_report)(&DropReport {
-                dropped: dropped_total - self.reported,
+                dropped: dropped_total - reported,
                 dropped_total,
                 exported_total: self.counters.exported.load(Ordering::Relaxed),
                 last_error: self.last_error.take(),
             });
-            self.reported = dropped_total;
             self.last_report = Instant::now();
         }
     }

@@ -39,15 +39,20 @@ impl TelemetryGuard {
     /// trees of finished traces now) and waits for the exporter, at most the
     /// pipeline's shutdown timeout.
     /// Pushed metrics (OTLP, console) are sent now as well.
+    ///
+    /// The three signals flush at once, each within the shutdown timeout:
+    /// a backend that hangs holds up the flush no longer than that.
     pub fn flush(&self) {
-        if let Err(error) = self.pipeline.force_flush() {
-            eprintln!("workflow-otel: flushing the pipeline failed: {error}");
-        }
-        if let Some(push) = &self.metrics.push {
-            push.flush();
-        }
-        #[cfg(feature = "logs")]
-        self.logs.flush();
+        std::thread::scope(|scope| {
+            if let Some(push) = &self.metrics.push {
+                scope.spawn(|| push.flush());
+            }
+            #[cfg(feature = "logs")]
+            scope.spawn(|| self.logs.flush());
+            if let Err(error) = self.pipeline.force_flush() {
+                eprintln!("workflow-otel: flushing the pipeline failed: {error}");
+            }
+        });
     }
 
     /// Log records emitted and not exported so far (OTLP logs): dropped by a
@@ -93,17 +98,18 @@ impl Drop for TelemetryGuard {
         #[cfg(feature = "logs")]
         let logs = &mut self.logs;
         let pipeline = &self.pipeline;
+        let metrics = std::mem::take(&mut self.metrics);
         std::thread::scope(|scope| {
-            // Log records go out while the pipeline shuts down, within the
-            // same bound.
+            // Log records and the last metrics push go out while the
+            // pipeline shuts down, each within the same bound.
             #[cfg(feature = "logs")]
             scope.spawn(move || logs.shutdown(timeout));
-            let _ = (scope, timeout);
+            // Waits for the push thread (at most the bound) and closes the endpoint.
+            scope.spawn(move || drop(metrics));
+            let _ = timeout;
             if let Err(error) = pipeline.shutdown() {
                 eprintln!("workflow-otel: shutting the pipeline down failed: {error}");
             }
         });
-        // Joins the push thread and closes the endpoint.
-        self.metrics = metrics::RunningMetrics::default();
     }
 }
