@@ -196,3 +196,75 @@ fn spans_that_end_after_their_root_was_printed_are_marked_as_a_late_part() {
         format!("trace {trace_id} (late part: spans that ended after the tree above was printed)")
     );
 }
+
+/// An OSC title, a bell, a screen clear, a carriage return and a
+/// right-to-left override: what an error text or a foreign span name could
+/// carry from a peer.
+const HOSTILE: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\rover\u{202e}txt";
+
+#[step(args(label))]
+fn hostile_step(label: &str, tracer: &opentelemetry_sdk::trace::SdkTracer) -> Result<(), String> {
+    use opentelemetry::trace::Tracer as _;
+    tracer.in_span(format!("foreign {HOSTILE}"), |_| {});
+    Err(format!("declined {label}"))
+}
+
+#[workflow]
+fn hostile_workflow(tracer: &opentelemetry_sdk::trace::SdkTracer) -> Result<(), String> {
+    hostile_step(HOSTILE, tracer)
+}
+
+/// Whether `character` would act on a terminal rather than show.
+fn acts_on_a_terminal(character: char) -> bool {
+    (character.is_control() && character != '\n') || ('\u{202a}'..='\u{202e}').contains(&character)
+}
+
+#[test]
+fn control_characters_in_errors_arguments_and_foreign_names_are_shown_not_obeyed() {
+    use opentelemetry::trace::TracerProvider as _;
+    let screen = Screen::default();
+    let pipeline = console(&screen, 100);
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(pipeline.span_processor())
+        .build();
+    let tracer = provider.tracer("other");
+    let _ = Instrumentation::new(&pipeline).run(|| hostile_workflow(&tracer));
+    pipeline.shutdown().unwrap();
+    let text = screen.text();
+    assert!(
+        !text.chars().any(acts_on_a_terminal),
+        "raw control characters reach the terminal:\n{text:?}"
+    );
+    let visible = r"\u{1b}]0;owned\u{7}\u{1b}[2J\u{d}over\u{202e}txt";
+    let lines: Vec<&str> = text.lines().collect();
+    // The tree: the workflow and the step failed with the error text, the
+    // step's argument as Rust writes a string, the foreign span's name.
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[1].starts_with("workflow hostile_workflow ["),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[1].ends_with(&format!("] ✗ declined {visible}")),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].starts_with(
+            r#"└── step hostile_step(label="\u{1b}]0;owned\u{7}\u{1b}[2J\rover\u{202e}txt") ["#
+        ),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[2].ends_with(&format!("] ✗ declined {visible}")),
+        "{}",
+        lines[2]
+    );
+    assert!(
+        lines[3].starts_with(&format!("    └── span foreign {visible} [")),
+        "{}",
+        lines[3]
+    );
+}

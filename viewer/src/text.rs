@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
+use workflow_otel::terminal_safe;
+
 use crate::model::{Kind, Span, Trace, human};
 
 /// Deepest level a tree shows; deeper spans are summed up in one line.
@@ -46,12 +48,12 @@ pub(crate) fn tree(trace: &Trace) -> String {
             out,
             "{mark}{inherited}{branch}{} {} [{}]",
             span.kind.label(),
-            span.name,
+            terminal_safe(&span.name),
             human(span.duration())
         );
         match &span.error {
             Some(error) => {
-                let _ = writeln!(out, " ✗ {}", first_line(error));
+                let _ = writeln!(out, " ✗ {}", terminal_safe(first_line(error)));
             }
             None => out.push_str(" ✓\n"),
         }
@@ -170,7 +172,7 @@ pub(crate) fn summary(rows: &[SummaryRow]) -> String {
     for row in rows {
         let mut cells = vec![
             row.kind.label().to_owned(),
-            row.name.clone(),
+            terminal_safe(&row.name).into_owned(),
             row.count.to_string(),
             row.errors.to_string(),
             format!(

@@ -340,3 +340,47 @@ fn hostile_files_are_shown_or_skipped_never_fatal() {
     view(&["--html", html.to_str().unwrap(), file.to_str().unwrap()]);
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// What a peer could put in an error text or a span name: an OSC title,
+/// a bell, a screen clear, a carriage return, a right-to-left override.
+const HOSTILE: &str = "\u{1b}]0;owned\u{7}\u{1b}[2J\rover\u{202e}txt";
+
+#[step]
+fn hostile_charge() -> Result<(), String> {
+    Err(format!("declined {HOSTILE}"))
+}
+
+#[workflow(name = "hostile")]
+fn hostile_order(tracer: &opentelemetry_sdk::trace::SdkTracer) -> Result<(), String> {
+    use opentelemetry::trace::Tracer as _;
+    tracer.in_span(format!("foreign {HOSTILE}"), |_| {});
+    hostile_charge()
+}
+
+#[test]
+fn control_characters_in_files_are_shown_not_obeyed() {
+    use opentelemetry::trace::TracerProvider as _;
+    let dir = scratch("hostile");
+    let path = dir.join("hostile.jsonl");
+    let pipeline = Pipeline::new(JsonLinesExporter::create(&path).unwrap());
+    let provider = opentelemetry_sdk::trace::SdkTracerProvider::builder()
+        .with_span_processor(pipeline.span_processor())
+        .build();
+    let tracer = provider.tracer("other");
+    let _ = Instrumentation::new(&pipeline).run(|| hostile_order(&tracer));
+    pipeline.shutdown().unwrap();
+    let file = path.to_str().unwrap();
+    let visible = r"\u{1b}]0;owned\u{7}\u{1b}[2J\u{d}over\u{202e}txt";
+    let acts_on_a_terminal = |character: char| {
+        (character.is_control() && character != '\n')
+            || ('\u{202a}'..='\u{202e}').contains(&character)
+    };
+    let (tree, _) = view(&[file]);
+    assert!(!tree.chars().any(acts_on_a_terminal), "{tree:?}");
+    assert!(tree.contains(&format!("foreign {visible} [")), "{tree}");
+    assert!(tree.contains(&format!("✗ declined {visible}")), "{tree}");
+    let (summary, _) = view(&["--summary", file]);
+    assert!(!summary.chars().any(acts_on_a_terminal), "{summary:?}");
+    assert!(summary.contains(&format!("foreign {visible}")), "{summary}");
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -3,4 +3,5 @@
 
 #[cfg(feature = "serde")]
 pub(crate) mod read_json;
+pub(crate) mod terminal;
 pub(crate) mod tree;

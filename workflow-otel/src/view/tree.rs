@@ -3,6 +3,8 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fmt::Write as _;
+
+use crate::view::terminal::terminal_safe;
 use std::time::Duration;
 
 use opentelemetry::trace::{SpanId, Status, TraceId};
@@ -355,16 +357,19 @@ fn render_node(
 ) {
     let indent = "  ".repeat(depth);
     let scope = match node.kind() {
-        NodeKind::Other => format!(" scope={}", node.span.instrumentation_scope.name()),
+        NodeKind::Other => format!(
+            " scope={}",
+            terminal_safe(node.span.instrumentation_scope.name())
+        ),
         _ => String::new(),
     };
     let _ = writeln!(
         out,
         "{indent}{} #{} [{}{scope}] {}",
-        node.span.name,
+        terminal_safe(&node.span.name),
         number,
         kind_label(node),
-        status_text(&node.span.status)
+        terminal_safe(&status_text(&node.span.status))
     );
     let mut attributes: Vec<&KeyValue> = node
         .span
@@ -375,14 +380,19 @@ fn render_node(
     attributes.sort_by(|a, b| a.key.as_str().cmp(b.key.as_str()));
     for kv in attributes {
         let value = normaliser.value(&kv.key, &kv.value);
-        let _ = writeln!(out, "{indent}  | {}: {value}", kv.key);
+        let _ = writeln!(
+            out,
+            "{indent}  | {}: {}",
+            terminal_safe(kv.key.as_str()),
+            terminal_safe(&value)
+        );
     }
     for event in node.span.events.iter() {
         let _ = writeln!(
             out,
             "{indent}  | event {} {{{}}}",
-            event.name,
-            attribute_list(&event.attributes, normaliser)
+            terminal_safe(&event.name),
+            terminal_safe(&attribute_list(&event.attributes, normaliser))
         );
     }
     for link in node.span.links.iter() {
@@ -390,7 +400,7 @@ fn render_node(
             out,
             "{indent}  | link {} {{{}}}",
             normaliser.span_ref(link.span_context.span_id()),
-            attribute_list(&link.attributes, normaliser)
+            terminal_safe(&attribute_list(&link.attributes, normaliser))
         );
     }
 }
@@ -462,7 +472,9 @@ fn console_line(node: &SpanNode, prefix: &str, out: &mut String) {
                 .is_some_and(|value| value.as_str() == attr::STATUS_CANCELLED)
         });
     let mark = match &node.span.status {
-        Status::Error { description } => format!("✗ {}", first_line(description)),
+        Status::Error { description } => {
+            format!("✗ {}", terminal_safe(&first_line(description)))
+        }
         _ if cancelled => "⊘ cancelled".to_owned(),
         _ => "✓".to_owned(),
     };
@@ -473,7 +485,11 @@ fn console_line(node: &SpanNode, prefix: &str, out: &mut String) {
         .iter()
         .filter_map(|kv| {
             let name = kv.key.as_str().strip_prefix("arg.")?;
-            Some(format!("{name}={}", literal(&kv.value)))
+            Some(format!(
+                "{}={}",
+                terminal_safe(name),
+                terminal_safe(&literal(&kv.value))
+            ))
         })
         .collect();
     let args = if args.is_empty() {
@@ -489,7 +505,7 @@ fn console_line(node: &SpanNode, prefix: &str, out: &mut String) {
     let _ = writeln!(
         out,
         "{prefix}{label} {}{args} [{}] {mark}",
-        node.span.name,
+        terminal_safe(&node.span.name),
         human_duration(node.duration()),
     );
 }
