@@ -7,6 +7,10 @@ pub const MAX_BAGGAGE_MEMBERS: usize = 180;
 /// At most this many bytes of baggage are read or written.
 pub const MAX_BAGGAGE_BYTES: usize = 8192;
 
+/// Most bytes of a `baggage` header read (whitespace and empty members
+/// included): four times what can be propagated; the rest is ignored.
+pub const MAX_BAGGAGE_HEADER_BYTES: usize = 4 * MAX_BAGGAGE_BYTES;
+
 /// One baggage entry: the decoded key and value, and its properties as written.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BaggageEntry {
@@ -81,23 +85,28 @@ fn parse_member(member: &str) -> Result<BaggageEntry, HeaderError> {
 }
 
 /// Parses a `baggage` value. A malformed member is skipped with its reason
-/// (the others still count); members past 180, or past 8192 bytes of header
-/// (spaces and empty members included), are dropped whole, never cut.
+/// (the others still count). The limits are counted as the specification
+/// counts them, on the members as they are propagated (trimmed, joined by
+/// commas): past 180 members, or a member that would take the written form
+/// past 8192 bytes, is dropped whole, never cut. Optional whitespace and
+/// empty members cost nothing there; of the header itself at most
+/// [`MAX_BAGGAGE_HEADER_BYTES`] are read.
 pub fn parse_baggage(value: &str) -> (Vec<BaggageEntry>, Vec<HeaderError>) {
     let mut entries = Vec::new();
     let mut problems = Vec::new();
-    let mut size = 0;
+    let mut read = 0;
     let mut written = 0;
     for member in value.split(',') {
+        read += member.len() + 1;
+        if read > MAX_BAGGAGE_HEADER_BYTES + 1 {
+            problems.push(error(format!(
+                "the baggage header is longer than {MAX_BAGGAGE_HEADER_BYTES} bytes; the rest is \
+                 not read"
+            )));
+            break;
+        }
         let trimmed = member.trim_matches(optional_whitespace);
         if trimmed.is_empty() {
-            size += member.len() + 1;
-            if size > MAX_BAGGAGE_BYTES {
-                problems.push(error(
-                    "baggage is longer than 8192 bytes; the rest is dropped",
-                ));
-                break;
-            }
             continue;
         }
         if entries.len() == MAX_BAGGAGE_MEMBERS {
@@ -106,21 +115,14 @@ pub fn parse_baggage(value: &str) -> (Vec<BaggageEntry>, Vec<HeaderError>) {
             ));
             break;
         }
-        size += member.len() + usize::from(size > 0);
-        if size > MAX_BAGGAGE_BYTES {
-            problems.push(error(
-                "baggage is longer than 8192 bytes; the rest is dropped",
-            ));
-            break;
-        }
         match parse_member(trimmed) {
             Ok(entry) => {
-                // What is accepted must also fit when written again, where
-                // a decoded U+FFFD takes nine bytes for the three it replaced.
+                // Counted as written again, where a decoded U+FFFD takes
+                // nine bytes for the three it replaced.
                 let needed = written_len(&entry) + usize::from(written > 0);
                 if written + needed > MAX_BAGGAGE_BYTES {
                     problems.push(error(format!(
-                        "baggage member {:?} would pass 8192 bytes when written; dropped",
+                        "baggage member {:?} would take the baggage past 8192 bytes; dropped",
                         entry.key
                     )));
                     continue;
@@ -269,5 +271,38 @@ mod tests {
             },
         ]);
         assert_eq!(written.len(), 5002);
+    }
+
+    /// 63 members of 129 bytes take 8 189 bytes written: they fit, however
+    /// much optional whitespace and how many empty members surround them; a
+    /// 64th does not.
+    #[test]
+    fn whitespace_and_empty_members_do_not_count_toward_the_limit() {
+        let members: Vec<String> = (0..63)
+            .map(|i| format!("k{i:02}={}", "v".repeat(125)))
+            .collect();
+        assert!(members.iter().all(|member| member.len() == 129));
+        let padded = members
+            .iter()
+            .map(|member| format!(" \t {member} \t "))
+            .collect::<Vec<_>>()
+            .join(", ,");
+        assert!(padded.len() > MAX_BAGGAGE_BYTES);
+        let (entries, problems) = parse_baggage(&padded);
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!(entries.len(), 63);
+        let written = format_baggage(&entries);
+        assert_eq!(written.len(), 63 * 129 + 62);
+        assert_eq!(written, members.join(","));
+        // One more member does not fit; it alone is dropped.
+        let (entries, problems) = parse_baggage(&format!("{padded}, k63=vvvv"));
+        assert_eq!(entries.len(), 63);
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].0.contains("k63"), "{problems:?}");
+        // The header itself is read up to its own bound.
+        let (entries, problems) =
+            parse_baggage(&format!("a=1,{},b=2", " ".repeat(MAX_BAGGAGE_HEADER_BYTES)));
+        assert_eq!(entries.len(), 1);
+        assert!(problems[0].0.contains("not read"), "{problems:?}");
     }
 }

@@ -18,7 +18,8 @@ mod tracestate;
 
 pub(crate) use baggage::percent_encode;
 pub use baggage::{
-    BaggageEntry, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_MEMBERS, format_baggage, parse_baggage,
+    BaggageEntry, MAX_BAGGAGE_BYTES, MAX_BAGGAGE_HEADER_BYTES, MAX_BAGGAGE_MEMBERS, format_baggage,
+    parse_baggage,
 };
 pub use traceparent::TraceParent;
 pub use tracestate::{
