@@ -247,3 +247,29 @@ fn every_signal_into_a_silent_backend_ends_within_the_one_bound() {
     }
     drop(silent);
 }
+
+/// With the default console trees, stdout stays the stream of JSON lines
+/// (`cargo run --example logs | jq` reads every line); the trees go to stderr.
+#[test]
+fn json_log_lines_keep_stdout_to_themselves() {
+    let output = Command::new(example_binary("logs"))
+        .env_remove("OTEL_TRACES_EXPORTER")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the logs example runs");
+    assert!(output.status.success());
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    assert_eq!(stdout.lines().count(), RECORDS, "{stdout}");
+    for line in stdout.lines() {
+        let line: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|error| panic!("{error}: {line}"));
+        assert_eq!(line["service.name"], "importer");
+    }
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(
+        stderr
+            .lines()
+            .any(|line| line.starts_with("workflow import_batch [")),
+        "{stderr}"
+    );
+}

@@ -416,6 +416,12 @@ impl Setup {
         for problem in &metric_problems {
             eprintln!("workflow-otel: {problem}; metrics go on without it");
         }
+        // JSON log lines on stdout stay a stream a tool can read line by
+        // line: the console trees go to stderr then.
+        #[cfg(feature = "logs")]
+        let trees_to_stderr = self.logs.format == Some(crate::logs::LogFormat::Json);
+        #[cfg(not(feature = "logs"))]
+        let trees_to_stderr = false;
         #[cfg(feature = "logs")]
         let logs = match logs::start(self.logs, &env, &resource) {
             Ok(running) => running,
@@ -443,6 +449,9 @@ impl Setup {
             match choice {
                 Chosen::Custom(exporter) => exporters.push(exporter),
                 Chosen::Kind(ExporterKind::None) => {}
+                Chosen::Kind(ExporterKind::Console) if trees_to_stderr => {
+                    exporters.push(Box::new(ConsoleExporter::with_writer(std::io::stderr())))
+                }
                 Chosen::Kind(ExporterKind::Console) => {
                     exporters.push(Box::new(ConsoleExporter::new()))
                 }
