@@ -346,7 +346,24 @@ fn bad_certificate_files_are_setup_errors() {
     let not_pem = certificates.dir.join("not.pem");
     std::fs::write(&not_pem, "this is not a certificate").unwrap();
     let missing = certificates.dir.join("missing.pem");
-    let cases: [(OtlpTls, &str, &Path, &str); 4] = [
+    // A valid key, of another certificate.
+    let other_key = certificates.dir.join("other-key.pem");
+    std::fs::write(&other_key, KeyPair::generate().unwrap().serialize_pem()).unwrap();
+    let mismatch = format!(
+        "the key does not belong to the client certificate {}",
+        certificates.client_certificate.display()
+    );
+    let cases: [(OtlpTls, &str, &Path, &str); 5] = [
+        (
+            OtlpTls {
+                client_certificate: Some(certificates.client_certificate.clone()),
+                client_key: Some(other_key.clone()),
+                ..OtlpTls::default()
+            },
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            &other_key,
+            &mismatch,
+        ),
         (
             OtlpTls {
                 certificate: Some(not_pem.clone()),
@@ -387,11 +404,18 @@ fn bad_certificate_files_are_setup_errors() {
     ];
     for (tls, setting, path, reason) in cases {
         let address: SocketAddr = "127.0.0.1:4317".parse().unwrap();
-        let error =
-            OtlpExporter::new(&settings(OtlpProtocol::Grpc, address, tls)).expect_err(reason);
-        assert_eq!(error.setting, setting);
-        assert_eq!(error.value, path.display().to_string());
-        assert!(error.reason.contains(reason), "{error}");
+        // Over every protocol: the files are checked before any transport.
+        for protocol in [
+            OtlpProtocol::Grpc,
+            OtlpProtocol::HttpProtobuf,
+            OtlpProtocol::HttpJson,
+        ] {
+            let error =
+                OtlpExporter::new(&settings(protocol, address, tls.clone())).expect_err(reason);
+            assert_eq!(error.setting, setting, "{protocol:?}");
+            assert_eq!(error.value, path.display().to_string(), "{protocol:?}");
+            assert!(error.reason.contains(reason), "{protocol:?}: {error}");
+        }
     }
     let _ = std::fs::remove_dir_all(&certificates.dir);
 }

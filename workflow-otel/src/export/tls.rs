@@ -53,6 +53,7 @@ pub(crate) fn load(settings: &OtlpSettings) -> Result<LoadedTls, SetupError> {
             )?;
             let key_pem = read("OTEL_EXPORTER_OTLP_CLIENT_KEY", key)?;
             check_key(key, &key_pem)?;
+            check_identity((certificate, &certificate_pem), (key, &key_pem))?;
             loaded.identity = Some((certificate_pem, key_pem));
         }
         (Some(path), None) => {
@@ -127,6 +128,55 @@ fn check_key(path: &std::path::Path, pem: &[u8]) -> Result<(), SetupError> {
 
 #[cfg(not(feature = "tls"))]
 fn check_key(_: &std::path::Path, _: &[u8]) -> Result<(), SetupError> {
+    Ok(())
+}
+
+/// The client key belongs to the client certificate (their public keys are
+/// the same), and rustls can use it: said at setup, naming both files, not
+/// at the first export as a transport error.
+#[cfg(feature = "tls")]
+fn check_identity(
+    (certificate_path, certificate_pem): (&std::path::Path, &[u8]),
+    (key_path, key_pem): (&std::path::Path, &[u8]),
+) -> Result<(), SetupError> {
+    use rustls_pki_types::pem::PemObject as _;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    let fail = |reason: String| {
+        SetupError::new(
+            "OTEL_EXPORTER_OTLP_CLIENT_KEY",
+            &key_path.display().to_string(),
+            reason,
+        )
+    };
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(certificate_pem)
+        .filter_map(Result::ok)
+        .collect();
+    let Ok(key) = PrivateKeyDer::from_pem_slice(key_pem) else {
+        return Ok(());
+    };
+    let provider = rustls::crypto::ring::default_provider();
+    match rustls::sign::CertifiedKey::from_der(chain, key, &provider) {
+        Ok(_) => Ok(()),
+        Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::KeyMismatch)) => {
+            Err(fail(format!(
+                "the key does not belong to the client certificate {} \
+                 (OTEL_EXPORTER_OTLP_CLIENT_CERTIFICATE): their public keys differ",
+                certificate_path.display()
+            )))
+        }
+        // rustls names what it cannot use, never the key's bytes.
+        Err(error) => Err(fail(format!(
+            "the key cannot be used with the client certificate {}: {error}",
+            certificate_path.display()
+        ))),
+    }
+}
+
+#[cfg(not(feature = "tls"))]
+fn check_identity(
+    _: (&std::path::Path, &[u8]),
+    _: (&std::path::Path, &[u8]),
+) -> Result<(), SetupError> {
     Ok(())
 }
 
