@@ -26,6 +26,13 @@ fn rows() {}
 /// Runs `test` again in a child process with `role`; returns its output and
 /// the span names it exported to its file.
 fn child(test: &str, role: &str, extra: &[(&str, &str)]) -> (Output, Vec<String>) {
+    let (output, names) = child_that_may_fail(test, role, extra);
+    assert!(output.status.success(), "child failed: {output:?}");
+    (output, names)
+}
+
+/// As [`child`], for a child that ends by panicking.
+fn child_that_may_fail(test: &str, role: &str, extra: &[(&str, &str)]) -> (Output, Vec<String>) {
     let file = scratch(role);
     let output = Command::new(std::env::current_exe().unwrap())
         .args(["--exact", test, "--nocapture", "--test-threads=1"])
@@ -34,7 +41,6 @@ fn child(test: &str, role: &str, extra: &[(&str, &str)]) -> (Output, Vec<String>
         .envs(extra.iter().copied())
         .output()
         .unwrap();
-    assert!(output.status.success(), "child failed: {output:?}");
     let names = match std::fs::File::open(&file) {
         Ok(opened) => workflow_otel::read_json_lines(std::io::BufReader::new(opened))
             .unwrap()
@@ -174,4 +180,73 @@ fn a_bad_variable_keeps_its_default_and_the_rest_of_the_environment_applies() {
     let names: Vec<&str> = spans.iter().map(|span| span.name.as_ref()).collect();
     assert_eq!(names, ["rows", "nightly"]);
     let _ = std::fs::remove_file(&file);
+}
+
+/// More spans than the queue holds (2 048 by default): a workflow of 11 000
+/// steps, recorded faster than a file takes them.
+const BULK_STEPS: usize = 11_000;
+
+#[workflow]
+fn bulk() {
+    for _ in 0..BULK_STEPS {
+        rows();
+    }
+}
+
+/// The last drop report's totals on stderr: (dropped, exported).
+fn reported_totals(stderr: &str) -> Option<(usize, usize)> {
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|line| line.contains(" dropped and ") && line.contains(" exported in all"))?;
+    let (before, after) = line.split_once(" dropped and ")?;
+    let dropped = before.rsplit(' ').next()?.parse().ok()?;
+    let exported = after.split(' ').next()?.parse().ok()?;
+    Some((dropped, exported))
+}
+
+/// Every exit path: the file holds what was exported, stderr says how many
+/// were lost, and the two add up to every span recorded.
+fn every_span_accounted_for(output: &Output, names: &[String], path: &str) {
+    let text = stderr(output);
+    // No report means nothing was lost: then the file holds every span.
+    let (dropped, exported) = reported_totals(&text).unwrap_or((0, names.len()));
+    assert_eq!(exported, names.len(), "{path}: {text}");
+    assert_eq!(dropped + exported, BULK_STEPS + 1, "{path}: {text}");
+}
+
+#[test]
+fn spans_lost_at_exit_are_reported_on_every_exit_path() {
+    if let Some((role, path)) = role() {
+        match role.as_str() {
+            "bulk-exit" => {
+                let _telemetry = file_only(&path).install();
+                bulk();
+                std::process::exit(0);
+            }
+            "bulk-static" => {
+                let _ = GUARD.set(file_only(&path).install());
+                bulk();
+            }
+            "bulk-forget" => {
+                std::mem::forget(file_only(&path).install());
+                bulk();
+            }
+            "bulk-panic" => {
+                let _telemetry = file_only(&path).install();
+                bulk();
+                panic!("main panics with the guard alive");
+            }
+            _ => {}
+        }
+        return;
+    }
+    let test = "spans_lost_at_exit_are_reported_on_every_exit_path";
+    for role in ["bulk-exit", "bulk-static", "bulk-forget"] {
+        let (output, names) = child(test, role, &[]);
+        every_span_accounted_for(&output, &names, role);
+    }
+    let (output, names) = child_that_may_fail(test, "bulk-panic", &[]);
+    assert!(!output.status.success());
+    every_span_accounted_for(&output, &names, "bulk-panic");
 }

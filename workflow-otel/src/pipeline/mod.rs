@@ -386,17 +386,26 @@ impl Pipeline {
         let shared = &*self.shared;
         let counters = &shared.counters;
         let unsettled = counters.in_flight.swap(0, Ordering::AcqRel);
-        let dropped_total = counters.dropped.fetch_add(unsettled, Ordering::Relaxed) + unsettled;
+        counters.dropped.fetch_add(unsettled, Ordering::Relaxed);
+        self.report_drops(Some(format!(
+            "the exporter did not finish within the shutdown timeout ({:?})",
+            shared.shutdown_timeout
+        )));
+    }
+
+    /// Reports the drops not reported yet, now: at exit, or when a shutdown
+    /// gave up waiting for the worker, which reports only every interval.
+    pub(crate) fn report_drops(&self, last_error: Option<String>) {
+        let shared = &*self.shared;
+        let counters = &shared.counters;
+        let dropped_total = counters.dropped.load(Ordering::Acquire);
         let reported = counters.reported.fetch_max(dropped_total, Ordering::AcqRel);
         if dropped_total > reported {
             (shared.drop_report)(&DropReport {
                 dropped: dropped_total - reported,
                 dropped_total,
                 exported_total: counters.exported.load(Ordering::Relaxed),
-                last_error: Some(format!(
-                    "the exporter did not finish within the shutdown timeout ({:?})",
-                    shared.shutdown_timeout
-                )),
+                last_error,
             });
         }
     }

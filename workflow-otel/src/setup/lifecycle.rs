@@ -53,10 +53,14 @@ pub(crate) fn installed() {
 /// # drop(telemetry);
 /// ```
 pub fn flush() {
-    if let Some(instrumentation) = Instrumentation::installed()
-        && let Err(error) = instrumentation.pipeline().force_flush()
-    {
-        eprintln!("workflow-otel: flush failed: {error}");
+    if let Some(instrumentation) = Instrumentation::installed() {
+        let pipeline = instrumentation.pipeline();
+        if let Err(error) = pipeline.force_flush() {
+            eprintln!("workflow-otel: flush failed: {error}");
+        }
+        // What could not be exported is said now: at exit, the worker's
+        // own report (once per interval) may never come.
+        pipeline.report_drops(None);
     }
     crate::metrics::periodic::flush_current();
     #[cfg(feature = "logs")]
