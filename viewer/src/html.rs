@@ -48,7 +48,8 @@ fn pairs(out: &mut String, pairs: &[(String, String)]) {
 }
 
 /// The page for `traces` and the summary `rows`.
-pub(crate) fn page(traces: &[Trace], rows: &[SummaryRow], malformed: u64) -> String {
+/// `left_out` spans of the input are not in the page (past its budget).
+pub(crate) fn page(traces: &[Trace], rows: &[SummaryRow], malformed: u64, left_out: u64) -> String {
     let mut data = String::with_capacity(1 << 20);
     data.push_str("{\"traces\":[");
     for (index, trace) in traces.iter().enumerate() {
@@ -142,6 +143,6 @@ pub(crate) fn page(traces: &[Trace], rows: &[SummaryRow], malformed: u64) -> Str
             if row.cost.is_finite() { row.cost } else { 0.0 }
         );
     }
-    let _ = write!(data, "],\"malformed\":{malformed}}}");
+    let _ = write!(data, "],\"malformed\":{malformed},\"leftOut\":{left_out}}}");
     TEMPLATE.replace("/*DATA*/", &data)
 }

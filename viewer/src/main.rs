@@ -25,6 +25,12 @@ use crate::text::Summary;
 /// counted and left out.
 const MAX_SPANS_PER_TRACE: usize = 200_000;
 
+/// Most spans the HTML page holds of traces it takes in: a trace first seen
+/// once this many spans are in is left out of the page (counted, and said
+/// in the page and on stderr); the summary still counts every span. Keeps
+/// the viewer's memory and the page's size bounded on any input.
+const MAX_PAGE_SPANS: usize = 20_000;
+
 const HELP: &str = "\
 workflow-otel-view: workflow traces from JSON-lines span files, without a backend
 
@@ -41,7 +47,9 @@ OPTIONS:
     --summary            per workflow and step: count, error rate, p50, p95, max
                          (and tokens and cost where spans carry them)
     --html FILE          write one self-contained HTML file: a waterfall per trace,
-                         the trace list and the summary
+                         the trace list and the summary; the page takes traces
+                         until it holds 20,000 spans (filters apply to those),
+                         and its summary counts every span
     --follow             keep reading; print each trace when its root span ends
     -h, --help           this text
 ";
@@ -162,10 +170,27 @@ struct Traces {
     order: Vec<TraceId>,
     by_id: HashMap<TraceId, Trace>,
     dropped: u64,
+    /// With a budget, a trace first seen once `kept` spans reach it is left out.
+    budget: Option<usize>,
+    kept: usize,
+    left_out: u64,
 }
 
 impl Traces {
+    fn with_budget(spans: usize) -> Traces {
+        Traces {
+            budget: Some(spans),
+            ..Traces::default()
+        }
+    }
+
     fn add(&mut self, span: Span) {
+        if !self.by_id.contains_key(&span.trace)
+            && self.budget.is_some_and(|budget| self.kept >= budget)
+        {
+            self.left_out += 1;
+            return;
+        }
         let trace = self.by_id.entry(span.trace).or_insert_with(|| {
             self.order.push(span.trace);
             Trace::default()
@@ -174,6 +199,7 @@ impl Traces {
             self.dropped += 1;
         } else {
             trace.spans.push(span);
+            self.kept += 1;
         }
     }
 
@@ -216,6 +242,49 @@ fn run(options: Options) -> Result<(), String> {
         let _ = stdout.write_all(text::summary(&summary.table()).as_bytes());
         return Ok(());
     }
+    if let Some(path) = &options.html {
+        // The page takes a bounded share of the input; its summary counts
+        // every span, as `--summary` does, unless filters choose traces.
+        let mut traces = Traces::with_budget(MAX_PAGE_SPANS);
+        let mut everything = Summary::default();
+        let filters = options.filters();
+        input
+            .read(true, &mut |span| {
+                if !filters {
+                    everything.add(&span);
+                }
+                traces.add(span);
+            })
+            .map_err(|error| error.to_string())?;
+        let (dropped, left_out) = (traces.dropped, traces.left_out);
+        let kept: Vec<Trace> = traces
+            .into_traces()
+            .into_iter()
+            .filter(|trace| options.keeps(trace))
+            .collect();
+        report(&input, dropped);
+        if filters {
+            for span in kept.iter().flat_map(|trace| &trace.spans) {
+                everything.add(span);
+            }
+        }
+        let page = html::page(&kept, &everything.table(), input.malformed.count, left_out);
+        std::fs::write(path, page).map_err(|error| format!("{}: {error}", path.display()))?;
+        eprintln!(
+            "workflow-otel-view: wrote {} ({} traces, {} spans)",
+            path.display(),
+            kept.len(),
+            kept.iter().map(|trace| trace.spans.len()).sum::<usize>()
+        );
+        if left_out > 0 {
+            eprintln!(
+                "workflow-otel-view: {left_out} spans of traces first seen after the page's \
+                 first {MAX_PAGE_SPANS} spans are left out of the page (the summary counts them); \
+                 --trace, --workflow or --status choose which traces the page takes"
+            );
+        }
+        return Ok(());
+    }
     let mut traces = Traces::default();
     input
         .read(true, &mut |span| traces.add(span))
@@ -232,17 +301,6 @@ fn run(options: Options) -> Result<(), String> {
         summary.add(span);
     }
     let rows = summary.table();
-    if let Some(path) = &options.html {
-        let page = html::page(&kept, &rows, input.malformed.count);
-        std::fs::write(path, page).map_err(|error| format!("{}: {error}", path.display()))?;
-        eprintln!(
-            "workflow-otel-view: wrote {} ({} traces, {} spans)",
-            path.display(),
-            kept.len(),
-            kept.iter().map(|trace| trace.spans.len()).sum::<usize>()
-        );
-        return Ok(());
-    }
     if options.summary {
         let _ = stdout.write_all(text::summary(&rows).as_bytes());
         return Ok(());

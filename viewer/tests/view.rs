@@ -384,3 +384,57 @@ fn control_characters_in_files_are_shown_not_obeyed() {
     assert!(summary.contains(&format!("foreign {visible}")), "{summary}");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// 200,000 one-span traces (what took 345 MB when the page held every
+/// trace): the page takes the first 20,000 spans' traces and says how many
+/// it left out, its summary counts every span, and the viewer writes it
+/// within 160 MB of address space.
+#[test]
+fn a_page_of_many_traces_holds_a_bounded_share_and_says_what_it_left_out() {
+    let dir = scratch("many-traces");
+    let file = dir.join("many.jsonl");
+    let mut out = std::io::BufWriter::new(std::fs::File::create(&file).unwrap());
+    let traces = 200_000_u64;
+    for index in 1..=traces {
+        let span = span_json(
+            &format!("{index:032x}"),
+            &format!("{index:016x}"),
+            "",
+            "job",
+            1_000_000_000,
+            1_000_005_000,
+        );
+        writeln!(
+            out,
+            r#"{{"resourceSpans":[{{"resource":{{}},"scopeSpans":[{{"scope":{{"name":"x"}},"spans":[{span}]}}]}}]}}"#
+        )
+        .unwrap();
+    }
+    out.flush().unwrap();
+    drop(out);
+    let page = dir.join("many.html");
+    let output = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "ulimit -v 163840 && exec {VIEWER} --html {} {}",
+            page.display(),
+            file.display()
+        ))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("(20000 traces, 20000 spans)"), "{stderr}");
+    assert!(
+        stderr.contains("180000 spans of traces first seen after the page's first 20000 spans"),
+        "{stderr}"
+    );
+    let html = std::fs::read_to_string(&page).unwrap();
+    assert!(html.contains(r#""leftOut":180000"#));
+    // The summary row counts all 200,000.
+    assert!(
+        html.contains(r#""name":"job","count":200000,"#),
+        "the summary"
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
