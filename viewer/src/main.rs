@@ -216,7 +216,7 @@ fn report(input: &Input, dropped: u64) {
         eprintln!(
             "workflow-otel-view: {} malformed lines skipped (first: {})",
             input.malformed.count,
-            input.malformed.first.as_deref().unwrap_or_default()
+            workflow_otel::terminal_safe(input.malformed.first.as_deref().unwrap_or_default())
         );
     }
     if dropped > 0 {

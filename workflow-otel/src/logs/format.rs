@@ -289,9 +289,13 @@ where
     fn format_event(
         &self,
         ctx: &FmtContext<'_, S, N>,
-        mut writer: Writer<'_>,
+        mut out: Writer<'_>,
         event: &Event<'_>,
     ) -> fmt::Result {
+        // The line is made first, then written with its control characters
+        // shown (`\u{1b}`): it is for a person's terminal.
+        let mut line = String::new();
+        let mut writer = Writer::new(&mut line);
         let normalized = event.normalized_metadata();
         let metadata = normalized.as_ref().unwrap_or_else(|| event.metadata());
         write!(
@@ -322,6 +326,7 @@ where
             }
         });
         result?;
-        writeln!(writer)
+        out.write_str(&crate::terminal_safe(&line))?;
+        writeln!(out)
     }
 }

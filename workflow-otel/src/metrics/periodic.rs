@@ -280,7 +280,8 @@ fn run(
                             "workflow-otel: {} failed ({} failed so far): {error}; \
                              the totals go out with the next export",
                             target.name(),
-                            counts.failed
+                            counts.failed,
+                            error = crate::terminal_safe(&error),
                         );
                         last_report = Some(Instant::now());
                     }

@@ -93,7 +93,8 @@ pub fn report_to_stderr(report: &DropReport) {
         report
             .last_error
             .as_ref()
-            .map(|error| format!("; last export error: {error}"))
+            // A backend's answer may carry anything: shown, never obeyed.
+            .map(|error| format!("; last export error: {}", crate::terminal_safe(error)))
             .unwrap_or_default()
     );
 }
