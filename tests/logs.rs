@@ -351,6 +351,9 @@ fn readable_lines_show_control_characters_instead_of_obeying_them() {
     );
     // tracing-subscriber's field formatter shows ESC as `\x1b` itself; the
     // carriage return and the override are shown by ours.
-    assert!(line.contains(r"declined \x1b[2J\u{d}over\u{202e}txt"), "{line}");
+    assert!(
+        line.contains(r"declined \x1b[2J\u{d}over\u{202e}txt"),
+        "{line}"
+    );
     assert!(line.contains(r#"peer="\u{1b}]0;owned\u{7}""#), "{line}");
 }

@@ -60,7 +60,15 @@ impl Buffer {
         if let Some(pipeline) = &self.pipeline
             && !self.spans.is_empty()
         {
-            let batch = std::mem::replace(&mut self.spans, pipeline.spare_buffers().take());
+            // A batch that fills little of its buffer (the end of a short
+            // workflow) goes out in a copy of its own size, and the thread
+            // keeps its room: the queue's memory then stays within a few
+            // times the records it holds, whoever filled it.
+            let batch = if self.spans.len() * 4 <= self.spans.capacity() {
+                self.spans.drain(..).collect()
+            } else {
+                std::mem::replace(&mut self.spans, pipeline.spare_buffers().take())
+            };
             pipeline.send_batch(batch);
         }
     }
