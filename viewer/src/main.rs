@@ -226,6 +226,17 @@ fn report(input: &Input, dropped: u64) {
     }
 }
 
+/// The traces the filters keep, in the order they were first seen, once
+/// what was skipped on the way is reported.
+fn chosen(traces: Traces, options: &Options, input: &Input) -> Vec<Trace> {
+    report(input, traces.dropped);
+    traces
+        .into_traces()
+        .into_iter()
+        .filter(|trace| options.keeps(trace))
+        .collect()
+}
+
 fn run(options: Options) -> Result<(), String> {
     let mut input = Input::open(&options.files).map_err(|error| error.to_string())?;
     if options.follow {
@@ -256,13 +267,8 @@ fn run(options: Options) -> Result<(), String> {
                 traces.add(span);
             })
             .map_err(|error| error.to_string())?;
-        let (dropped, left_out) = (traces.dropped, traces.left_out);
-        let kept: Vec<Trace> = traces
-            .into_traces()
-            .into_iter()
-            .filter(|trace| options.keeps(trace))
-            .collect();
-        report(&input, dropped);
+        let left_out = traces.left_out;
+        let kept = chosen(traces, &options, &input);
         if filters {
             for span in kept.iter().flat_map(|trace| &trace.spans) {
                 everything.add(span);
@@ -289,13 +295,7 @@ fn run(options: Options) -> Result<(), String> {
     input
         .read(true, &mut |span| traces.add(span))
         .map_err(|error| error.to_string())?;
-    let dropped = traces.dropped;
-    let kept: Vec<Trace> = traces
-        .into_traces()
-        .into_iter()
-        .filter(|trace| options.keeps(trace))
-        .collect();
-    report(&input, dropped);
+    let kept = chosen(traces, &options, &input);
     let mut summary = Summary::default();
     for span in kept.iter().flat_map(|trace| &trace.spans) {
         summary.add(span);
