@@ -431,6 +431,83 @@ fn encode_pair(key: &str, value: &str) -> String {
     format!("{}={}", encode(key), encode(value))
 }
 
+/// `GET /metrics` with `accept`, the answer's body (the connection closed
+/// after it).
+fn scrape(endpoint: SocketAddr, accept: &str) -> String {
+    let mut stream = TcpStream::connect(endpoint).unwrap();
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {endpoint}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).unwrap();
+    let (head, body) = answer.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(head.starts_with("HTTP/1.1 200 OK"), "{head}");
+    body.to_owned()
+}
+
+/// Both exposition formats of the `metrics` example (workflow, step and the
+/// shop's own instruments, exemplars included) pass prometheus-client's
+/// strict parsers (its OpenMetrics parser rejects what the standard does
+/// not allow): the reference parsers of the formats, from PyPI.
+#[test]
+fn both_formats_pass_the_reference_parsers() {
+    let python = std::env::var("WORKFLOW_OTEL_PYTHON").unwrap_or_else(|_| {
+        panic!("WORKFLOW_OTEL_PYTHON must name a python with prometheus-client: run ./scripts/test")
+    });
+    // A folder of its own: the other test here clears `scratch_dir()`.
+    let dir = std::env::temp_dir().join(format!(
+        "workflow-otel-prometheus-parsers-{}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let endpoint = free_port();
+    let traces = dir.join("traces.jsonl");
+    let _example = start_example(&dir, endpoint, &traces);
+    // Wait for the shop's instruments and an exemplar of its histogram.
+    let open_metrics = eventually("the shop's metrics with an exemplar", || {
+        let body = scrape(endpoint, "application/openmetrics-text;version=1.0.0");
+        (body.contains("catalog_item_price_USD_bucket{") && body.contains(" # {trace_id="))
+            .then_some(body)
+    });
+    let text = scrape(endpoint, "text/plain;version=0.0.4");
+    std::fs::write(dir.join("metrics.om"), &open_metrics).unwrap();
+    std::fs::write(dir.join("metrics.txt"), &text).unwrap();
+    let check = r#"
+import sys
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics
+from prometheus_client.parser import text_string_to_metric_families as text
+folder = sys.argv[1]
+parsed = {}
+for name, parse in (("metrics.om", openmetrics), ("metrics.txt", text)):
+    families = list(parse(open(folder + "/" + name).read()))
+    parsed[name] = {family.name: family for family in families}
+om, txt = parsed["metrics.om"], parsed["metrics.txt"]
+exemplars = sum(1 for family in om.values() for sample in family.samples if sample.exemplar)
+assert exemplars > 0, "no exemplar parsed"
+for family in ("catalog_items", "catalog_item_price_USD", "warehouse_stock", "workflow_calls"):
+    assert family in om, family
+placed = [s for s in om["catalog_items"].samples if s.name == "catalog_items_total" and s.labels.get("region") == "eu"]
+assert [s.value for s in placed] == [3.0], placed
+assert om["catalog_item_price_USD"].type == "histogram" and om["catalog_item_price_USD"].unit == "USD"
+print(len(om), "families,", exemplars, "exemplars")
+"#;
+    let output = Command::new(&python)
+        .arg("-c")
+        .arg(check)
+        .arg(&dir)
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}\n{open_metrics}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// `OTEL_METRICS_EXPORTER=console` prints the Prometheus text at shutdown
 /// (the `logs` example chooses no metrics exporter in code).
 #[test]
