@@ -176,28 +176,37 @@ fn log_records_reach_a_real_collector_with_their_trace_context() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// Runs the `logs` example with `settings` (and no `RUST_LOG`), which must
+/// succeed: how long it took, and its stderr.
+fn logs_example_with(settings: &[(&str, &str)]) -> (Duration, String) {
+    let started = Instant::now();
+    let output = Command::new(example_binary("logs"))
+        .envs(settings.iter().copied())
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("the logs example runs");
+    let took = started.elapsed();
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    assert!(output.status.success(), "{stderr}");
+    (took, stderr)
+}
+
 #[test]
 fn a_backend_that_never_answers_costs_the_shutdown_bound_and_is_reported() {
     // Accepts connections and never answers.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = silent.local_addr().unwrap();
-    let started = Instant::now();
-    let output = Command::new(example_binary("logs"))
-        .env("OTEL_LOGS_EXPORTER", "otlp")
-        .env(
+    let (took, stderr) = logs_example_with(&[
+        ("OTEL_LOGS_EXPORTER", "otlp"),
+        (
             "OTEL_EXPORTER_OTLP_LOGS_ENDPOINT",
-            format!("http://{address}/v1/logs"),
-        )
-        .env("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf")
+            &format!("http://{address}/v1/logs"),
+        ),
+        ("OTEL_EXPORTER_OTLP_LOGS_PROTOCOL", "http/protobuf"),
         // Far longer than the 5 s shutdown bound: the bound must hold anyway.
-        .env("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "60000")
-        .env("OTEL_TRACES_EXPORTER", "none")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the logs example runs");
-    let took = started.elapsed();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+        ("OTEL_EXPORTER_OTLP_LOGS_TIMEOUT", "60000"),
+        ("OTEL_TRACES_EXPORTER", "none"),
+    ]);
     // The guard's 5 s, plus start-up; not the 60 s export timeout.
     assert!(took < Duration::from_secs(20), "{took:?}");
     assert!(
@@ -217,23 +226,17 @@ fn a_backend_that_never_answers_costs_the_shutdown_bound_and_is_reported() {
 fn every_signal_into_a_silent_backend_ends_within_the_one_bound() {
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let address = silent.local_addr().unwrap();
-    let started = Instant::now();
-    let output = Command::new(example_binary("logs"))
-        .env("OTEL_TRACES_EXPORTER", "otlp")
-        .env("OTEL_METRICS_EXPORTER", "otlp")
-        .env("OTEL_LOGS_EXPORTER", "otlp")
-        .env("OTEL_EXPORTER_OTLP_ENDPOINT", format!("http://{address}"))
-        .env("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
-        .env("OTEL_EXPORTER_OTLP_TIMEOUT", "60000")
-        .env("OTEL_METRIC_EXPORT_TIMEOUT", "60000")
+    let (took, stderr) = logs_example_with(&[
+        ("OTEL_TRACES_EXPORTER", "otlp"),
+        ("OTEL_METRICS_EXPORTER", "otlp"),
+        ("OTEL_LOGS_EXPORTER", "otlp"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", &format!("http://{address}")),
+        ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        ("OTEL_EXPORTER_OTLP_TIMEOUT", "60000"),
+        ("OTEL_METRIC_EXPORT_TIMEOUT", "60000"),
         // A push every millisecond: one is under way at shutdown.
-        .env("OTEL_METRIC_EXPORT_INTERVAL", "1")
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("the logs example runs");
-    let took = started.elapsed();
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(output.status.success(), "{stderr}");
+        ("OTEL_METRIC_EXPORT_INTERVAL", "1"),
+    ]);
     // Before the bound held for every signal, this took the 60 s timeout.
     assert!(took < Duration::from_secs(9), "{took:?}: {stderr}");
     for said in [
