@@ -312,12 +312,31 @@ pub(crate) fn same(a: &[KeyValue], b: &[KeyValue]) -> bool {
     if a.len() != b.len() {
         return false;
     }
+    // The common case first: keys and text values at the same addresses
+    // (literals, kept as they were cloned); anything else is compared in
+    // full, out of line.
     for (a, b) in a.iter().zip(b) {
-        if !same_text(a.key.as_str(), b.key.as_str()) || !same_value(&a.value, &b.value) {
+        let (key_a, key_b) = (a.key.as_str(), b.key.as_str());
+        let same_address = key_a.as_ptr() == key_b.as_ptr()
+            && key_a.len() == key_b.len()
+            && match (&a.value, &b.value) {
+                (Value::String(x), Value::String(y)) => {
+                    let (x, y) = (x.as_str(), y.as_str());
+                    x.as_ptr() == y.as_ptr() && x.len() == y.len()
+                }
+                _ => false,
+            };
+        if !same_address && !same_in_full(a, b) {
             return false;
         }
     }
     true
+}
+
+#[cold]
+#[inline(never)]
+fn same_in_full(a: &KeyValue, b: &KeyValue) -> bool {
+    same_text(a.key.as_str(), b.key.as_str()) && same_value(&a.value, &b.value)
 }
 
 /// Two texts are the same; the same address is the common case (a
