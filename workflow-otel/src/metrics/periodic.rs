@@ -153,22 +153,16 @@ pub(crate) fn flush_current() {
 }
 
 fn flush_shared(shared: &Shared, timeout: Duration) {
-    let deadline = Instant::now() + timeout + Duration::from_millis(100);
     let mut control = lock(&shared.control);
     control.asked += 1;
     let ticket = control.asked;
     shared.wake.notify_all();
-    while control.done < ticket && !control.stop {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return;
-        }
-        control = shared
-            .wake
-            .wait_timeout(control, left)
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .0;
-    }
+    let _ = shared
+        .wake
+        .wait_timeout_while(control, timeout + Duration::from_millis(100), |control| {
+            control.done < ticket && !control.stop
+        })
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
 }
 
 /// Marks the thread ended when it returns or unwinds.
@@ -187,20 +181,16 @@ impl Drop for PeriodicExport {
         // The last push is bounded by the shutdown timeout, but a push that
         // was already under way has its own (longer) one: wait for the
         // thread no longer than the bound, then let it go.
-        let deadline = Instant::now() + self.shutdown_timeout + Duration::from_millis(100);
-        let mut control = lock(&self.shared.control);
-        while !control.ended {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            control = self
-                .shared
-                .wake
-                .wait_timeout(control, left)
-                .unwrap_or_else(|poisoned| poisoned.into_inner())
-                .0;
-        }
+        let control = self
+            .shared
+            .wake
+            .wait_timeout_while(
+                lock(&self.shared.control),
+                self.shutdown_timeout + Duration::from_millis(100),
+                |control| !control.ended,
+            )
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .0;
         let ended = control.ended;
         drop(control);
         match self.thread.take() {

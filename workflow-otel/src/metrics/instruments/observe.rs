@@ -8,7 +8,7 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::metrics::instruments::instrument::{Callbacks, Instrument, Observations, lock};
 
@@ -72,20 +72,15 @@ pub(crate) fn collect(instruments: fn() -> Vec<Arc<Instrument>>) {
     rounds.asked += 1;
     let ticket = rounds.asked;
     collector.wake.notify_all();
-    let deadline = Instant::now() + CALLBACK_DEADLINE;
-    while rounds.done < ticket {
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            rounds.abandoned = ticket;
-            let name = rounds.running.clone().unwrap_or_default();
-            report_stuck(&mut rounds.stuck_reported, &name);
-            return;
-        }
-        rounds = collector
-            .wake
-            .wait_timeout(rounds, left)
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .0;
+    let mut rounds = collector
+        .wake
+        .wait_timeout_while(rounds, CALLBACK_DEADLINE, |rounds| rounds.done < ticket)
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+        .0;
+    if rounds.done < ticket {
+        rounds.abandoned = ticket;
+        let name = rounds.running.clone().unwrap_or_default();
+        report_stuck(&mut rounds.stuck_reported, &name);
     }
 }
 
