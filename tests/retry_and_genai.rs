@@ -102,16 +102,16 @@ fn exhausted_retries_fail_the_step_with_the_last_error_and_a_refused_error_stops
         "\
 send #1 [step] Error(\"try 3: job 7 timed out\")
   | retry.count: 2
-  | event exception {exception.message: \"try 3: job 7 timed out\", exception.type: \"alloc::string::String\"}
+  | event exception {exception.message: \"try 3: job 7 timed out\", exception.type: \"_OTHER\"}
   send.attempt #2 [step] Error(\"try 1: job 7 timed out\")
     | retry.attempt: 1
-    | event exception {exception.message: \"try 1: job 7 timed out\", exception.type: \"alloc::string::String\"}
+    | event exception {exception.message: \"try 1: job 7 timed out\", exception.type: \"_OTHER\"}
   send.attempt #3 [step] Error(\"try 2: job 7 timed out\")
     | retry.attempt: 2
-    | event exception {exception.message: \"try 2: job 7 timed out\", exception.type: \"alloc::string::String\"}
+    | event exception {exception.message: \"try 2: job 7 timed out\", exception.type: \"_OTHER\"}
   send.attempt #4 [step] Error(\"try 3: job 7 timed out\")
     | retry.attempt: 3
-    | event exception {exception.message: \"try 3: job 7 timed out\", exception.type: \"alloc::string::String\"}
+    | event exception {exception.message: \"try 3: job 7 timed out\", exception.type: \"_OTHER\"}
 "
     );
     capture.clear();
@@ -121,10 +121,10 @@ send #1 [step] Error(\"try 3: job 7 timed out\")
         "\
 send #1 [step] Error(\"fatal: job 8 rejected\")
   | retry.count: 0
-  | event exception {exception.message: \"fatal: job 8 rejected\", exception.type: \"alloc::string::String\"}
+  | event exception {exception.message: \"fatal: job 8 rejected\", exception.type: \"_OTHER\"}
   send.attempt #2 [step] Error(\"fatal: job 8 rejected\")
     | retry.attempt: 1
-    | event exception {exception.message: \"fatal: job 8 rejected\", exception.type: \"alloc::string::String\"}
+    | event exception {exception.message: \"fatal: job 8 rejected\", exception.type: \"_OTHER\"}
 "
     );
 }

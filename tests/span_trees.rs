@@ -721,7 +721,7 @@ shapes #1 [workflow] Unset
     | arg.key: 4
   load #9 [step] Error(\"no key 0\")
     | arg.key: 0
-    | event exception {exception.message: \"no key 0\", exception.type: \"alloc::string::String\"}
+    | event exception {exception.message: \"no key 0\", exception.type: \"_OTHER\"}
   greet #10 [step] Unset
   close #11 [step] Unset
     | arg.self: \"Ledger { balance: 15 }\"

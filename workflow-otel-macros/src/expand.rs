@@ -408,8 +408,9 @@ fn probe_closure(private: &TokenStream, options: &Options, returns_opaque: bool)
     quote! {
         |#output, #finish: &mut #private::Finish| {
             #[allow(unused_imports)]
-            use #private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _};
+            use #private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _, NamedError as _, UnnamedError as _};
             (&&&&#private::Probe(#output)).__wfo_outcome(#finish);
+            (&&#private::Probe(#output)).__wfo_error_type(#finish);
             #ret
         }
     }
@@ -469,8 +470,9 @@ mod tests {
                 });
                 ::workflow_otel::__private::run::<Result<(), Error>, _, _>(__wfo_span, move || { check(order) }, |__wfo_output, __wfo_finish: &mut ::workflow_otel::__private::Finish| {
                     #[allow(unused_imports)]
-                    use ::workflow_otel::__private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _};
+                    use ::workflow_otel::__private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _, NamedError as _, UnnamedError as _};
                     (&&&&::workflow_otel::__private::Probe(__wfo_output)).__wfo_outcome(__wfo_finish);
+                    (&&::workflow_otel::__private::Probe(__wfo_output)).__wfo_error_type(__wfo_finish);
                 })
             }
         };
@@ -500,8 +502,9 @@ mod tests {
                 );
                 ::workflow_otel::__private::run_at::<u32, _, _>(&__WFO_SITE, move || { 1 }, |__wfo_output, __wfo_finish: &mut ::workflow_otel::__private::Finish| {
                     #[allow(unused_imports)]
-                    use ::workflow_otel::__private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _};
+                    use ::workflow_otel::__private::{ResultError as _, ResultDebugError as _, ResultOpaqueError as _, NotAResult as _, NamedError as _, UnnamedError as _};
                     (&&&&::workflow_otel::__private::Probe(__wfo_output)).__wfo_outcome(__wfo_finish);
+                    (&&::workflow_otel::__private::Probe(__wfo_output)).__wfo_error_type(__wfo_finish);
                 })
             }
         };

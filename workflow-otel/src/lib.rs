@@ -116,6 +116,7 @@ pub use record::context::{
     set_workflow_attribute,
 };
 pub use record::instrumentation::{Instrumentation, SuccessStatus};
+pub use record::probe::ErrorType;
 #[cfg(feature = "tokio")]
 pub use record::spawn::spawn;
 pub use record::spawn::{in_current_context, spawn_thread};
@@ -261,8 +262,8 @@ pub use workflow_otel_macros::Carried;
 pub mod __private {
     pub use crate::propagation::parent_context;
     pub use crate::record::probe::{
-        ArrayItem, AttributeValue, DebugField, NotAResult, Probe, Recordable, ResultDebugError,
-        ResultError, ResultOpaqueError, TypedField,
+        ArrayItem, AttributeValue, DebugField, NamedError, NotAResult, Probe, Recordable,
+        ResultDebugError, ResultError, ResultOpaqueError, TypedField, UnnamedError,
     };
     pub use crate::record::retry::{
         RetryArgument, RetryPolicy, Retryable, attempt_number, retry, retry_always, retry_argument,

@@ -42,10 +42,10 @@ use crate::view::tree::SpanTree;
 ///     tree.render_with(|key| key == "step.status" || key == "observability.workflow_status"),
 ///     "import #1 [workflow] Error(\"bad header\")\n  \
 ///        | observability.workflow_status: \"failed\"\n  \
-///        | event exception {exception.message: \"bad header\", exception.type: \"alloc::string::String\"}\n  \
+///        | event exception {exception.message: \"bad header\", exception.type: \"_OTHER\"}\n  \
 ///      parse #2 [step] Error(\"bad header\")\n    \
 ///        | step.status: \"failed\"\n    \
-///        | event exception {exception.message: \"bad header\", exception.type: \"alloc::string::String\"}\n",
+///        | event exception {exception.message: \"bad header\", exception.type: \"_OTHER\"}\n",
 /// );
 /// ```
 #[derive(Clone, Debug)]

@@ -12,6 +12,86 @@ use opentelemetry::{Array, Value};
 use crate::record::run::Finish;
 use crate::record::span::Fields;
 
+/// Names the `error.type` of an error of yours: what dashboards group
+/// failures by (the span's `error.type`, the `exception` event's
+/// `exception.type`, the `error_type` label of the failure counters).
+///
+/// Without it an error is named by its type's path
+/// (`my_crate::BillingError`), a `Box<T>`, `Arc<T>` or `Rc<T>` by `T`'s; a
+/// type that says nothing about the failure (a tuple, `String`, `&str`, a
+/// `dyn Error`, `anyhow::Error`, `eyre::Report`) is `_OTHER`, the semantic
+/// conventions' fallback, since Rust cannot name the type behind it. The
+/// name must come from a small fixed set: it is a metric label.
+///
+/// ```
+/// use workflow_otel::{ErrorType, workflow};
+///
+/// #[derive(Debug)]
+/// enum PaymentError { Declined, Timeout }
+///
+/// impl std::fmt::Display for PaymentError {
+///     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+///         f.write_str(match self { PaymentError::Declined => "card declined", PaymentError::Timeout => "no answer" })
+///     }
+/// }
+///
+/// impl ErrorType for PaymentError {
+///     fn error_type(&self) -> &'static str {
+///         match self {
+///             PaymentError::Declined => "payment.declined",
+///             PaymentError::Timeout => "payment.timeout",
+///         }
+///     }
+/// }
+///
+/// #[workflow]
+/// fn charge(cents: u64) -> Result<u64, PaymentError> {
+///     if cents > 100 { Err(PaymentError::Declined) } else { Ok(cents) }
+/// }
+/// assert!(charge(500).is_err()); // error.type = "payment.declined"
+/// ```
+pub trait ErrorType {
+    /// This error's `error.type`: one of a few fixed names.
+    fn error_type(&self) -> &'static str;
+}
+
+/// The semantic conventions' `error.type` for an error that names nothing.
+pub(crate) const OTHER_ERROR: &str = "_OTHER";
+
+/// The `error.type` of an error of type `E` that does not name its own.
+pub(crate) fn type_label<E: ?Sized>() -> &'static str {
+    label_of(std::any::type_name::<E>())
+}
+
+/// Types whose name says nothing about the failure they carry.
+const UNINFORMATIVE: &[&str] = &[
+    "alloc::string::String",
+    "str",
+    "alloc::borrow::Cow<str>",
+    "anyhow::Error",
+    "eyre::Report",
+];
+
+fn label_of(mut name: &'static str) -> &'static str {
+    // Pointers say nothing of the failure: the type inside does.
+    while let Some(inner) = ["alloc::boxed::Box<", "alloc::sync::Arc<", "alloc::rc::Rc<"]
+        .iter()
+        .find_map(|wrapper| name.strip_prefix(wrapper)?.strip_suffix('>'))
+    {
+        name = inner;
+    }
+    let name = name.trim_start_matches('&');
+    if name.is_empty()
+        || name.starts_with(['(', '[', '*'])
+        || name.starts_with("dyn ")
+        || UNINFORMATIVE.contains(&name)
+    {
+        OTHER_ERROR
+    } else {
+        name
+    }
+}
+
 /// Wraps a reference so that the compiler picks, through autoref
 /// specialisation, the most specific of the traits below that applies.
 #[derive(Debug)]
@@ -27,14 +107,14 @@ impl<T, E: Display + Debug> ResultError for &&&Probe<'_, Result<T, E>> {
     fn __wfo_outcome(&self, finish: &mut Finish) {
         if let Err(error) = self.0 {
             if finish.outcome_only {
-                return finish.error(std::any::type_name::<E>(), String::new());
+                return finish.error(type_label::<E>(), String::new());
             }
             let message = if finish.err_debug {
                 format!("{error:?}")
             } else {
                 error.to_string()
             };
-            finish.error(std::any::type_name::<E>(), message);
+            finish.error(type_label::<E>(), message);
         }
     }
 }
@@ -49,9 +129,9 @@ impl<T, E: Debug> ResultDebugError for &&Probe<'_, Result<T, E>> {
     fn __wfo_outcome(&self, finish: &mut Finish) {
         if let Err(error) = self.0 {
             if finish.outcome_only {
-                return finish.error(std::any::type_name::<E>(), String::new());
+                return finish.error(type_label::<E>(), String::new());
             }
-            finish.error(std::any::type_name::<E>(), format!("{error:?}"));
+            finish.error(type_label::<E>(), format!("{error:?}"));
         }
     }
 }
@@ -65,15 +145,41 @@ pub trait ResultOpaqueError {
 impl<T, E> ResultOpaqueError for &Probe<'_, Result<T, E>> {
     fn __wfo_outcome(&self, finish: &mut Finish) {
         if self.0.is_err() {
-            let type_name = std::any::type_name::<E>();
             let message = if finish.outcome_only {
                 String::new()
             } else {
-                type_name.to_owned()
+                std::any::type_name::<E>().to_owned()
             };
-            finish.error(type_name, message);
+            finish.error(type_label::<E>(), message);
         }
     }
+}
+
+/// `Err(e)` whose error names its own type ([`ErrorType`]): that name
+/// replaces the one read from the type. A second probe, so that the first
+/// keeps its three levels whatever the error implements.
+pub trait NamedError {
+    #[doc(hidden)]
+    fn __wfo_error_type(&self, finish: &mut Finish);
+}
+
+impl<T, E: ErrorType> NamedError for &Probe<'_, Result<T, E>> {
+    fn __wfo_error_type(&self, finish: &mut Finish) {
+        if let Err(error) = self.0 {
+            finish.name_error(error.error_type());
+        }
+    }
+}
+
+/// Any other outcome: the type's name stands.
+pub trait UnnamedError {
+    #[doc(hidden)]
+    fn __wfo_error_type(&self, finish: &mut Finish);
+}
+
+impl<T: ?Sized> UnnamedError for Probe<'_, T> {
+    #[inline(always)]
+    fn __wfo_error_type(&self, _: &mut Finish) {}
 }
 
 /// Any other return value: the call succeeded.
@@ -278,5 +384,40 @@ impl<T: ArrayItem> AttributeValue for Vec<T> {
 impl<T: ArrayItem, const N: usize> AttributeValue for [T; N] {
     fn to_attribute_value(&self) -> Value {
         Value::Array(T::array(self))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn types_that_name_nothing_are_other() {
+        assert_eq!(type_label::<(u16, String)>(), "_OTHER");
+        assert_eq!(type_label::<String>(), "_OTHER");
+        assert_eq!(type_label::<&'static str>(), "_OTHER");
+        assert_eq!(
+            type_label::<Box<dyn std::error::Error + Send + Sync>>(),
+            "_OTHER"
+        );
+        assert_eq!(
+            type_label::<std::sync::Arc<dyn std::error::Error>>(),
+            "_OTHER"
+        );
+        assert_eq!(type_label::<[u8; 2]>(), "_OTHER");
+        assert_eq!(type_label::<()>(), "_OTHER");
+    }
+
+    #[test]
+    fn pointers_name_the_type_inside() {
+        assert_eq!(
+            type_label::<Box<std::num::ParseIntError>>(),
+            "core::num::error::ParseIntError"
+        );
+        assert_eq!(
+            type_label::<std::rc::Rc<Box<std::fmt::Error>>>(),
+            "core::fmt::Error"
+        );
+        assert_eq!(type_label::<std::io::Error>(), "std::io::error::Error");
     }
 }

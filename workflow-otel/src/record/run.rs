@@ -294,6 +294,13 @@ impl Finish {
         self.error = Some(ErrorRecord { type_name, message });
     }
 
+    /// The error's own name for its type ([`ErrorType`](crate::ErrorType)).
+    pub(crate) fn name_error(&mut self, type_name: &'static str) {
+        if let Some(error) = &mut self.error {
+            error.type_name = type_name;
+        }
+    }
+
     /// Records the return value with `Debug` (`ret`).
     pub fn return_debug<T: Debug + ?Sized>(&mut self, value: &T) {
         if self.outcome_only {
