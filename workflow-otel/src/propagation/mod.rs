@@ -374,5 +374,22 @@ impl ParentSource for http::HeaderMap {
 /// value that cannot be a parent gets [`ParentSource`]'s message at `expr`.
 #[doc(hidden)]
 pub fn parent_context<P: ParentSource + ?Sized>(parent: &P) -> Context {
-    parent.parent_context()
+    let received = parent.parent_context();
+    // A remote parent whose trace is continued here already (a server
+    // layer opened its span from the same headers): the workflow nests
+    // under that span instead of beside it.
+    let remote = received.span().span_context().clone();
+    if !remote.is_remote() {
+        return received;
+    }
+    let trace_id = remote.trace_id();
+    let continued = Context::map_current(|current| {
+        let span = current.span();
+        let here = span.span_context();
+        (here.is_valid() && here.trace_id() == trace_id).then(|| current.clone())
+    });
+    match continued {
+        Some(current) if trace_id != TraceId::INVALID => current,
+        _ => received,
+    }
 }

@@ -1,0 +1,216 @@
+//! The client layer: a `CLIENT` span per request sent, with the context
+//! injected into the request's headers.
+
+use std::borrow::Cow;
+use std::fmt::Display;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context as TaskContext, Poll};
+
+use ::http::{Request, Response, Uri};
+use opentelemetry::trace::SpanKind;
+use opentelemetry::{Context, KeyValue};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::http::Tracers;
+use crate::http::body::{OpenSpan, TracedBody};
+use crate::http::grpc::{self, Side};
+
+/// A tower [`Layer`] for clients of `http::Request`s (hyper-util's client,
+/// a tonic `Channel`): every request gets a `CLIENT` span under the current
+/// one, and carries `traceparent`, `tracestate`, `baggage` and the workflow
+/// lineage in its headers. See the [module](crate::http) for the attributes.
+///
+/// ```
+/// use tower::ServiceBuilder;
+/// use workflow_otel::http::ClientLayer;
+/// # fn channel() -> tower::util::BoxCloneService<http::Request<String>, http::Response<String>, std::convert::Infallible> {
+/// #     tower::util::BoxCloneService::new(tower::service_fn(|_| async { Ok(http::Response::new(String::new())) }))
+/// # }
+///
+/// let client = ServiceBuilder::new().layer(ClientLayer::new()).service(channel());
+/// # drop(client);
+/// ```
+#[derive(Clone, Debug)]
+pub struct ClientLayer {
+    tracers: Tracers,
+}
+
+impl Default for ClientLayer {
+    fn default() -> Self {
+        ClientLayer::new()
+    }
+}
+
+impl ClientLayer {
+    /// Spans through the global tracer provider, looked up at each request.
+    pub fn new() -> ClientLayer {
+        ClientLayer {
+            tracers: Tracers::Global,
+        }
+    }
+
+    /// Spans through `provider` instead of the global one.
+    pub fn tracer_provider<P>(mut self, provider: &P) -> ClientLayer
+    where
+        P: opentelemetry::global::ObjectSafeTracerProvider,
+    {
+        self.tracers = Tracers::given(provider);
+        self
+    }
+}
+
+impl<S> Layer<S> for ClientLayer {
+    type Service = ClientService<S>;
+
+    fn layer(&self, inner: S) -> ClientService<S> {
+        ClientService {
+            inner,
+            tracers: self.tracers.clone(),
+        }
+    }
+}
+
+/// The service [`ClientLayer`] wraps around a client.
+#[derive(Clone, Debug)]
+pub struct ClientService<S> {
+    inner: S,
+    tracers: Tracers,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for ClientService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+    S::Error: Display,
+{
+    type Response = Response<TracedBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ClientFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<B>) -> Self::Future {
+        let (cx, grpc) = start(&self.tracers, &mut request, 0);
+        let inner = {
+            let _attached = cx.clone().attach();
+            self.inner.call(request)
+        };
+        ClientFuture {
+            inner,
+            open: Some(OpenSpan { cx, grpc }),
+        }
+    }
+}
+
+/// Opens the `CLIENT` span of `request` under the current context and
+/// injects it; `resends` is how many times this request was sent before.
+pub(crate) fn start<B>(
+    tracers: &Tracers,
+    request: &mut Request<B>,
+    resends: u32,
+) -> (Context, Option<grpc::Call>) {
+    let mut attributes = Vec::with_capacity(8);
+    let (name, call) = if grpc::is_grpc(request.headers()) {
+        let (name, call) = grpc::start(request.uri().path(), Side::Client, &mut attributes);
+        (name, Some(call))
+    } else {
+        let method = super::method_attributes(request.method(), &mut attributes);
+        attributes.push(KeyValue::new(
+            "url.full",
+            super::redact_url(&request.uri().to_string()),
+        ));
+        (method, None)
+    };
+    target_attributes(request.uri(), &mut attributes);
+    if resends > 0 {
+        attributes.push(KeyValue::new(
+            "http.request.resend_count",
+            i64::from(resends),
+        ));
+    }
+    let cx =
+        Context::map_current(|parent| tracers.start(name, SpanKind::Client, attributes, parent));
+    crate::propagation::inject(&cx, request.headers_mut());
+    (cx, call)
+}
+
+/// `server.address` and `server.port` of the URI a client sends to.
+pub(crate) fn target_attributes(uri: &Uri, attributes: &mut Vec<KeyValue>) {
+    if let Some((host, port)) = uri
+        .authority()
+        .and_then(|authority| super::host_and_port(authority.as_str(), uri.scheme_str()))
+    {
+        attributes.push(KeyValue::new("server.address", host));
+        if let Some(port) = port {
+            attributes.push(KeyValue::new("server.port", i64::from(port)));
+        }
+    }
+}
+
+/// Records the answer to a request on its span: the status code, `Error`
+/// for 4xx and 5xx (for gRPC, the status in the headers if there is one).
+pub(crate) fn record_response(open: &mut OpenSpan, status: u16, headers: &::http::HeaderMap) {
+    match &mut open.grpc {
+        Some(call) => {
+            grpc::record_status(&open.cx, call, headers);
+            if status != 200 {
+                super::record_status_code(&open.cx, status, true);
+            }
+        }
+        None => super::record_status_code(&open.cx, status, status >= 400),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The future of a traced request sent.
+    #[derive(Debug)]
+    pub struct ClientFuture<F> {
+        #[pin]
+        inner: F,
+        open: Option<OpenSpan>,
+    }
+
+    impl<F> PinnedDrop for ClientFuture<F> {
+        fn drop(this: Pin<&mut Self>) {
+            if let Some(open) = this.project().open.take() {
+                super::end(&open.cx);
+            }
+        }
+    }
+}
+
+impl<F, ResBody, E> Future for ClientFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+    E: Display,
+{
+    type Output = Result<Response<TracedBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let Poll::Ready(result) = this.inner.poll(task) else {
+            return Poll::Pending;
+        };
+        let Some(mut open) = this.open.take() else {
+            return Poll::Ready(result.map(|response| response.map(TracedBody::done)));
+        };
+        Poll::Ready(match result {
+            Ok(response) => {
+                record_response(&mut open, response.status().as_u16(), response.headers());
+                Ok(response.map(|body| TracedBody::new(body, open)))
+            }
+            Err(error) => {
+                super::record_failure(
+                    &open.cx,
+                    Cow::Borrowed(crate::record::probe::type_label::<E>()),
+                    error.to_string(),
+                );
+                super::end(&open.cx);
+                Err(error)
+            }
+        })
+    }
+}
