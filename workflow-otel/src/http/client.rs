@@ -7,7 +7,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
-use ::http::{Request, Response, Uri};
+use ::http::{Request, Response};
 use opentelemetry::trace::SpanKind;
 use opentelemetry::{Context, KeyValue};
 use tower_layer::Layer;
@@ -35,6 +35,7 @@ use crate::http::grpc::{self, Side};
 #[derive(Clone, Debug)]
 pub struct ClientLayer {
     tracers: Tracers,
+    server: Option<(String, Option<u16>)>,
 }
 
 impl Default for ClientLayer {
@@ -48,7 +49,16 @@ impl ClientLayer {
     pub fn new() -> ClientLayer {
         ClientLayer {
             tracers: Tracers::Global,
+            server: None,
         }
+    }
+
+    /// The `server.address` and `server.port` of requests whose URI names
+    /// no host: a tonic channel adds its endpoint's origin only inside, so
+    /// a layer around it sees paths alone.
+    pub fn server_address(mut self, host: impl Into<String>, port: Option<u16>) -> ClientLayer {
+        self.server = Some((host.into(), port));
+        self
     }
 
     /// Spans through `provider` instead of the global one.
@@ -67,7 +77,7 @@ impl<S> Layer<S> for ClientLayer {
     fn layer(&self, inner: S) -> ClientService<S> {
         ClientService {
             inner,
-            tracers: self.tracers.clone(),
+            layer: self.clone(),
         }
     }
 }
@@ -76,7 +86,7 @@ impl<S> Layer<S> for ClientLayer {
 #[derive(Clone, Debug)]
 pub struct ClientService<S> {
     inner: S,
-    tracers: Tracers,
+    layer: ClientLayer,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for ClientService<S>
@@ -93,7 +103,7 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let (cx, grpc) = start(&self.tracers, &mut request, 0);
+        let (cx, grpc) = start(&self.layer, &mut request);
         let inner = {
             let _attached = cx.clone().attach();
             self.inner.call(request)
@@ -106,12 +116,8 @@ where
 }
 
 /// Opens the `CLIENT` span of `request` under the current context and
-/// injects it; `resends` is how many times this request was sent before.
-pub(crate) fn start<B>(
-    tracers: &Tracers,
-    request: &mut Request<B>,
-    resends: u32,
-) -> (Context, Option<grpc::Call>) {
+/// injects it.
+fn start<B>(layer: &ClientLayer, request: &mut Request<B>) -> (Context, Option<grpc::Call>) {
     let mut attributes = Vec::with_capacity(8);
     let (name, call) = if grpc::is_grpc(request.headers()) {
         let (name, call) = grpc::start(request.uri().path(), Side::Client, &mut attributes);
@@ -124,30 +130,24 @@ pub(crate) fn start<B>(
         ));
         (method, None)
     };
-    target_attributes(request.uri(), &mut attributes);
-    if resends > 0 {
-        attributes.push(KeyValue::new(
-            "http.request.resend_count",
-            i64::from(resends),
-        ));
-    }
-    let cx =
-        Context::map_current(|parent| tracers.start(name, SpanKind::Client, attributes, parent));
-    crate::propagation::inject(&cx, request.headers_mut());
-    (cx, call)
-}
-
-/// `server.address` and `server.port` of the URI a client sends to.
-pub(crate) fn target_attributes(uri: &Uri, attributes: &mut Vec<KeyValue>) {
-    if let Some((host, port)) = uri
+    let target = request
+        .uri()
         .authority()
-        .and_then(|authority| super::host_and_port(authority.as_str(), uri.scheme_str()))
-    {
+        .and_then(|authority| super::host_and_port(authority.as_str(), request.uri().scheme_str()))
+        .or_else(|| layer.server.clone());
+    if let Some((host, port)) = target {
         attributes.push(KeyValue::new("server.address", host));
         if let Some(port) = port {
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
     }
+    let cx = Context::map_current(|parent| {
+        layer
+            .tracers
+            .start(name, SpanKind::Client, attributes, parent)
+    });
+    crate::propagation::inject(&cx, request.headers_mut());
+    (cx, call)
 }
 
 /// Records the answer to a request on its span: the status code, `Error`
