@@ -200,10 +200,11 @@ fn answer(question: &str) -> usize {
     question.len()
 }
 
-#[workflow(genai = agent)]
+#[workflow(genai = agent("openai"))]
 fn assistant() {
     answer("why");
-    ModelCall::embeddings("openai", "text-embedding-3-small").record(Usage::tokens(500, 0));
+    // The provider comes from the agent.
+    ModelCall::inherited("embeddings", "text-embedding-3-small").record(Usage::tokens(500, 0));
 }
 
 /// 800 uncached × 2.50 + 200 cached × 1.25 + 100 × 10.00, per million.
@@ -212,10 +213,11 @@ const EMBEDDING_COST: f64 = 500.0 * 0.02 / 1e6;
 
 #[test]
 fn a_model_call_is_a_client_span_with_the_conventions_attributes_and_its_cost() {
-    let capture = Capture::new().prices(prices());
+    let capture = Capture::new().prices(prices()).openinference(true);
     capture.run(assistant);
     let keep = |key: &str| {
         key.starts_with("gen_ai.")
+            || key.starts_with("llm.")
             || key.starts_with("openinference.")
             || key.starts_with("workflow.gen_ai.")
     };
@@ -223,9 +225,10 @@ fn a_model_call_is_a_client_span_with_the_conventions_attributes_and_its_cost() 
         capture.tree().render_with(keep),
         format!(
             "\
-assistant #1 [workflow] Unset
+invoke_agent assistant #1 [workflow] Unset
   | gen_ai.agent.name: \"assistant\"
   | gen_ai.operation.name: \"invoke_agent\"
+  | gen_ai.provider.name: \"openai\"
   | gen_ai.usage.input_tokens: 1500
   | gen_ai.usage.output_tokens: 100
   | openinference.span.kind: \"AGENT\"
@@ -237,7 +240,7 @@ assistant #1 [workflow] Unset
   | workflow.gen_ai.usage.input_tokens: 1500
   | workflow.gen_ai.usage.output_tokens: 100
   | workflow.gen_ai.usage.reasoning.output_tokens: 30
-  answer #2 [step] Unset
+  execute_tool answer #2 [step] Unset
     | gen_ai.operation.name: \"execute_tool\"
     | gen_ai.tool.name: \"answer\"
     | openinference.span.kind: \"TOOL\"
@@ -248,21 +251,37 @@ assistant #1 [workflow] Unset
       | gen_ai.response.finish_reasons: [\"stop\"]
       | gen_ai.response.model: \"gpt-4o-2024-08-06\"
       | gen_ai.usage.cache_read.input_tokens: 200
-      | gen_ai.usage.cost: {CHAT_COST}
-      | gen_ai.usage.cost_currency: \"USD\"
       | gen_ai.usage.input_tokens: 1000
       | gen_ai.usage.output_tokens: 100
       | gen_ai.usage.reasoning.output_tokens: 30
+      | llm.cost.total: {CHAT_COST}
+      | llm.model_name: \"gpt-4o-2024-08-06\"
+      | llm.provider: \"openai\"
+      | llm.system: \"openai\"
+      | llm.token_count.completion: 100
+      | llm.token_count.completion_details.reasoning: 30
+      | llm.token_count.prompt: 1000
+      | llm.token_count.prompt_details.cache_read: 200
+      | llm.token_count.total: 1100
       | openinference.span.kind: \"LLM\"
+      | workflow.gen_ai.usage.cost: {CHAT_COST}
+      | workflow.gen_ai.usage.cost_currency: \"USD\"
   embeddings text-embedding-3-small #4 [span scope=workflow-otel] Unset
     | gen_ai.operation.name: \"embeddings\"
     | gen_ai.provider.name: \"openai\"
     | gen_ai.request.model: \"text-embedding-3-small\"
-    | gen_ai.usage.cost: {EMBEDDING_COST}
-    | gen_ai.usage.cost_currency: \"USD\"
     | gen_ai.usage.input_tokens: 500
     | gen_ai.usage.output_tokens: 0
+    | llm.cost.total: {EMBEDDING_COST}
+    | llm.model_name: \"text-embedding-3-small\"
+    | llm.provider: \"openai\"
+    | llm.system: \"openai\"
+    | llm.token_count.completion: 0
+    | llm.token_count.prompt: 500
+    | llm.token_count.total: 500
     | openinference.span.kind: \"EMBEDDING\"
+    | workflow.gen_ai.usage.cost: {EMBEDDING_COST}
+    | workflow.gen_ai.usage.cost_currency: \"USD\"
 ",
             total = CHAT_COST + EMBEDDING_COST
         )

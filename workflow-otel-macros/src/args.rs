@@ -63,6 +63,8 @@ pub(crate) struct Options {
     pub(crate) kind: Option<Ident>,
     /// `genai = tool`: the GenAI conventions' role (the variant's name).
     pub(crate) genai: Option<Ident>,
+    /// `genai = agent("openai")`: the agent's `gen_ai.provider.name`.
+    pub(crate) genai_provider: Option<syn::LitStr>,
     /// `retry(..)`: run the step again when it returns `Err`.
     pub(crate) retry: Option<Retry>,
     /// Mistakes that do not stop parsing (a duplicated option), reported together.
@@ -302,6 +304,30 @@ impl Options {
                         ));
                     }
                 };
+                if input.peek(syn::token::Paren) {
+                    let inside;
+                    syn::parenthesized!(inside in input);
+                    if variant == "Tool" {
+                        return Err(syn::Error::new(
+                            value.span(),
+                            "a tool has no provider: write `genai = tool`, and give the \
+                             provider to the agent (`genai = agent(\"openai\")`)",
+                        ));
+                    }
+                    let provider: syn::LitStr = inside.parse().map_err(|error| {
+                        syn::Error::new(
+                            error.span(),
+                            "expected the provider as a string: `genai = agent(\"openai\")`",
+                        )
+                    })?;
+                    if provider.value().is_empty() {
+                        return Err(syn::Error::new(
+                            provider.span(),
+                            "the provider name is empty: `genai = agent(\"openai\")`",
+                        ));
+                    }
+                    options.genai_provider = Some(provider);
+                }
                 options.genai = Some(Ident::new(variant, value.span()));
             } else if input.peek(kw::detached) {
                 let keyword: kw::detached = input.parse()?;

@@ -94,6 +94,16 @@ impl ModelCall {
         }
     }
 
+    /// A call whose provider is that of the agent it runs in
+    /// (`#[workflow(genai = agent("openai"))]`, the nearest one in this
+    /// process); `_OTHER` outside any agent that names one.
+    pub fn inherited(
+        operation: impl Into<Cow<'static, str>>,
+        request_model: impl Into<Cow<'static, str>>,
+    ) -> ModelCall {
+        ModelCall::new(operation, "", request_model)
+    }
+
     /// A `chat` call.
     pub fn chat(
         provider: impl Into<Cow<'static, str>>,
@@ -111,10 +121,17 @@ impl ModelCall {
     }
 
     /// Starts timing the call, under the current span.
-    pub fn start(self) -> ActiveModelCall {
+    pub fn start(mut self) -> ActiveModelCall {
+        let cx = Context::current();
+        if self.provider.is_empty() {
+            let inherited = cx
+                .get::<CurrentWorkflow>()
+                .and_then(|current| current.0.gen_ai_provider());
+            self.provider = Cow::Borrowed(inherited.unwrap_or(crate::record::probe::OTHER_ERROR));
+        }
         ActiveModelCall {
             call: self,
-            cx: Context::current(),
+            cx,
             started: SystemTime::now(),
             input_text: None,
             output_text: None,
@@ -391,6 +408,11 @@ impl ActiveModelCall {
                 ));
             }
         }
+        if instrumentation.openinference_on()
+            && let Ending::Finished(_) = ending
+        {
+            openinference_attributes(call, usage, counted, &mut attributes);
+        }
         if let Some(limit) = instrumentation.genai_content_limit() {
             let cut = ErrorText::default().max_len(limit);
             for (key, text) in [
@@ -435,6 +457,53 @@ impl ActiveModelCall {
             status,
             instrumentation_scope: crate::record::raw::scope(),
         })
+    }
+}
+
+/// OpenInference's names for what the GenAI attributes already say.
+fn openinference_attributes(
+    call: &ModelCall,
+    usage: &Usage,
+    counted: &CallUsage,
+    attributes: &mut Vec<KeyValue>,
+) {
+    let count = |value: u64| i64::try_from(value).unwrap_or(i64::MAX);
+    let model = usage
+        .response_model
+        .clone()
+        .map_or_else(|| call.request_model.clone(), Cow::Owned);
+    attributes.extend([
+        KeyValue::new("llm.system", call.provider.clone()),
+        KeyValue::new("llm.provider", call.provider.clone()),
+        KeyValue::new("llm.model_name", model),
+        KeyValue::new("llm.token_count.prompt", count(usage.input_tokens)),
+        KeyValue::new("llm.token_count.completion", count(usage.output_tokens)),
+        KeyValue::new(
+            "llm.token_count.total",
+            count(usage.input_tokens.saturating_add(usage.output_tokens)),
+        ),
+    ]);
+    if let Some(tokens) = usage.cache_read_input_tokens {
+        attributes.push(KeyValue::new(
+            "llm.token_count.prompt_details.cache_read",
+            count(tokens),
+        ));
+    }
+    if let Some(tokens) = usage.reasoning_output_tokens {
+        attributes.push(KeyValue::new(
+            "llm.token_count.completion_details.reasoning",
+            count(tokens),
+        ));
+    }
+    // OpenInference's costs are in US dollars: another currency is not
+    // converted, and left to `workflow.gen_ai.usage.cost`.
+    if let Some((nanos, currency)) = &counted.cost
+        && &**currency == "USD"
+    {
+        attributes.push(KeyValue::new(
+            "llm.cost.total",
+            *nanos as f64 / crate::record::usage::NANOS,
+        ));
     }
 }
 

@@ -120,6 +120,12 @@ impl Capture {
         self
     }
 
+    /// Adds OpenInference's names to model-call spans.
+    pub fn openinference(mut self, on: bool) -> Capture {
+        self.instrumentation = self.instrumentation.openinference(on);
+        self
+    }
+
     /// Records prompt and completion text of model calls, cut to `max_bytes`.
     pub fn record_genai_content(mut self, max_bytes: usize) -> Capture {
         self.instrumentation = self.instrumentation.record_genai_content(max_bytes);

@@ -138,9 +138,9 @@ pub const OPENINFERENCE_SPAN_KIND: &str = "openinference.span.kind";
 // This project's cost and roll-up attributes (not part of the conventions).
 
 /// A model call's cost, from the price table (a double).
-pub const GEN_AI_USAGE_COST: &str = "gen_ai.usage.cost";
+pub const GEN_AI_USAGE_COST: &str = "workflow.gen_ai.usage.cost";
 /// The currency of [`GEN_AI_USAGE_COST`], as the price table names it.
-pub const GEN_AI_USAGE_COST_CURRENCY: &str = "gen_ai.usage.cost_currency";
+pub const GEN_AI_USAGE_COST_CURRENCY: &str = "workflow.gen_ai.usage.cost_currency";
 /// Workflow roll-up: model calls beneath the workflow.
 pub const WORKFLOW_GEN_AI_MODEL_CALLS: &str = "workflow.gen_ai.model_calls";
 /// Workflow roll-up: calls of `genai = tool` steps beneath the workflow.

@@ -48,6 +48,8 @@ pub struct WorkflowContext {
     name: StringValue,
     /// The same name: the site's, which metrics recognise by address.
     static_name: &'static str,
+    /// `genai = agent("openai")`: the provider the agent's model calls inherit.
+    provider: Option<&'static str>,
     depth: u32,
     hierarchy_path: StringValue,
     parent: Option<ParentWorkflow>,
@@ -129,7 +131,7 @@ impl WorkflowContext {
     /// Lineage for a new workflow whose span is `span_context`, nested under
     /// `parent` if there is one.
     pub(crate) fn start(
-        name: &'static str,
+        (name, provider): (&'static str, Option<&'static str>),
         parent: Option<ParentLineage>,
         span_context: SpanContext,
         started: Instant,
@@ -147,6 +149,7 @@ impl WorkflowContext {
                 hierarchy_path: name.clone(),
                 name,
                 static_name,
+                provider,
                 depth: 0,
                 parent: None,
                 causation_id: None,
@@ -167,6 +170,7 @@ impl WorkflowContext {
                 )),
                 name,
                 static_name,
+                provider,
                 depth: parent.depth.saturating_add(1).min(MAX_WORKFLOW_DEPTH),
                 correlation_id: parent.correlation_id,
                 causation_id: Some(parent.id_text.clone()),
@@ -290,6 +294,19 @@ impl WorkflowContext {
     /// The name, as the workflow's site holds it.
     pub(crate) fn static_name(&self) -> &'static str {
         self.static_name
+    }
+
+    /// The GenAI provider of this workflow or the nearest one around it in
+    /// this process that names one.
+    pub(crate) fn gen_ai_provider(&self) -> Option<&'static str> {
+        let mut workflow = Some(self);
+        while let Some(current) = workflow {
+            if current.provider.is_some() {
+                return current.provider;
+            }
+            workflow = current.local_parent.as_deref();
+        }
+        None
     }
 
     pub(crate) fn instrumentation(&self) -> Option<&Instrumentation> {

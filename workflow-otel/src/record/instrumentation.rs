@@ -66,6 +66,7 @@ pub struct Instrumentation {
     success_status: SuccessStatus,
     prices: Option<Arc<PriceTable>>,
     genai_content: Option<usize>,
+    openinference: bool,
 }
 
 static DEFAULT: RwLock<Option<Instrumentation>> = RwLock::new(None);
@@ -102,7 +103,22 @@ impl Instrumentation {
             success_status: SuccessStatus::Unset,
             prices: None,
             genai_content: None,
+            openinference: false,
         }
+    }
+
+    /// Adds OpenInference's names to model-call spans besides the GenAI
+    /// conventions' (`llm.system`, `llm.provider`, `llm.model_name`,
+    /// `llm.token_count.*`, `llm.cost.total` when the price table is in USD),
+    /// for Arize Phoenix, which reads those and not `gen_ai.*`. Off by
+    /// default: eight more attributes per call that other backends ignore.
+    pub fn openinference(mut self, on: bool) -> Self {
+        self.openinference = on;
+        self
+    }
+
+    pub(crate) fn openinference_on(&self) -> bool {
+        self.openinference
     }
 
     /// The prices that turn model calls' token counts into costs.

@@ -363,6 +363,9 @@ impl RawSpan {
         if let Some(role) = site.genai {
             sink.attribute(attr::GEN_AI_OPERATION_NAME, Attr::Static(role.operation()));
             sink.attribute(role.name_key(), Attr::Static(site.name));
+            if let Some(provider) = site.provider {
+                sink.attribute(attr::GEN_AI_PROVIDER_NAME, Attr::Static(provider));
+            }
             sink.attribute(
                 attr::OPENINFERENCE_SPAN_KIND,
                 Attr::Static(role.openinference_kind()),
@@ -455,7 +458,7 @@ impl RawSpan {
             parent_span_id: self.parent_span_id,
             parent_span_is_remote: self.parent_is_remote,
             span_kind: site.span_kind.clone(),
-            name: Cow::Borrowed(site.name),
+            name: Cow::Borrowed(site.span_name),
             start_time: times.start,
             end_time: times.end,
             attributes,

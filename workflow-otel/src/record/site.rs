@@ -31,6 +31,12 @@ pub struct Site {
     pub(crate) detached: bool,
     pub(crate) span_kind: SpanKind,
     pub(crate) genai: Option<GenAiRole>,
+    /// The span's name: `name`, or for a GenAI role the conventions' name
+    /// (`invoke_agent triage`).
+    pub(crate) span_name: &'static str,
+    /// `genai = agent("openai")`: the `gen_ai.provider.name` of the agent,
+    /// which its model calls inherit.
+    pub(crate) provider: Option<&'static str>,
     /// The metrics series this site used last (see `metrics::series`).
     pub(crate) series: AtomicPtr<Series>,
     /// `fields(..)` that are all literals: the same for every call.
@@ -110,6 +116,8 @@ impl Site {
             detached,
             span_kind: SpanKind::Internal,
             genai: None,
+            span_name: name,
+            provider: None,
             series: AtomicPtr::new(std::ptr::null_mut()),
             literal_fields: &[],
         }
@@ -122,9 +130,17 @@ impl Site {
         self
     }
 
-    /// The GenAI conventions' role of the span (`genai = tool`).
-    pub const fn with_genai(mut self, role: GenAiRole) -> Site {
+    /// The GenAI conventions' role of the span (`genai = tool`), the span
+    /// name that goes with it, and the agent's provider.
+    pub const fn with_genai(
+        mut self,
+        role: GenAiRole,
+        span_name: &'static str,
+        provider: Option<&'static str>,
+    ) -> Site {
         self.genai = Some(role);
+        self.span_name = span_name;
+        self.provider = provider;
         self
     }
 

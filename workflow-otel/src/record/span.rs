@@ -265,7 +265,7 @@ fn start_step(
         }
     };
     let span_context = join_trace(
-        (site.name, &site.span_kind),
+        (site.span_name, &site.span_kind),
         parent,
         parent_span,
         instrumentation,
@@ -379,7 +379,7 @@ fn start_workflow(
         // Nothing records: keep the lineage, but attach no span context, which
         // would make other libraries' spans below look unsampled.
         let workflow = Arc::new(WorkflowContext::start(
-            site.name,
+            (site.name, site.provider),
             lineage,
             SpanContext::empty_context(),
             started,
@@ -394,13 +394,13 @@ fn start_workflow(
         parent_span = &root;
     }
     let span_context = join_trace(
-        (site.name, &site.span_kind),
+        (site.span_name, &site.span_kind),
         parent,
         parent_span,
         instrumentation,
     );
     let workflow = Arc::new(WorkflowContext::start(
-        site.name,
+        (site.name, site.provider),
         lineage,
         span_context.clone(),
         started,

@@ -63,6 +63,7 @@ pub struct Setup {
     error_text: Option<ErrorText>,
     prices: Option<PriceTable>,
     genai_content: Option<usize>,
+    openinference: bool,
     metrics: metrics::MetricsChoice,
     #[cfg(feature = "logs")]
     logs: logs::LogsChoice,
@@ -93,6 +94,7 @@ pub fn setup() -> Setup {
         error_text: None,
         prices: None,
         genai_content: None,
+        openinference: false,
         metrics: metrics::MetricsChoice::default(),
         #[cfg(feature = "logs")]
         logs: logs::LogsChoice::default(),
@@ -224,6 +226,13 @@ impl Setup {
     /// `max_bytes`; off by default, as prompts often hold personal data.
     pub fn record_genai_content(mut self, max_bytes: usize) -> Self {
         self.genai_content = Some(max_bytes);
+        self
+    }
+
+    /// Adds OpenInference's names to model-call spans, for Arize Phoenix
+    /// (see [`Instrumentation::openinference`]).
+    pub fn openinference(mut self, on: bool) -> Self {
+        self.openinference = on;
         self
     }
 
@@ -501,7 +510,8 @@ impl Setup {
         opentelemetry::global::set_tracer_provider(provider.clone());
         let mut instrumentation = Instrumentation::new(&pipeline)
             .sampler(sampler)
-            .success_status(self.success_status);
+            .success_status(self.success_status)
+            .openinference(self.openinference);
         if let Some(prices) = self.prices {
             instrumentation = instrumentation.prices(prices);
         }

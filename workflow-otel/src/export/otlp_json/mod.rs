@@ -339,7 +339,7 @@ fn encode_record(
         &raw.span_context,
         raw.parent_span_id,
         raw.parent_is_remote,
-        site.name,
+        site.span_name,
         &site.span_kind,
         (times.start_unix, times.end_unix),
     );

@@ -182,7 +182,7 @@ fn record(out: &mut Vec<u8>, raw: &RawSpan, records: &Records<'_>, fragments: &m
         wire::bytes(out, 4, &raw.parent_span_id.to_bytes());
     }
     wire::fixed32(out, 16, span_flags(&raw.span_context, raw.parent_is_remote));
-    wire::bytes(out, 5, site.name.as_bytes());
+    wire::bytes(out, 5, site.span_name.as_bytes());
     wire::uint(out, 6, span::SpanKind::from(site.span_kind.clone()) as u64);
     wire::fixed64(out, 7, times.start_unix);
     wire::fixed64(out, 8, times.end_unix);

@@ -1,0 +1,6 @@
+use workflow_otel::workflow;
+
+#[workflow(genai = agent(openai))]
+fn assistant() {}
+
+fn main() {}

@@ -1,0 +1,6 @@
+use workflow_otel::step;
+
+#[step(genai = tool("openai"))]
+fn search() {}
+
+fn main() {}
