@@ -83,7 +83,7 @@ fn answer(findings: &[String]) -> String {
     )
 }
 
-#[workflow(genai = agent)]
+#[workflow(genai = agent("openai"))]
 fn travel_agent(question: &str) -> Result<String, ToolError> {
     let mut findings = Vec::new();
     for action in plan(question) {
@@ -116,6 +116,9 @@ fn main() {
     let telemetry = workflow_otel::setup()
         .default_service_name("agent")
         .prices(prices())
+        // OpenInference's names too, so that Arize Phoenix shows the model,
+        // tokens and cost of each call.
+        .openinference(true)
         .install();
     let outcome = travel_agent("Is it a good day to walk around Lisbon?");
     telemetry.flush();

@@ -1,85 +1,104 @@
-//! An HTTP service that continues incoming traces and calls onward with the
-//! context injected: `POST /orders` runs a workflow that continues the
-//! caller's trace from the request headers, and asks `GET /stock` (another
-//! route, reached over HTTP too) with `traceparent`, `baggage` and the
-//! workflow lineage in its headers. A client workflow calls the service, so
-//! the whole trace crosses HTTP twice and prints as one tree.
+//! Two HTTP services in one trace: a client workflow calls `orders`, whose
+//! handler (a `#[workflow]`) calls `billing` over HTTP, and both services
+//! answer a few calls with a 404 and a 500 too. axum serves, reqwest sends;
+//! `ServerLayer` and `ReqwestMiddleware` open the SERVER and CLIENT spans by
+//! the HTTP conventions (`POST /orders/{id}`, `http.route`,
+//! `http.response.status_code`, ...) and carry the trace and the workflow
+//! lineage across, so the console shows one tree per request.
 //!
-//! Run with `cargo run --example http_service`. The server binds loopback only.
+//! Run with `cargo run --example http_service`. The servers bind loopback only.
 
-use std::convert::Infallible;
+use std::sync::Arc;
 
-use http_body_util::{BodyExt as _, Empty, Full};
-use hyper::body::{Bytes, Incoming};
-use hyper::{HeaderMap, Request, Response};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use workflow_otel::propagation::inject_current;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+use reqwest_middleware::ClientWithMiddleware;
+use workflow_otel::http::{ReqwestMiddleware, ServerLayer};
 use workflow_otel::{step, workflow};
 
 type Error = Box<dyn std::error::Error + Send + Sync>;
 
-/// Sends a request with the current context in its headers: the client side,
-/// a CLIENT span.
-#[step(args(path), kind = client)]
-async fn call(base: &str, path: &str) -> Result<String, Error> {
-    let mut request = Request::get(format!("{base}{path}")).body(Empty::<Bytes>::new())?;
-    inject_current(request.headers_mut());
-    let client = Client::builder(TokioExecutor::new()).build_http();
-    let response = client.request(request).await?;
+/// What the `orders` service needs to reach `billing`.
+struct Orders {
+    client: ClientWithMiddleware,
+    billing: String,
+}
+
+/// `orders`' handler: the request's workflow, nested under its SERVER span.
+#[workflow(args(id))]
+async fn place_order(orders: &Orders, id: u32) -> Result<String, String> {
+    let invoice = bill(orders, id).await?;
+    Ok(format!("order {id} placed, {invoice}"))
+}
+
+#[step(args(id))]
+async fn bill(orders: &Orders, id: u32) -> Result<String, String> {
+    let response = orders
+        .client
+        .post(format!("{}/invoices/{id}", orders.billing))
+        .send()
+        .await
+        .map_err(|error| error.to_string())?;
     let status = response.status();
-    let body = String::from_utf8(response.into_body().collect().await?.to_bytes().to_vec())?;
-    if !status.is_success() {
-        return Err(format!("{path} answered {status}: {body}").into());
+    let body = response.text().await.map_err(|error| error.to_string())?;
+    if status.is_success() {
+        Ok(body)
+    } else {
+        Err(format!("billing answered {status}: {body}"))
     }
-    Ok(body)
 }
 
-/// The client: a workflow that places an order through the service.
-#[workflow]
-async fn place_order(base: &str) -> Result<String, Error> {
-    call(base, "/orders").await
+async fn order_route(
+    State(orders): State<Arc<Orders>>,
+    Path(id): Path<u32>,
+) -> Result<String, (StatusCode, String)> {
+    place_order(&orders, id)
+        .await
+        .map_err(|error| (StatusCode::BAD_GATEWAY, error))
 }
 
-/// The service's handler, a SERVER span: continues the incoming trace. (The
-/// underscore: the headers are used by the attribute alone, which may be
-/// compiled out.)
-#[workflow(parent = _headers, kind = server)]
-async fn handle_order(_headers: &HeaderMap, base: &str) -> Result<String, Error> {
-    let stock = reserve(base).await?;
-    Ok(format!("order accepted ({stock})"))
+/// `billing`'s handler: a workflow that continues the caller's lineage.
+#[workflow(args(id))]
+async fn issue_invoice(id: u32) -> Result<String, String> {
+    if id == 13 {
+        Err("the card was declined".into())
+    } else {
+        Ok(format!("invoice {id}"))
+    }
 }
 
-#[step]
-async fn reserve(base: &str) -> Result<String, Error> {
-    call(base, "/stock").await
+async fn invoice_route(Path(id): Path<u32>) -> Result<String, (StatusCode, String)> {
+    issue_invoice(id)
+        .await
+        .map_err(|error| (StatusCode::INTERNAL_SERVER_ERROR, error))
 }
 
-/// A second service behind the first, continuing the same trace.
-#[workflow(parent = _headers, kind = server)]
-async fn stock_service(_headers: &HeaderMap) -> String {
-    "12 in stock".to_owned()
+async fn serve(app: Router) -> Result<String, Error> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let base = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    Ok(base)
 }
 
-async fn route(
-    request: Request<Incoming>,
-    base: String,
-) -> Result<Response<Full<Bytes>>, Infallible> {
-    let answer = match request.uri().path() {
-        "/orders" => handle_order(request.headers(), &base)
-            .await
-            .map_err(|error| error.to_string()),
-        "/stock" => Ok(stock_service(request.headers()).await),
-        other => Err(format!("no route {other}")),
-    };
-    Ok(match answer {
-        Ok(body) => Response::new(Full::new(Bytes::from(body))),
-        Err(error) => {
-            let mut response = Response::new(Full::new(Bytes::from(error)));
-            *response.status_mut() = hyper::StatusCode::INTERNAL_SERVER_ERROR;
-            response
-        }
-    })
+fn client() -> ClientWithMiddleware {
+    reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(ReqwestMiddleware::new())
+        .build()
+}
+
+/// The customer's side: one request, under a workflow of its own.
+#[workflow(args(path))]
+async fn customer(client: &ClientWithMiddleware, base: &str, path: &str) -> Result<String, Error> {
+    let response = client.post(format!("{base}{path}")).send().await?;
+    Ok(format!(
+        "{} {}",
+        response.status().as_u16(),
+        response.text().await?
+    ))
 }
 
 #[tokio::main]
@@ -88,28 +107,34 @@ async fn main() -> Result<(), Error> {
         .default_service_name("http_service")
         .install();
 
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let base = format!("http://{}", listener.local_addr()?);
-    let server_base = base.clone();
-    let server = tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            let base = server_base.clone();
-            tokio::spawn(async move {
-                let service =
-                    hyper::service::service_fn(move |request| route(request, base.clone()));
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
+    // `Router::layer`: inside the router, so spans are named by the route.
+    let billing = serve(
+        Router::new()
+            .route("/invoices/{id}", post(invoice_route))
+            .layer(ServerLayer::new()),
+    )
+    .await?;
+    let orders = Arc::new(Orders {
+        client: client(),
+        billing,
     });
+    let orders = serve(
+        Router::new()
+            .route("/orders/{id}", post(order_route))
+            .route("/health", get(|| async { "ok" }))
+            .layer(ServerLayer::new())
+            .with_state(orders),
+    )
+    .await?;
 
-    let answer = place_order(&base).await?;
+    let client = client();
+    // Two hops; a card declined (billing's 500, orders' 502); no such route (404).
+    for path in ["/orders/7", "/orders/13", "/nowhere"] {
+        println!(
+            "=> POST {path}: {}",
+            customer(&client, &orders, path).await?
+        );
+    }
     telemetry.flush();
-    println!("=> {answer}");
-    server.abort();
     Ok(())
 }

@@ -31,6 +31,7 @@ const ROLES: &[Role] = &[
         required: &[
             "gen_ai.operation.name",
             "gen_ai.agent.name",
+            "gen_ai.provider.name",
             "gen_ai.usage.input_tokens",
             "gen_ai.usage.output_tokens",
             "openinference.span.kind",
@@ -57,6 +58,14 @@ const ROLES: &[Role] = &[
             "gen_ai.usage.output_tokens",
             "gen_ai.response.finish_reasons",
             "openinference.span.kind",
+            // OpenInference, which Phoenix reads for model, tokens and cost.
+            "llm.system",
+            "llm.provider",
+            "llm.model_name",
+            "llm.token_count.prompt",
+            "llm.token_count.completion",
+            "llm.token_count.total",
+            "llm.cost.total",
         ],
     },
     Role {
@@ -119,11 +128,22 @@ fn the_agent_example_follows_the_genai_conventions() {
             );
         }
         assert_eq!(node.span.span_kind, role.kind, "{}", node.span.name);
-        if role.kind == SpanKind::Client {
-            // `{operation} {model}`, as the conventions name inference spans.
+        // `{operation} {model}` for inference, `{operation} {agent or
+        // tool name}` for the others, as the conventions name them.
+        let subject = match operation.as_str() {
+            "invoke_agent" => "gen_ai.agent.name",
+            "execute_tool" => "gen_ai.tool.name",
+            _ => "gen_ai.request.model",
+        };
+        assert_eq!(
+            node.span.name,
+            format!("{operation} {}", text(node, subject))
+        );
+        if operation != "invoke_agent" && operation != "execute_tool" {
+            // The agent's provider, given once on the agent.
             assert_eq!(
-                node.span.name,
-                format!("{operation} {}", text(node, "gen_ai.request.model"))
+                text(node, "gen_ai.provider.name"),
+                text(node, "llm.provider")
             );
         }
         seen.push(operation);
@@ -141,7 +161,8 @@ fn the_agent_example_follows_the_genai_conventions() {
         ]
     );
 
-    let agent = tree.find("travel_agent").unwrap();
+    let agent = tree.find("invoke_agent travel_agent").unwrap();
+    assert_eq!(text(agent, "gen_ai.provider.name"), "openai");
     assert_eq!(text(agent, "openinference.span.kind"), "AGENT");
     assert_eq!(
         agent.attribute("workflow.gen_ai.model_calls"),
@@ -166,7 +187,7 @@ fn the_agent_example_follows_the_genai_conventions() {
     assert!((cost - expected).abs() < 1e-12, "{cost} != {expected}");
 
     // The flaky tool: three attempts, two failed, the step itself fine.
-    let weather = tree.find("weather").unwrap();
+    let weather = tree.find("execute_tool weather").unwrap();
     assert_eq!(weather.attribute("retry.count"), Some(&Value::I64(2)));
     assert!(!matches!(
         weather.span.status,

@@ -235,7 +235,7 @@ GET (Client) #1 [span scope=workflow-otel] Unset
 ";
 
 const FAILURES: &str = "\
-GET (Client) #1 [span scope=workflow-otel] Error(\"\")
+GET (Client) #1 [span scope=workflow-otel] Error(\"404 Not Found\")
   | error.type: \"404\"
   | http.request.method: \"GET\"
   | http.response.status_code: 404
@@ -249,13 +249,13 @@ GET (Client) #1 [span scope=workflow-otel] Error(\"\")
     | url.path: \"/nowhere/42\"
     | url.scheme: \"http\"
     | user_agent.original: \"shop-test/1\"
-GET (Client) #3 [span scope=workflow-otel] Error(\"\")
+GET (Client) #3 [span scope=workflow-otel] Error(\"500 Internal Server Error\")
   | error.type: \"500\"
   | http.request.method: \"GET\"
   | http.response.status_code: 500
   | server.address: \"127.0.0.1\"
   | url.full: \"http://127.0.0.1:PORT/fail\"
-  GET /fail (Server) #4 [span scope=workflow-otel] Error(\"\")
+  GET /fail (Server) #4 [span scope=workflow-otel] Error(\"500 Internal Server Error\")
     | error.type: \"500\"
     | http.request.method: \"GET\"
     | http.response.status_code: 500

@@ -219,7 +219,12 @@ pub(crate) fn record_status_code(cx: &Context, code: u16, failed: bool) {
     span.set_attribute(KeyValue::new("http.response.status_code", i64::from(code)));
     if failed {
         span.set_attribute(KeyValue::new("error.type", code.to_string()));
-        span.set_status(Status::error(""));
+        // The reason phrase, so that a tree or a trace view says what failed.
+        let reason = ::http::StatusCode::from_u16(code)
+            .ok()
+            .and_then(|status| status.canonical_reason())
+            .unwrap_or("");
+        span.set_status(Status::error(format!("{code} {reason}").trim_end().to_owned()));
     }
 }
 
