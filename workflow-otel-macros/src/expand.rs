@@ -223,21 +223,7 @@ fn expand(
         .kind
         .as_ref()
         .map(|variant| quote!(.with_span_kind(#private::SpanKind::#variant)));
-    // The conventions' span name, `invoke_agent {name}`, is known here: the
-    // workflow keeps its own name for the lineage and the metrics.
-    let genai = options.genai.as_ref().map(|variant| {
-        let operation = match variant.to_string().as_str() {
-            "Workflow" => "invoke_workflow",
-            "Agent" => "invoke_agent",
-            _ => "execute_tool",
-        };
-        let shown = format!("{operation} {span_name}");
-        let provider = match &options.genai_provider {
-            Some(provider) => quote!(::core::option::Option::Some(#provider)),
-            None => quote!(::core::option::Option::None),
-        };
-        quote!(.with_genai(#private::GenAiRole::#variant, #shown, #provider))
-    });
+    let genai = crate::name::genai_site(&private, options, span_name);
     let fields = fields_closure(&private, options);
     let literal_fields = literal_fields(&private, options);
     let start = match &options.parent {

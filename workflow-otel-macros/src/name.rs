@@ -37,6 +37,28 @@ pub(crate) fn validate(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// `.with_genai(role, span name, provider)` for a site with `genai = ..`:
+/// the conventions' span name, `invoke_agent {name}`, is known at compile
+/// time; the workflow keeps its own name for the lineage and the metrics.
+pub(crate) fn genai_site(
+    private: &proc_macro2::TokenStream,
+    options: &crate::args::Options,
+    span_name: &str,
+) -> Option<proc_macro2::TokenStream> {
+    let variant = options.genai.as_ref()?;
+    let operation = match variant.to_string().as_str() {
+        "Workflow" => "invoke_workflow",
+        "Agent" => "invoke_agent",
+        _ => "execute_tool",
+    };
+    let shown = format!("{operation} {span_name}");
+    let provider = match &options.genai_provider {
+        Some(provider) => quote::quote!(::core::option::Option::Some(#provider)),
+        None => quote::quote!(::core::option::Option::None),
+    };
+    Some(quote::quote!(.with_genai(#private::GenAiRole::#variant, #shown, #provider)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::validate;

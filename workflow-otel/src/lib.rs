@@ -159,7 +159,7 @@ pub use view::tree::{MAX_CONSOLE_DEPTH, NodeKind, SpanNode, SpanTree};
 /// | `kind = server` | the OpenTelemetry span kind: `server` (handles a request), `client` (makes one), `producer`, `consumer`, `internal` (the default) |
 /// | `parent = msg` | continue the trace and lineage of another process: a message with `#[derive(Carried)]`, headers (`http::HeaderMap`, `HashMap<String, String>`), a [`propagation::TraceCarrier`] or a `Context` (workflows and child workflows) |
 /// | `detached` | start a trace of its own, linked to the parent, keeping the lineage (child workflows) |
-/// | `genai = agent` | the GenAI conventions' role: `workflow` (`invoke_workflow`), `agent` (`invoke_agent`) or `tool` (`execute_tool`, counted as a tool call); see [`genai`] |
+/// | `genai = agent` | the GenAI conventions' role: `workflow` (`invoke_workflow`), `agent` (`invoke_agent`) or `tool` (`execute_tool`, counted as a tool call), and the span name that goes with it (`invoke_agent {name}`); `agent("openai")` gives `gen_ai.provider.name`; see [`genai`] |
 /// | `retry(attempts = 3, backoff_ms = 100, max_backoff_ms = 10000, jitter = true, when = f)` | steps returning a `Result`: run again on `Err` (if `f(&err)`), each attempt a span `<name>.attempt` with `retry.attempt`; the step gets `retry.count`. By-value arguments must be `Clone` |
 /// | `crate = path` | where to find this crate if it is renamed |
 ///
@@ -167,7 +167,8 @@ pub use view::tree::{MAX_CONSOLE_DEPTH, NodeKind, SpanNode, SpanTree};
 ///
 /// `Err(e)` of any `Result` type (also `io::Result<T>`, `anyhow::Result<T>`:
 /// the compiler, not the spelling, decides) sets status `Error` with the
-/// message, `error.type` = the error's type name and an `exception` event. A
+/// message, `error.type` = the error's type name ([`ErrorType`] to name your
+/// own; `_OTHER` for a tuple, `String` or `dyn Error`) and an `exception` event. A
 /// panic does the same (`error.type = "panic"`) and keeps unwinding. A future
 /// dropped before it completes ends its span with status `workflow_status =
 /// "cancelled"` and status `Unset`. Success leaves status `Unset` unless

@@ -23,14 +23,14 @@ use crate::http::grpc::{self, Side};
 /// lineage in its headers. See the [module](crate::http) for the attributes.
 ///
 /// ```
-/// use tower::ServiceBuilder;
-/// use workflow_otel::http::ClientLayer;
-/// # fn channel() -> tower::util::BoxCloneService<http::Request<String>, http::Response<String>, std::convert::Infallible> {
-/// #     tower::util::BoxCloneService::new(tower::service_fn(|_| async { Ok(http::Response::new(String::new())) }))
-/// # }
+/// use tower_layer::Layer as _;
+/// use workflow_otel::http::{ClientLayer, ClientService};
 ///
-/// let client = ServiceBuilder::new().layer(ClientLayer::new()).service(channel());
-/// # drop(client);
+/// // `ServiceBuilder::new().layer(ClientLayer::new()).service(channel)` with tower.
+/// fn traced<S>(channel: S) -> ClientService<S> {
+///     ClientLayer::new().layer(channel)
+/// }
+/// # drop(traced(()));
 /// ```
 #[derive(Clone, Debug)]
 pub struct ClientLayer {

@@ -224,7 +224,9 @@ pub(crate) fn record_status_code(cx: &Context, code: u16, failed: bool) {
             .ok()
             .and_then(|status| status.canonical_reason())
             .unwrap_or("");
-        span.set_status(Status::error(format!("{code} {reason}").trim_end().to_owned()));
+        span.set_status(Status::error(
+            format!("{code} {reason}").trim_end().to_owned(),
+        ));
     }
 }
 

@@ -18,6 +18,9 @@ use crate::http::body::OpenSpan;
 ///
 /// ```
 /// use workflow_otel::http::ReqwestMiddleware;
+/// # // With `tls` on, reqwest's rustls has no crypto provider of its own.
+/// # #[cfg(feature = "tls")]
+/// # let _ = rustls::crypto::ring::default_provider().install_default();
 ///
 /// let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 ///     .with(ReqwestMiddleware::new())
