@@ -378,6 +378,10 @@ impl Setup {
     }
 
     fn build(self, strict: bool) -> Result<TelemetryGuard, SetupError> {
+        // `tls` builds reqwest without a crypto provider: without a process
+        // default, any reqwest client of the program's would panic when made.
+        #[cfg(feature = "tls")]
+        crate::export::tls::install_provider();
         let (env, problems) = env::from_env(&self.environment);
         if let Some(problem) = problems.first()
             && strict
