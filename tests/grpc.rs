@@ -6,8 +6,6 @@
 //! The service is OTLP's own trace service (generated from the official
 //! protobuf definitions), so no code generation is needed here.
 
-use std::time::{Duration, Instant};
-
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
     TraceService, TraceServiceServer,
@@ -18,6 +16,10 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 use opentelemetry_sdk::trace::SpanData;
 use workflow_otel::http::{ClientLayer, ServerLayer};
 use workflow_otel::testing::Capture;
+
+#[path = "support/ended.rs"]
+mod ended;
+use ended::spans_when;
 use workflow_otel::workflow;
 
 /// Accepts a request with no spans in it, refuses one with any.
@@ -54,17 +56,6 @@ const KEYS: &[&str] = &[
     "error.type",
     "observability.workflow_name",
 ];
-
-fn spans_when(capture: &Capture, count: usize) -> Vec<SpanData> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let spans = capture.spans();
-        if spans.len() >= count || Instant::now() > deadline {
-            return spans;
-        }
-        std::thread::yield_now();
-    }
-}
 
 fn render(spans: Vec<SpanData>) -> String {
     let tree = workflow_otel::SpanTree::from_spans(spans);

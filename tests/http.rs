@@ -5,7 +5,7 @@
 //! against the OpenTelemetry SDK's own propagator on both sides.
 
 use std::net::SocketAddr;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::Router;
 use axum::extract::{Path, State};
@@ -19,6 +19,10 @@ use opentelemetry_sdk::trace::SpanData;
 use reqwest_middleware::ClientWithMiddleware;
 use workflow_otel::http::{ReqwestMiddleware, ServerLayer};
 use workflow_otel::testing::Capture;
+
+#[path = "support/ended.rs"]
+mod ended;
+use ended::spans_when;
 use workflow_otel::{step, workflow};
 
 /// The keys the trees show: the conventions' and the lineage's.
@@ -145,19 +149,6 @@ fn client(capture: &Capture) -> ClientWithMiddleware {
     reqwest_middleware::ClientBuilder::new(client)
         .with(ReqwestMiddleware::new().tracer_provider(capture.provider()))
         .build()
-}
-
-/// The spans once `count` of them ended: a server span ends when its body
-/// has been sent, which may be just after the client has read it.
-fn spans_when(capture: &Capture, count: usize) -> Vec<SpanData> {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let spans = capture.spans();
-        if spans.len() >= count || Instant::now() > deadline {
-            return spans;
-        }
-        std::thread::yield_now();
-    }
 }
 
 /// The tree with the server's port masked, each span's kind after its name.

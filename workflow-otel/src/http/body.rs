@@ -9,7 +9,7 @@ use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
 use opentelemetry::Context;
 
-use crate::http::grpc::{self, Call};
+use crate::http::grpc::{self, Call, Side};
 
 pin_project_lite::pin_project! {
     /// A response body that ends its request's span when it ends. What
@@ -36,6 +36,8 @@ pin_project_lite::pin_project! {
 pub(crate) struct OpenSpan {
     pub(crate) cx: Context,
     pub(crate) grpc: Option<Call>,
+    /// Which end of the request the span is: how its status is judged.
+    pub(crate) side: Side,
 }
 
 impl OpenSpan {

@@ -1,10 +1,7 @@
 //! The client layer: a `CLIENT` span per request sent, with the context
 //! injected into the request's headers.
 
-use std::borrow::Cow;
 use std::fmt::Display;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use ::http::{Request, Response};
@@ -15,6 +12,7 @@ use tower_service::Service;
 
 use crate::http::Tracers;
 use crate::http::body::{OpenSpan, TracedBody};
+use crate::http::future::ResponseFuture;
 use crate::http::grpc::{self, Side};
 
 /// A tower [`Layer`] for clients of `http::Request`s (hyper-util's client,
@@ -96,7 +94,7 @@ where
 {
     type Response = Response<TracedBody<ResBody>>;
     type Error = S::Error;
-    type Future = ClientFuture<S::Future>;
+    type Future = ResponseFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut TaskContext<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -108,10 +106,14 @@ where
             let _attached = cx.clone().attach();
             self.inner.call(request)
         };
-        ClientFuture {
+        ResponseFuture::new(
             inner,
-            open: Some(OpenSpan { cx, grpc }),
-        }
+            OpenSpan {
+                cx,
+                grpc,
+                side: Side::Client,
+            },
+        )
     }
 }
 
@@ -148,69 +150,4 @@ fn start<B>(layer: &ClientLayer, request: &mut Request<B>) -> (Context, Option<g
     });
     crate::propagation::inject(&cx, request.headers_mut());
     (cx, call)
-}
-
-/// Records the answer to a request on its span: the status code, `Error`
-/// for 4xx and 5xx (for gRPC, the status in the headers if there is one).
-pub(crate) fn record_response(open: &mut OpenSpan, status: u16, headers: &::http::HeaderMap) {
-    match &mut open.grpc {
-        Some(call) => {
-            grpc::record_status(&open.cx, call, headers);
-            if status != 200 {
-                super::record_status_code(&open.cx, status, true);
-            }
-        }
-        None => super::record_status_code(&open.cx, status, status >= 400),
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of a traced request sent.
-    #[derive(Debug)]
-    pub struct ClientFuture<F> {
-        #[pin]
-        inner: F,
-        open: Option<OpenSpan>,
-    }
-
-    impl<F> PinnedDrop for ClientFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some(open) = this.project().open.take() {
-                super::end(&open.cx);
-            }
-        }
-    }
-}
-
-impl<F, ResBody, E> Future for ClientFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    E: Display,
-{
-    type Output = Result<Response<TracedBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let Poll::Ready(result) = this.inner.poll(task) else {
-            return Poll::Pending;
-        };
-        let Some(mut open) = this.open.take() else {
-            return Poll::Ready(result.map(|response| response.map(TracedBody::done)));
-        };
-        Poll::Ready(match result {
-            Ok(response) => {
-                record_response(&mut open, response.status().as_u16(), response.headers());
-                Ok(response.map(|body| TracedBody::new(body, open)))
-            }
-            Err(error) => {
-                super::record_failure(
-                    &open.cx,
-                    Cow::Borrowed(crate::record::probe::type_label::<E>()),
-                    error.to_string(),
-                );
-                super::end(&open.cx);
-                Err(error)
-            }
-        })
-    }
 }

@@ -61,6 +61,7 @@
 
 mod body;
 mod client;
+mod future;
 mod grpc;
 #[cfg(feature = "reqwest")]
 mod reqwest;
@@ -76,6 +77,7 @@ use opentelemetry::{Context, KeyValue};
 
 pub use body::TracedBody;
 pub use client::{ClientLayer, ClientService};
+pub use future::ResponseFuture;
 #[cfg(feature = "reqwest")]
 #[cfg_attr(docsrs, doc(cfg(feature = "reqwest")))]
 pub use reqwest::ReqwestMiddleware;

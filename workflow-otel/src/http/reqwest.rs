@@ -79,9 +79,13 @@ impl Middleware for ReqwestMiddleware {
             let sent = next.run(request, extensions);
             opentelemetry::context::FutureExt::with_context(sent, cx.clone()).await
         };
-        let mut open = OpenSpan { cx, grpc: None };
+        let mut open = OpenSpan {
+            cx,
+            grpc: None,
+            side: crate::http::grpc::Side::Client,
+        };
         match &result {
-            Ok(response) => super::client::record_response(
+            Ok(response) => super::future::record_response(
                 &mut open,
                 response.status().as_u16(),
                 response.headers(),

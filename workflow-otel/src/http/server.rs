@@ -3,8 +3,6 @@
 
 use std::borrow::Cow;
 use std::fmt::Display;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
 use ::http::{HeaderMap, Request, Response};
@@ -14,6 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::http::body::{OpenSpan, TracedBody};
+use crate::http::future::ResponseFuture;
 use crate::http::grpc::{self, Side};
 use crate::http::{Tracers, cut};
 
@@ -114,79 +113,14 @@ where
             let _attached = cx.clone().attach();
             self.inner.call(request)
         };
-        ResponseFuture {
+        ResponseFuture::new(
             inner,
-            open: Some(OpenSpan { cx, grpc: call }),
-        }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The future of a traced request: the span's context is current while
-    /// the service runs.
-    #[derive(Debug)]
-    pub struct ResponseFuture<F> {
-        #[pin]
-        inner: F,
-        open: Option<OpenSpan>,
-    }
-
-    impl<F> PinnedDrop for ResponseFuture<F> {
-        fn drop(this: Pin<&mut Self>) {
-            if let Some(open) = this.project().open.take() {
-                if std::thread::panicking() {
-                    super::record_failure(&open.cx, Cow::Borrowed(crate::record::raw::PANIC), "the handler panicked".to_owned());
-                }
-                open.end();
-            }
-        }
-    }
-}
-
-impl<F, ResBody, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-    E: Display,
-{
-    type Output = Result<Response<TracedBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, task: &mut TaskContext<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let polled = match this.open.as_ref() {
-            Some(open) => {
-                let _attached = open.cx.clone().attach();
-                this.inner.poll(task)
-            }
-            None => this.inner.poll(task),
-        };
-        let Poll::Ready(result) = polled else {
-            return Poll::Pending;
-        };
-        let Some(mut open) = this.open.take() else {
-            // Polled again after it completed: the inner future decides.
-            return Poll::Ready(result.map(|response| response.map(TracedBody::done)));
-        };
-        Poll::Ready(match result {
-            Ok(response) => {
-                match &mut open.grpc {
-                    Some(call) => grpc::record_status(&open.cx, call, response.headers()),
-                    None => {
-                        let code = response.status().as_u16();
-                        super::record_status_code(&open.cx, code, code >= 500);
-                    }
-                }
-                Ok(response.map(|body| TracedBody::new(body, open)))
-            }
-            Err(error) => {
-                super::record_failure(
-                    &open.cx,
-                    crate::record::probe::type_label::<E>().into(),
-                    error.to_string(),
-                );
-                open.end();
-                Err(error)
-            }
-        })
+            OpenSpan {
+                cx,
+                grpc: call,
+                side: Side::Server,
+            },
+        )
     }
 }
 
