@@ -280,6 +280,7 @@ fn report(cases: &[Case], samples: &[Samples]) {
         "fastrace root span per call",
         "tracing #[instrument] + tracing-opentelemetry",
         "raw opentelemetry_sdk span",
+        "axum route + tower-http TraceLayer + tracing-opentelemetry",
     ];
     let median_of = |name: &str| {
         cases
@@ -362,6 +363,7 @@ fn short(peer: &str) -> &str {
         "tracing #[instrument] + tracing-opentelemetry" => "tracing-otel",
         "raw opentelemetry_sdk span" => "raw-sdk",
         "log line, tracing-subscriber JSON alone" => "subscriber-json",
+        "axum route + tower-http TraceLayer + tracing-opentelemetry" => "tower-http",
         other => other,
     }
 }

@@ -209,6 +209,9 @@ use signals::with_metrics;
 
 #[path = "overhead_export.rs"]
 mod export;
+
+#[path = "overhead_http.rs"]
+mod http_layers;
 use export::{json_lines_case, span_data_case, workflow_otel_case, workflow_otel_case_with};
 
 fn fastrace_case(
@@ -286,7 +289,7 @@ fn tracing_case(name: &'static str) -> Case {
 pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, Factory)> {
     let fastrace = fastrace_spans.clone();
     let (fastrace_2, fastrace_3) = (fastrace.clone(), fastrace.clone());
-    vec![
+    let mut factories: Vec<(&'static str, Factory)> = vec![
         (
             "baseline (no instrumentation)",
             Box::new(|| Case {
@@ -577,5 +580,7 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
             "raw opentelemetry_sdk, AlwaysOff",
             Box::new(|| sdk_case("raw opentelemetry_sdk, AlwaysOff", Sampler::AlwaysOff)),
         ),
-    ]
+    ];
+    factories.extend(http_layers::factories());
+    factories
 }
