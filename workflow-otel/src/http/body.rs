@@ -5,11 +5,10 @@
 use std::pin::Pin;
 use std::task::{Context as TaskContext, Poll};
 
+use crate::http::grpc;
+use crate::http::open::OpenSpan;
 use bytes::Buf;
 use http_body::{Body, Frame, SizeHint};
-use opentelemetry::Context;
-
-use crate::http::grpc::{self, Call, Side};
 
 pin_project_lite::pin_project! {
     /// A response body that ends its request's span when it ends. What
@@ -28,25 +27,6 @@ pin_project_lite::pin_project! {
                 open.end();
             }
         }
-    }
-}
-
-/// A span still waiting for its body to end.
-#[derive(Debug)]
-pub(crate) struct OpenSpan {
-    pub(crate) cx: Context,
-    pub(crate) grpc: Option<Call>,
-    /// Which end of the request the span is: how its status is judged.
-    pub(crate) side: Side,
-}
-
-impl OpenSpan {
-    pub(crate) fn end(mut self) {
-        if let Some(call) = &mut self.grpc {
-            // No status at all: the stream was cut (gRPC says UNKNOWN).
-            grpc::record_missing_status(&self.cx, call);
-        }
-        super::end(&self.cx);
     }
 }
 
@@ -81,16 +61,14 @@ where
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let (Some(trailers), Some(open)) = (frame.trailers_ref(), this.open.as_mut())
-                    && let Some(call) = &mut open.grpc
-                    && !call.seen
+                    && open.grpc.as_ref().is_some_and(|call| !call.seen)
                 {
-                    grpc::record_status(&open.cx, call, trailers);
+                    grpc::record_status(open, trailers);
                 }
             }
             Poll::Ready(Some(Err(error))) => {
-                if let Some(open) = this.open.take() {
-                    super::record_failure(
-                        &open.cx,
+                if let Some(mut open) = this.open.take() {
+                    open.failure(
                         crate::record::probe::type_label::<B::Error>().into(),
                         error.to_string(),
                     );

@@ -11,9 +11,10 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use crate::http::Tracers;
-use crate::http::body::{OpenSpan, TracedBody};
+use crate::http::body::TracedBody;
 use crate::http::future::ResponseFuture;
 use crate::http::grpc::{self, Side};
+use crate::http::open::{Duration, Measure, OpenSpan};
 
 /// A tower [`Layer`] for clients of `http::Request`s (hyper-util's client,
 /// a tonic `Channel`): every request gets a `CLIENT` span under the current
@@ -101,25 +102,18 @@ where
     }
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
-        let (cx, grpc) = start(&self.layer, &mut request);
+        let open = start(&self.layer, &mut request);
         let inner = {
-            let _attached = cx.clone().attach();
+            let _attached = open.cx.clone().attach();
             self.inner.call(request)
         };
-        ResponseFuture::new(
-            inner,
-            OpenSpan {
-                cx,
-                grpc,
-                side: Side::Client,
-            },
-        )
+        ResponseFuture::new(inner, open)
     }
 }
 
 /// Opens the `CLIENT` span of `request` under the current context and
 /// injects it.
-fn start<B>(layer: &ClientLayer, request: &mut Request<B>) -> (Context, Option<grpc::Call>) {
+fn start<B>(layer: &ClientLayer, request: &mut Request<B>) -> OpenSpan {
     let mut attributes = Vec::with_capacity(8);
     let (name, call) = if grpc::is_grpc(request.headers()) {
         let (name, call) = grpc::start(request.uri().path(), Side::Client, &mut attributes);
@@ -143,11 +137,17 @@ fn start<B>(layer: &ClientLayer, request: &mut Request<B>) -> (Context, Option<g
             attributes.push(KeyValue::new("server.port", i64::from(port)));
         }
     }
+    let measure = Measure::start(Duration::of(Side::Client, call.is_some()), &attributes);
     let cx = Context::map_current(|parent| {
         layer
             .tracers
             .start(name, SpanKind::Client, attributes, parent)
     });
     crate::propagation::inject(&cx, request.headers_mut());
-    (cx, call)
+    OpenSpan {
+        cx,
+        grpc: call,
+        side: Side::Client,
+        measure,
+    }
 }

@@ -10,8 +10,9 @@ use std::task::{Context as TaskContext, Poll};
 
 use ::http::{HeaderMap, Response};
 
-use crate::http::body::{OpenSpan, TracedBody};
+use crate::http::body::TracedBody;
 use crate::http::grpc::{self, Side};
+use crate::http::open::OpenSpan;
 
 pin_project_lite::pin_project! {
     /// What [`ServerService`](super::ServerService) and
@@ -26,16 +27,17 @@ pin_project_lite::pin_project! {
 
     impl<F> PinnedDrop for ResponseFuture<F> {
         fn drop(this: Pin<&mut Self>) {
-            if let Some(open) = this.project().open.take() {
+            if let Some(mut open) = this.project().open.take() {
                 if std::thread::panicking() {
-                    super::record_failure(
-                        &open.cx,
+                    open.failure(
                         Cow::Borrowed(crate::record::raw::PANIC),
                         "the handler panicked".to_owned(),
                     );
+                    open.end();
+                } else {
+                    // Dropped unfinished (the peer went away): no status.
+                    open.abandon();
                 }
-                // Dropped unfinished (the peer went away): no status.
-                super::end(&open.cx);
             }
         }
     }
@@ -54,20 +56,17 @@ impl<F> ResponseFuture<F> {
 /// server and for 4xx and 5xx on a client; for gRPC, the status in the
 /// headers (a trailers-only answer) and any HTTP status but 200.
 pub(crate) fn record_response(open: &mut OpenSpan, status: u16, headers: &HeaderMap) {
-    match &mut open.grpc {
-        Some(call) => {
-            grpc::record_status(&open.cx, call, headers);
-            if status != 200 {
-                super::record_status_code(&open.cx, status, true);
-            }
+    if open.grpc.is_some() {
+        grpc::record_status(open, headers);
+        if status != 200 {
+            open.status_code(status, true);
         }
-        None => {
-            let failed = match open.side {
-                Side::Server => status >= 500,
-                Side::Client => status >= 400,
-            };
-            super::record_status_code(&open.cx, status, failed);
-        }
+    } else {
+        let failed = match open.side {
+            Side::Server => status >= 500,
+            Side::Client => status >= 400,
+        };
+        open.status_code(status, failed);
     }
 }
 
@@ -100,8 +99,7 @@ where
                 Ok(response.map(|body| TracedBody::new(body, open)))
             }
             Err(error) => {
-                super::record_failure(
-                    &open.cx,
+                open.failure(
                     Cow::Borrowed(crate::record::probe::type_label::<E>()),
                     error.to_string(),
                 );

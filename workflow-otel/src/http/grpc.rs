@@ -3,8 +3,10 @@
 
 use std::borrow::Cow;
 
-use opentelemetry::trace::{Status, TraceContextExt as _};
-use opentelemetry::{Context, KeyValue};
+use opentelemetry::KeyValue;
+use opentelemetry::trace::TraceContextExt as _;
+
+use crate::http::open::OpenSpan;
 
 /// Which end of the call a span is: the codes that count as errors differ.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -29,12 +31,11 @@ pub(crate) fn method(path: &str) -> Option<&str> {
     (!service.is_empty() && !name.is_empty() && !name.contains('/')).then_some(method)
 }
 
-/// An RPC in flight: which side, whether its status was seen, and (on the
+/// An RPC in flight: whether its status was seen, and (on the
 /// server, which learns only from the answer whether it has the method)
 /// the `rpc.method` to record with the status.
 #[derive(Debug)]
 pub(crate) struct Call {
-    pub(crate) side: Side,
     pub(crate) seen: bool,
     method: Option<Box<str>>,
 }
@@ -48,7 +49,6 @@ pub(crate) fn start(
 ) -> (Cow<'static, str>, Call) {
     attributes.push(KeyValue::new("rpc.system.name", "grpc"));
     let mut call = Call {
-        side,
         seen: false,
         method: None,
     };
@@ -103,7 +103,7 @@ fn server_error(code: usize) -> bool {
 
 /// Records the `grpc-status` in `headers` (the trailers, or the headers of
 /// a trailers-only answer); whether there was one.
-pub(crate) fn record_status(cx: &Context, call: &mut Call, headers: &::http::HeaderMap) {
+pub(crate) fn record_status(open: &mut OpenSpan, headers: &::http::HeaderMap) {
     let Some(value) = headers.get("grpc-status") else {
         return;
     };
@@ -119,43 +119,41 @@ pub(crate) fn record_status(cx: &Context, call: &mut Call, headers: &::http::Hea
         .and_then(|value| value.to_str().ok())
         .map(|text| super::cut(text).to_owned())
         .unwrap_or_default();
-    record_code(cx, call, code, message);
+    record_code(open, code, message);
 }
 
-fn record_code(cx: &Context, call: &mut Call, code: usize, message: String) {
+fn record_code(open: &mut OpenSpan, code: usize, message: String) {
+    let Some(call) = open.grpc.as_mut() else {
+        return;
+    };
     call.seen = true;
-    let span = cx.span();
+    let method = call.method.take();
     let name = CODES[code];
-    span.set_attribute(KeyValue::new("rpc.status_code", name));
-    if let Some(method) = call.method.take() {
+    open.attribute(KeyValue::new("rpc.status_code", name), true);
+    if let Some(method) = method {
         if code == UNIMPLEMENTED {
             // The server has no such method: the name the client sent must
             // not become a span name or a method of its own.
-            span.update_name(Cow::Borrowed("grpc"));
-            span.set_attribute(KeyValue::new("rpc.method", "_OTHER"));
-            span.set_attribute(KeyValue::new("rpc.method_original", String::from(method)));
+            open.cx.span().update_name(Cow::Borrowed("grpc"));
+            open.attribute(KeyValue::new("rpc.method", "_OTHER"), true);
+            open.attribute(
+                KeyValue::new("rpc.method_original", String::from(method)),
+                false,
+            );
         } else {
-            span.set_attribute(KeyValue::new("rpc.method", String::from(method)));
+            open.attribute(KeyValue::new("rpc.method", String::from(method)), true);
         }
     }
-    let failed = match call.side {
+    let failed = match open.side {
         Side::Server => server_error(code),
         Side::Client => code != 0,
     };
     if failed {
-        span.set_attribute(KeyValue::new("error.type", name));
-        span.set_status(Status::error(message));
+        open.failure(Cow::Borrowed(name), message);
     }
 }
 
 /// A body that ended with no status: the call did not complete.
-pub(crate) fn record_missing_status(cx: &Context, call: &mut Call) {
-    if !call.seen {
-        record_code(
-            cx,
-            call,
-            2,
-            "the stream ended without a grpc-status".to_owned(),
-        );
-    }
+pub(crate) fn record_missing_status(open: &mut OpenSpan) {
+    record_code(open, 2, "the stream ended without a grpc-status".to_owned());
 }

@@ -54,6 +54,11 @@
 //! `user_agent.original`, a forwarded address) is cut to
 //! [`MAX_ATTRIBUTE_BYTES`].
 //!
+//! With metrics on, each request also adds its duration to
+//! `http.server.request.duration`, `http.client.request.duration`,
+//! `rpc.server.call.duration` or `rpc.client.call.duration` (seconds, the
+//! conventions' buckets and attributes, an exemplar of its span).
+//!
 //! Spans are opened through the OpenTelemetry API, with the global tracer
 //! provider (the one [`setup()`](crate::setup()) installs) unless
 //! `tracer_provider(..)` names another, so the pipeline, the sampler and the
@@ -63,6 +68,7 @@ mod body;
 mod client;
 mod future;
 mod grpc;
+mod open;
 #[cfg(feature = "reqwest")]
 mod reqwest;
 mod server;
@@ -72,7 +78,7 @@ use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use opentelemetry::global::{BoxedTracer, ObjectSafeTracerProvider};
-use opentelemetry::trace::{SpanKind, Status, TraceContextExt as _, Tracer as _};
+use opentelemetry::trace::{SpanKind, TraceContextExt as _, Tracer as _};
 use opentelemetry::{Context, KeyValue};
 
 pub use body::TracedBody;
@@ -220,31 +226,6 @@ pub(crate) fn cut(text: &str) -> &str {
     &text[..end]
 }
 
-/// Records a response's status code on the span in `cx`; `Error` (with
-/// `error.type` = the code) when `failed` says so for it.
-pub(crate) fn record_status_code(cx: &Context, code: u16, failed: bool) {
-    let span = cx.span();
-    span.set_attribute(KeyValue::new("http.response.status_code", i64::from(code)));
-    if failed {
-        span.set_attribute(KeyValue::new("error.type", code.to_string()));
-        // The reason phrase, so that a tree or a trace view says what failed.
-        let reason = ::http::StatusCode::from_u16(code)
-            .ok()
-            .and_then(|status| status.canonical_reason())
-            .unwrap_or("");
-        span.set_status(Status::error(
-            format!("{code} {reason}").trim_end().to_owned(),
-        ));
-    }
-}
-
-/// Records a failure without a status code: `error.type` and the message.
-pub(crate) fn record_failure(cx: &Context, error_type: Cow<'static, str>, message: String) {
-    let span = cx.span();
-    span.set_attribute(KeyValue::new("error.type", error_type));
-    span.set_status(Status::error(message));
-}
-
 /// The `(host, port)` an authority names; the port from the scheme when it
 /// has none.
 pub(crate) fn host_and_port(
@@ -273,11 +254,6 @@ pub(crate) fn host_and_port(
         },
     };
     Some((cut(host).to_owned(), port))
-}
-
-// Keeps the span's end in one place for the body and the futures.
-pub(crate) fn end(cx: &Context) {
-    cx.span().end();
 }
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use opentelemetry::{Context, KeyValue};
 use reqwest_middleware::{Middleware, Next};
 
 use crate::http::Tracers;
-use crate::http::body::OpenSpan;
+use crate::http::grpc::Side;
+use crate::http::open::{Duration, Measure, OpenSpan};
 
 /// A [`Middleware`] for `reqwest_middleware::ClientBuilder`: every request
 /// sent gets a `CLIENT` span under the current span, and carries
@@ -74,15 +75,10 @@ impl Middleware for ReqwestMiddleware {
     ) -> reqwest_middleware::Result<reqwest::Response> {
         let resends = extensions.get::<Sent>().map_or(0, |sent| sent.0);
         extensions.insert(Sent(resends + 1));
-        let cx = start(&self.tracers, &mut request, resends);
+        let mut open = start(&self.tracers, &mut request, resends);
         let result = {
             let sent = next.run(request, extensions);
-            opentelemetry::context::FutureExt::with_context(sent, cx.clone()).await
-        };
-        let mut open = OpenSpan {
-            cx,
-            grpc: None,
-            side: crate::http::grpc::Side::Client,
+            opentelemetry::context::FutureExt::with_context(sent, open.cx.clone()).await
         };
         match &result {
             Ok(response) => super::future::record_response(
@@ -90,11 +86,7 @@ impl Middleware for ReqwestMiddleware {
                 response.status().as_u16(),
                 response.headers(),
             ),
-            Err(error) => super::record_failure(
-                &open.cx,
-                Cow::Borrowed(error_type(error)),
-                error.to_string(),
-            ),
+            Err(error) => open.failure(Cow::Borrowed(error_type(error)), error.to_string()),
         }
         // The span ends at the answer's head: reqwest reads the body later,
         // in code of the caller's.
@@ -103,7 +95,7 @@ impl Middleware for ReqwestMiddleware {
     }
 }
 
-fn start(tracers: &Tracers, request: &mut reqwest::Request, resends: u32) -> Context {
+fn start(tracers: &Tracers, request: &mut reqwest::Request, resends: u32) -> OpenSpan {
     let mut attributes = Vec::with_capacity(8);
     let name = super::method_attributes(request.method(), &mut attributes);
     let url = request.url();
@@ -120,10 +112,16 @@ fn start(tracers: &Tracers, request: &mut reqwest::Request, resends: u32) -> Con
             i64::from(resends),
         ));
     }
+    let measure = Measure::start(Duration::HttpClient, &attributes);
     let cx =
         Context::map_current(|parent| tracers.start(name, SpanKind::Client, attributes, parent));
     crate::propagation::inject(&cx, request.headers_mut());
-    cx
+    OpenSpan {
+        cx,
+        grpc: None,
+        side: Side::Client,
+        measure,
+    }
 }
 
 /// A low-cardinality name for a request that got no answer.

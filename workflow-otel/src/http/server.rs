@@ -11,9 +11,10 @@ use opentelemetry::trace::SpanKind;
 use tower_layer::Layer;
 use tower_service::Service;
 
-use crate::http::body::{OpenSpan, TracedBody};
+use crate::http::body::TracedBody;
 use crate::http::future::ResponseFuture;
 use crate::http::grpc::{self, Side};
+use crate::http::open::{Duration, Measure, OpenSpan};
 use crate::http::{Tracers, cut};
 
 /// A tower [`Layer`] that opens a `SERVER` span for every request; see the
@@ -105,6 +106,7 @@ where
                 None,
             )
         };
+        let measure = Measure::start(Duration::of(Side::Server, call.is_some()), &attributes);
         let cx = self
             .layer
             .tracers
@@ -119,6 +121,7 @@ where
                 cx,
                 grpc: call,
                 side: Side::Server,
+                measure,
             },
         )
     }
