@@ -135,6 +135,8 @@ shop.Nothing/Here #7 [span scope=workflow-otel] Error(\"\")
 fn grpc_calls_follow_the_rpc_conventions() {
     let capture = Capture::new();
     capture.instrumentation().clone().install();
+    // Metrics on (without an endpoint), so the calls' durations are counted.
+    workflow_otel::__private::set_metrics(true);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -204,5 +206,14 @@ fn grpc_calls_follow_the_rpc_conventions() {
         tree.replace(&address.port().to_string(), "PORT"),
         TREES,
         "{tree}"
+    );
+    // One duration per call on each side.
+    assert_eq!(
+        workflow_otel::__private::instrument_total("rpc.server.call.duration"),
+        Some(3.0)
+    );
+    assert_eq!(
+        workflow_otel::__private::instrument_total("rpc.client.call.duration"),
+        Some(3.0)
     );
 }
