@@ -110,7 +110,8 @@ pub use opentelemetry;
 pub use opentelemetry::KeyValue;
 pub use pipeline::error_text::{DEFAULT_MAX_ERROR_TEXT, ErrorText};
 pub use pipeline::{
-    DropReport, MAX_QUEUE_SIZE, Pipeline, PipelineConfig, PipelineProcessor, report_to_stderr,
+    DropReport, MAX_QUEUE_SIZE, Pipeline, PipelineConfig, PipelineProcessor, SAMPLING_REASON,
+    TailSampling, report_to_stderr,
 };
 pub use propagation::w3c;
 pub use record::attributes;

@@ -31,6 +31,9 @@ pub struct PipelineConfig {
     /// What error text (status messages, exception messages and stack traces)
     /// may leave the process; see [`ErrorText`].
     pub error_text: ErrorText,
+    /// Hold each local trace until its root ends and keep it or drop it
+    /// whole (`None`, the default: every span is exported).
+    pub tail_sampling: Option<super::TailSampling>,
 }
 
 /// The largest `max_queue_size` accepted: 2^31 - 1, the largest integer the
@@ -48,6 +51,7 @@ impl Default for PipelineConfig {
             drop_report_interval: Duration::from_secs(10),
             drop_report: report_to_stderr,
             error_text: ErrorText::default(),
+            tail_sampling: None,
         }
     }
 }
@@ -62,6 +66,7 @@ impl fmt::Debug for PipelineConfig {
             .field("shutdown_timeout", &self.shutdown_timeout)
             .field("drop_report_interval", &self.drop_report_interval)
             .field("error_text", &self.error_text)
+            .field("tail_sampling", &self.tail_sampling)
             .finish_non_exhaustive()
     }
 }

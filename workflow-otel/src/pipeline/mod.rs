@@ -14,12 +14,14 @@ mod batch;
 mod buffer;
 mod config;
 pub(crate) mod error_text;
+pub(crate) mod tail;
 mod worker;
 
 pub(crate) use batch::{ExportFuture, Item, NativeExport, Records, native_of};
 use buffer::SpareBuffers;
 pub(crate) use buffer::{flush_thread_buffer, submit};
 pub use config::{DropReport, MAX_QUEUE_SIZE, PipelineConfig, report_to_stderr};
+pub use tail::{SAMPLING_REASON, TailSampling};
 use worker::Worker;
 
 use std::fmt;
@@ -113,9 +115,26 @@ struct Counters {
     /// Drops already reported (by the worker, or by a shutdown that gave up
     /// waiting for it).
     reported: AtomicU64,
+    /// Spans tail sampling decided not to keep: not losses, not reported.
+    tail_dropped: AtomicU64,
 }
 
 impl Counters {
+    /// The worker settles `count` spans that tail sampling dropped.
+    fn settle_tail_dropped(&self, count: u64) {
+        if count == 0 {
+            return;
+        }
+        let taken = self
+            .in_flight
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |in_flight| {
+                in_flight.checked_sub(count)
+            });
+        if taken.is_ok() {
+            self.tail_dropped.fetch_add(count, Ordering::Relaxed);
+        }
+    }
+
     /// The worker settles `count` spans it took, unless a shutdown that gave
     /// up waiting has already counted them as dropped.
     fn settle(&self, count: u64, exported: bool) {
@@ -219,6 +238,7 @@ impl Pipeline {
             export_timeout: config.export_timeout,
             error_text: config.error_text,
             last_error: None,
+            tail: config.tail_sampling.map(tail::Tail::new),
         };
         let spawned = thread::Builder::new()
             .name("workflow-otel-export".to_owned())
@@ -331,6 +351,14 @@ impl Pipeline {
     /// returns, `exported_spans() + dropped_spans()` is every span recorded.
     pub fn exported_spans(&self) -> u64 {
         self.shared.counters.exported.load(Ordering::Relaxed)
+    }
+
+    /// Spans tail sampling chose not to keep (see [`TailSampling`]); not
+    /// counted in [`dropped_spans`](Self::dropped_spans), which are losses.
+    /// Once everything is settled, `exported + dropped + tail-dropped` is
+    /// every span the pipeline took.
+    pub fn tail_dropped_spans(&self) -> u64 {
+        self.shared.counters.tail_dropped.load(Ordering::Relaxed)
     }
 
     /// Exports everything queued before this call and flushes the exporter.

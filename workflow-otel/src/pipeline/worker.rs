@@ -18,6 +18,7 @@ use opentelemetry_sdk::trace::SpanExporter;
 
 use super::batch::{Item, Records, native_of};
 use super::buffer::SpareBuffers;
+use super::tail::Out;
 use super::{Control, Counters, DropReport, Message, SharedReceiver};
 use crate::pipeline::error_text::ErrorText;
 use crate::record::ids::Calibration;
@@ -55,6 +56,8 @@ pub(super) struct Worker<E> {
     pub(super) error_text: ErrorText,
     /// Why the last failed export failed, until the next drop report.
     pub(super) last_error: Option<String>,
+    /// The traces held for tail sampling, if it is on.
+    pub(super) tail: Option<super::tail::Tail>,
 }
 
 impl<E: SpanExporter + 'static> Worker<E> {
@@ -75,6 +78,10 @@ impl<E: SpanExporter + 'static> Worker<E> {
                 || requests
                     .iter()
                     .any(|request| matches!(request, Control::Shutdown(..)));
+            if stopping {
+                // Nothing held outlives the worker: every trace is decided.
+                self.decide_held(&mut batch, true);
+            }
             self.report_drops(stopping);
             for request in requests {
                 match request {
@@ -194,35 +201,97 @@ impl<E: SpanExporter + 'static> Worker<E> {
     fn drain(&mut self, batch: &mut Vec<Item>) -> (usize, bool) {
         let clock = Calibration::now();
         let mut taken = 0;
-        let disconnected = loop {
-            match self.receive() {
-                Ok(Some(Message::Ours(mut spans))) => {
-                    taken += spans.len();
-                    for mut raw in spans.drain(..) {
-                        raw.settle();
-                        batch.push(Item::Ours(raw));
-                        if batch.len() >= self.batch_size {
-                            self.export(batch, &clock);
+        loop {
+            let disconnected = loop {
+                match self.receive() {
+                    Ok(Some(Message::Ours(mut spans))) => {
+                        taken += spans.len();
+                        for mut raw in spans.drain(..) {
+                            raw.settle();
+                            self.push(batch, Item::Ours(raw), &clock);
                         }
+                        self.spare.give(spans);
                     }
-                    self.spare.give(spans);
-                }
-                Ok(Some(Message::Foreign(mut span))) => {
-                    taken += 1;
-                    self.error_text.apply(&mut span);
-                    batch.push(Item::Foreign(span));
-                    if batch.len() >= self.batch_size {
-                        self.export(batch, &clock);
+                    Ok(Some(Message::Foreign(mut span))) => {
+                        taken += 1;
+                        self.error_text.apply(&mut span);
+                        self.push(batch, Item::Foreign(span), &clock);
                     }
+                    Ok(None) => break false,
+                    Err(()) => break true,
                 }
-                Ok(None) => break false,
-                Err(()) => break true,
+            };
+            let requests = self.requests.len();
+            self.decide_held(batch, false);
+            if !batch.is_empty() {
+                self.export(batch, &clock);
             }
+            // A flush or shutdown taken during these last exports waits for
+            // what was queued before it, which may have come after the
+            // queue looked empty: look again.
+            if disconnected || self.requests.len() == requests {
+                return (taken, disconnected);
+            }
+        }
+    }
+
+    /// Adds a span to the batch (or to the held traces), exporting a full batch.
+    fn push(&mut self, batch: &mut Vec<Item>, item: Item, clock: &Calibration) {
+        match self.tail.as_mut() {
+            None => batch.push(item),
+            Some(tail) => {
+                let to_span_data = |item: &Item| {
+                    Records {
+                        items: std::slice::from_ref(item),
+                        scope: &self.scope,
+                        clock,
+                        error_text: &self.error_text,
+                    }
+                    .to_span_data()
+                    .remove(0)
+                };
+                let mut out = Out {
+                    kept: batch,
+                    dropped: 0,
+                };
+                tail.offer(item, clock, &to_span_data, &mut out);
+                self.counters.settle_tail_dropped(out.dropped);
+            }
+        }
+        if batch.len() >= self.batch_size {
+            self.export(batch, clock);
+        }
+    }
+
+    /// Decides the held traces past their hold time (`all`: every one), and
+    /// exports what is kept.
+    fn decide_held(&mut self, batch: &mut Vec<Item>, all: bool) {
+        let Some(tail) = self.tail.as_mut() else {
+            return;
         };
+        if tail.held_spans() == 0 {
+            return;
+        }
+        let clock = Calibration::now();
+        let to_span_data = |item: &Item| {
+            Records {
+                items: std::slice::from_ref(item),
+                scope: &self.scope,
+                clock: &clock,
+                error_text: &self.error_text,
+            }
+            .to_span_data()
+            .remove(0)
+        };
+        let mut out = Out {
+            kept: batch,
+            dropped: 0,
+        };
+        tail.expire(all, &to_span_data, &mut out);
+        self.counters.settle_tail_dropped(out.dropped);
         if !batch.is_empty() {
             self.export(batch, &clock);
         }
-        (taken, disconnected)
     }
 
     fn export(&mut self, batch: &mut Vec<Item>, clock: &Calibration) {

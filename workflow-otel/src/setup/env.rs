@@ -122,6 +122,15 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
         service_name: get("OTEL_SERVICE_NAME"),
         ..EnvSettings::default()
     };
+    if let Some(value) = get("WORKFLOW_OTEL_TAIL_SAMPLING") {
+        let name = "WORKFLOW_OTEL_TAIL_SAMPLING";
+        read(
+            name,
+            crate::pipeline::TailSampling::parse(&value)
+                .map(|tail| settings.pipeline.tail_sampling = Some(tail))
+                .map_err(|reason| SetupError::new(name, &value, reason)),
+        );
+    }
     if let Some(value) = get("OTEL_RESOURCE_ATTRIBUTES") {
         let name = "OTEL_RESOURCE_ATTRIBUTES";
         read(

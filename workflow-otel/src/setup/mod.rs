@@ -9,6 +9,7 @@ pub(crate) mod lifecycle;
 #[cfg(feature = "logs")]
 pub(crate) mod logs;
 pub(crate) mod metrics;
+mod options;
 pub(crate) mod processors;
 
 pub use guard::TelemetryGuard;
@@ -64,6 +65,7 @@ pub struct Setup {
     prices: Option<PriceTable>,
     genai_content: Option<usize>,
     openinference: bool,
+    tail_sampling: Option<crate::pipeline::TailSampling>,
     metrics: metrics::MetricsChoice,
     #[cfg(feature = "logs")]
     logs: logs::LogsChoice,
@@ -95,6 +97,7 @@ pub fn setup() -> Setup {
         prices: None,
         genai_content: None,
         openinference: false,
+        tail_sampling: None,
         metrics: metrics::MetricsChoice::default(),
         #[cfg(feature = "logs")]
         logs: logs::LogsChoice::default(),
@@ -212,27 +215,6 @@ impl Setup {
     /// ```
     pub fn error_text(mut self, rule: ErrorText) -> Self {
         self.error_text = Some(rule);
-        self
-    }
-
-    /// The prices that turn model calls' token counts into costs (see
-    /// [`genai`](crate::genai)).
-    pub fn prices(mut self, prices: PriceTable) -> Self {
-        self.prices = Some(prices);
-        self
-    }
-
-    /// Records prompt and completion text of model calls, each cut to
-    /// `max_bytes`; off by default, as prompts often hold personal data.
-    pub fn record_genai_content(mut self, max_bytes: usize) -> Self {
-        self.genai_content = Some(max_bytes);
-        self
-    }
-
-    /// Adds OpenInference's names to model-call spans, for Arize Phoenix
-    /// (see [`Instrumentation::openinference`]).
-    pub fn openinference(mut self, on: bool) -> Self {
-        self.openinference = on;
         self
     }
 
@@ -487,6 +469,9 @@ impl Setup {
         }
         let explicit_pipeline = self.pipeline.is_some();
         let mut pipeline_config = self.pipeline.unwrap_or(env.pipeline);
+        if let Some(tail) = self.tail_sampling {
+            pipeline_config.tail_sampling = Some(tail);
+        }
         if let Some(rule) = self.error_text {
             pipeline_config.error_text = rule;
         }
