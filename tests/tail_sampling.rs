@@ -51,12 +51,33 @@ impl Harness {
         }
     }
 
-    /// The tree of what was kept, with the keys that tell the story.
+    /// The trees of what was kept, one per trace (in name order: traces
+    /// exported in different batches may differ in their clocks by a few
+    /// microseconds), with the keys that tell the story.
     fn tree(&self) -> String {
         self.pipeline.force_flush().expect("flush");
         let spans = self.kept.0.lock().unwrap().clone();
-        SpanTree::from_spans(spans)
-            .render_with(|key| matches!(key, "sampling.reason" | "error.type" | "order.priority"))
+        let mut traces: Vec<Vec<SpanData>> = Vec::new();
+        for span in spans {
+            let trace_id = span.span_context.trace_id();
+            match traces
+                .iter_mut()
+                .find(|trace| trace[0].span_context.trace_id() == trace_id)
+            {
+                Some(trace) => trace.push(span),
+                None => traces.push(vec![span]),
+            }
+        }
+        let mut trees: Vec<String> = traces
+            .into_iter()
+            .map(|trace| {
+                SpanTree::from_spans(trace).render_with(|key| {
+                    matches!(key, "sampling.reason" | "error.type" | "order.priority")
+                })
+            })
+            .collect();
+        trees.sort();
+        trees.concat()
     }
 
     /// (exported, dropped, tail-dropped) once everything is settled.
@@ -157,6 +178,16 @@ fn every_failure_is_kept_whole_at_a_zero_rate_and_the_rest_dropped() {
     assert_eq!(
         harness.tree(),
         "\
+async_order #1 [workflow] Error(\"no stock\")
+  | error.type: \"_OTHER\"
+  | sampling.reason: \"error\"
+  | event exception {exception.message: \"no stock\", exception.type: \"_OTHER\"}
+  reserve #2 [step] Error(\"no stock\")
+    | error.type: \"_OTHER\"
+    | event exception {exception.message: \"no stock\", exception.type: \"_OTHER\"}
+cancelling_order #1 [workflow] Unset
+  | sampling.reason: \"cancelled\"
+  forever #2 [step] Unset
 order #1 [workflow] Error(\"out of stock\")
   | error.type: \"_OTHER\"
   | sampling.reason: \"error\"
@@ -165,28 +196,18 @@ order #1 [workflow] Error(\"out of stock\")
   check #3 [step] Error(\"out of stock\")
     | error.type: \"_OTHER\"
     | event exception {exception.message: \"out of stock\", exception.type: \"_OTHER\"}
-threaded_order #4 [workflow] Error(\"out of stock\")
+panicking_order #1 [workflow] Unset
+  | sampling.reason: \"error\"
+  explode #2 [step] Error(\"bug\")
+    | error.type: \"panic\"
+    | event exception {exception.message: \"bug\", exception.type: \"panic\"}
+threaded_order #1 [workflow] Error(\"out of stock\")
   | error.type: \"_OTHER\"
   | sampling.reason: \"error\"
   | event exception {exception.message: \"out of stock\", exception.type: \"_OTHER\"}
-  check #5 [step] Error(\"out of stock\")
+  check #2 [step] Error(\"out of stock\")
     | error.type: \"_OTHER\"
     | event exception {exception.message: \"out of stock\", exception.type: \"_OTHER\"}
-panicking_order #6 [workflow] Unset
-  | sampling.reason: \"error\"
-  explode #7 [step] Error(\"bug\")
-    | error.type: \"panic\"
-    | event exception {exception.message: \"bug\", exception.type: \"panic\"}
-async_order #8 [workflow] Error(\"no stock\")
-  | error.type: \"_OTHER\"
-  | sampling.reason: \"error\"
-  | event exception {exception.message: \"no stock\", exception.type: \"_OTHER\"}
-  reserve #9 [step] Error(\"no stock\")
-    | error.type: \"_OTHER\"
-    | event exception {exception.message: \"no stock\", exception.type: \"_OTHER\"}
-cancelling_order #10 [workflow] Unset
-  | sampling.reason: \"cancelled\"
-  forever #11 [step] Unset
 "
     );
     // Kept: 3 + 2 + 2 + 2 + 2 spans; dropped by the tail: 3 orders of 3
@@ -224,7 +245,7 @@ fn slow_traces_and_the_rule_keep_theirs() {
 prioritized #1 [workflow] Unset
   | order.priority: \"high\"
   | sampling.reason: \"rule\"
-prioritized #2 [workflow] Unset
+prioritized #1 [workflow] Unset
   | order.priority: \"low\"
   | sampling.reason: \"slow\"
 "
@@ -317,5 +338,100 @@ fn the_environment_sets_it_and_a_mistake_is_a_clear_error() {
     assert_eq!(
         error.to_string(),
         "WORKFLOW_OTEL_TAIL_SAMPLING=\"errors,ratio=5\": `ratio=5`: expected `ratio=` a number from 0 to 1"
+    );
+}
+
+/// The attributes of one root, as its sampler saw them.
+type Seen = Vec<(String, String)>;
+
+/// Keeps roots whose `order.priority` is `high`, and says so on them.
+#[derive(Clone, Debug, Default)]
+struct ByPriority(Arc<Mutex<Vec<Seen>>>);
+
+impl opentelemetry_sdk::trace::ShouldSample for ByPriority {
+    fn should_sample(
+        &self,
+        _parent: Option<&opentelemetry::Context>,
+        _trace_id: opentelemetry::trace::TraceId,
+        _name: &str,
+        _kind: &opentelemetry::trace::SpanKind,
+        attributes: &[opentelemetry::KeyValue],
+        _links: &[opentelemetry::trace::Link],
+    ) -> opentelemetry_sdk::trace::SamplingResult {
+        self.0.lock().unwrap().push(
+            attributes
+                .iter()
+                .map(|kv| (kv.key.to_string(), kv.value.to_string()))
+                .collect(),
+        );
+        let high = attributes
+            .iter()
+            .any(|kv| kv.key.as_str() == "order.priority" && kv.value.as_str() == "high");
+        opentelemetry_sdk::trace::SamplingResult {
+            decision: if high {
+                opentelemetry_sdk::trace::SamplingDecision::RecordAndSample
+            } else {
+                opentelemetry_sdk::trace::SamplingDecision::Drop
+            },
+            attributes: if high {
+                vec![opentelemetry::KeyValue::new("sampling.rule", "priority")]
+            } else {
+                Vec::new()
+            },
+            trace_state: Default::default(),
+        }
+    }
+}
+
+#[workflow(args(id), fields(order.priority = priority, channel = "web"))]
+fn placed(id: u64, priority: &str) {
+    check(false).unwrap();
+}
+
+#[test]
+fn a_head_sampler_sees_the_roots_attributes_and_its_own_go_on_the_span() {
+    let seen = ByPriority::default();
+    let kept = Kept::default();
+    let pipeline = Pipeline::new(kept.clone());
+    let instrumentation = Instrumentation::new(&pipeline).sampler(seen.clone());
+    instrumentation.run(|| {
+        placed(1, "low");
+        placed(2, "high");
+    });
+    pipeline.force_flush().unwrap();
+    // The sampler saw `args(..)`, `fields(..)` and the literal ones, once
+    // per root (the step follows its root's decision).
+    let pair = |key: &str, value: &str| (key.to_owned(), value.to_owned());
+    assert_eq!(
+        *seen.0.lock().unwrap(),
+        [
+            vec![
+                pair("arg.id", "1"),
+                pair("order.priority", "low"),
+                pair("channel", "web")
+            ],
+            vec![
+                pair("arg.id", "2"),
+                pair("order.priority", "high"),
+                pair("channel", "web")
+            ],
+        ]
+    );
+    let tree = SpanTree::from_spans(kept.0.lock().unwrap().clone()).render_with(|key| {
+        matches!(
+            key,
+            "arg.id" | "order.priority" | "channel" | "sampling.rule"
+        )
+    });
+    assert_eq!(
+        tree,
+        "\
+placed #1 [workflow] Unset
+  | arg.id: 2
+  | channel: \"web\"
+  | order.priority: \"high\"
+  | sampling.rule: \"priority\"
+  check #2 [step] Unset
+"
     );
 }

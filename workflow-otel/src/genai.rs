@@ -66,7 +66,7 @@ use crate::pipeline::error_text::ErrorText;
 use crate::record::attributes as attr;
 use crate::record::context::CurrentWorkflow;
 use crate::record::instrumentation::Instrumentation;
-use crate::record::span::join_trace;
+use crate::record::sampling::join_trace;
 use crate::record::usage::CallUsage;
 pub use crate::record::usage::{GenAiUsage, Price, PriceTable};
 
@@ -332,11 +332,13 @@ impl ActiveModelCall {
         let call = &self.call;
         let name = format!("{} {}", call.operation, call.request_model);
         let parent = self.cx.span().span_context().clone();
-        let span_context = join_trace(
+        // A call that is a root: the sampler sees its name and kind.
+        let (span_context, added) = join_trace(
             (&name, &SpanKind::Client),
             &self.cx,
             &parent,
             instrumentation,
+            &[],
         );
         if !span_context.is_sampled() {
             return None;
@@ -355,6 +357,7 @@ impl ActiveModelCall {
                 },
             ),
         ];
+        attributes.extend(added);
         if let Some(owner) = owner {
             attributes.push(KeyValue::new(
                 attr::WORKFLOW_NAME,

@@ -7,8 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use opentelemetry::context::{FutureExt as _, WithContext};
-use opentelemetry::trace::{SpanKind, TraceId};
-use opentelemetry::{Context, ContextGuard};
+use opentelemetry::trace::{SpanKind, TraceId, TraceState};
+use opentelemetry::{Context, ContextGuard, KeyValue};
 use opentelemetry_sdk::trace::{Sampler, SamplingDecision, ShouldSample};
 
 use crate::pipeline::Pipeline;
@@ -222,17 +222,20 @@ impl Instrumentation {
     }
 
     /// Whether a new trace `trace_id`, started by span `name`, is recorded.
+    /// The sampler's decision on a new root, the attributes it adds to the
+    /// span and the trace state the trace starts with.
     pub(crate) fn samples_root(
         &self,
         parent: &Context,
         trace_id: TraceId,
-        name: &str,
-        kind: &SpanKind,
-    ) -> bool {
-        let result = self
-            .sampler
-            .should_sample(Some(parent), trace_id, name, kind, &[], &[]);
-        result.decision == SamplingDecision::RecordAndSample
+        (name, kind): (&str, &SpanKind),
+        attributes: &[KeyValue],
+    ) -> (bool, Vec<KeyValue>, TraceState) {
+        let result =
+            self.sampler
+                .should_sample(Some(parent), trace_id, name, kind, attributes, &[]);
+        let sampled = result.decision == SamplingDecision::RecordAndSample;
+        (sampled, result.attributes, result.trace_state)
     }
 
     /// The instrumentation in effect in `cx` when no workflow pinned one.

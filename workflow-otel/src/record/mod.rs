@@ -12,6 +12,7 @@ pub(crate) mod probe;
 pub(crate) mod raw;
 pub(crate) mod retry;
 pub(crate) mod run;
+pub(crate) mod sampling;
 pub(crate) mod site;
 pub(crate) mod span;
 pub(crate) mod spawn;

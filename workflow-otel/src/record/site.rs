@@ -56,6 +56,19 @@ pub enum Literal {
     Bool(bool),
 }
 
+impl Literal {
+    /// The attribute value it records.
+    pub(crate) fn to_value(self) -> opentelemetry::Value {
+        use opentelemetry::Value;
+        match self {
+            Literal::Str(text) => Value::from(text),
+            Literal::Int(number) => Value::I64(number),
+            Literal::Float(number) => Value::F64(number),
+            Literal::Bool(flag) => Value::Bool(flag),
+        }
+    }
+}
+
 /// The GenAI conventions' role of a span (`genai = ..`): its
 /// `gen_ai.operation.name` and the name attribute that goes with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

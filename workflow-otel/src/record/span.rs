@@ -12,9 +12,7 @@ use std::fmt::{Debug, Display};
 use std::sync::Arc;
 use std::time::Instant;
 
-use opentelemetry::trace::{
-    SpanContext, SpanId, SpanKind, TraceContextExt, TraceFlags, TraceState,
-};
+use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt};
 use opentelemetry::{Context, KeyValue, Value};
 
 use crate::metrics::Meter;
@@ -26,6 +24,7 @@ use crate::record::ids;
 use crate::record::instrumentation::Instrumentation;
 use crate::record::raw::{EndState, ErrorRecord, Extras, RawSpan};
 use crate::record::run::Finish;
+use crate::record::sampling::{join_trace, root_attributes};
 pub use crate::record::site::{GenAiRole, Kind, Literal, Site};
 use crate::record::usage::UsageTotals;
 
@@ -80,13 +79,7 @@ impl Fields<'_> {
     /// A literal (`fields(key = "text")`), kept as it is: a string is not
     /// copied.
     pub fn literal(&mut self, key: &'static str, value: Literal) {
-        let value = match value {
-            Literal::Str(text) => Value::from(text),
-            Literal::Int(number) => Value::I64(number),
-            Literal::Float(number) => Value::F64(number),
-            Literal::Bool(flag) => Value::Bool(flag),
-        };
-        self.push(KeyValue::new(key, value));
+        self.push(KeyValue::new(key, value.to_value()));
     }
 
     /// A value recorded with its `Display` text (`fields(key = %value)`).
@@ -200,35 +193,6 @@ fn count_tool_call(parent: &Context) {
     }
 }
 
-/// Trace Context Level 2's `random` trace flag: the trace id's rightmost 7
-/// bytes are random. Kept from a parent that sets it, set on traces we start.
-const RANDOM_FLAG: u8 = 0x02;
-
-/// The trace a new span joins, and whether it is sampled: its parent's, or a
-/// new trace for which the sampler decides.
-pub(crate) fn join_trace(
-    (name, kind): (&str, &SpanKind),
-    parent: &Context,
-    parent_span: &SpanContext,
-    instrumentation: &Instrumentation,
-) -> SpanContext {
-    let (trace_id, trace_state, sampled, random) = if parent_span.is_valid() {
-        (
-            parent_span.trace_id(),
-            parent_span.trace_state().clone(),
-            parent_span.is_sampled(),
-            parent_span.trace_flags().to_u8() & RANDOM_FLAG,
-        )
-    } else {
-        let trace_id = ids::trace_id();
-        let sampled = instrumentation.samples_root(parent, trace_id, name, kind);
-        // Our trace ids are random in all their bits: say so (Level 2).
-        (trace_id, TraceState::default(), sampled, RANDOM_FLAG)
-    };
-    let flags = TraceFlags::new(random | u8::from(sampled));
-    SpanContext::new(trace_id, ids::span_id(), flags, false, trace_state)
-}
-
 fn start_step(
     span: &mut ActiveSpan,
     site: &'static Site,
@@ -264,11 +228,13 @@ fn start_step(
             }
         }
     };
-    let span_context = join_trace(
+    let (prefilled, fields) = root_fields(parent_span, fields);
+    let (span_context, added) = join_trace(
         (site.span_name, &site.span_kind),
         parent,
         parent_span,
         instrumentation,
+        &root_attributes(prefilled.as_deref(), site),
     );
     // Unsampled here means an unsampled root: attach its context anyway, so
     // everything below follows the decision.
@@ -279,12 +245,11 @@ fn start_step(
         record(
             span,
             site,
-            span_context,
-            parent_span,
+            (span_context, parent_span),
             started,
             owner,
             instrumentation,
-            fields,
+            (prefilled, added, fields),
         );
     } else if crate::metrics::series::enabled() {
         span.meter = Meter::start(site, owner.map_or("", |owner| owner.static_name()), started);
@@ -393,11 +358,13 @@ fn start_workflow(
     if site.detached {
         parent_span = &root;
     }
-    let span_context = join_trace(
+    let (prefilled, fields) = root_fields(parent_span, fields);
+    let (span_context, added) = join_trace(
         (site.span_name, &site.span_kind),
         parent,
         parent_span,
         instrumentation,
+        &root_attributes(prefilled.as_deref(), site),
     );
     let workflow = Arc::new(WorkflowContext::start(
         (site.name, site.provider),
@@ -417,12 +384,11 @@ fn start_workflow(
         record(
             span,
             site,
-            span_context,
-            parent_span,
+            (span_context, parent_span),
             ticks,
             workflow,
             instrumentation,
-            fields,
+            (prefilled, added, fields),
         );
     } else if crate::metrics::series::enabled() {
         span.meter = Meter::start(site, site.name, ticks);
@@ -430,18 +396,22 @@ fn start_workflow(
 }
 
 /// Starts recording the span into `span`, then runs the macro's closure that
-/// records `args(..)` and `fields(..)`.
+/// records `args(..)` and `fields(..)` (a root's ran already, for its
+/// sampler: they come `prefilled`, with the sampler's `added` attributes).
 #[allow(clippy::too_many_arguments)]
 #[inline(always)]
 fn record(
     span: &mut ActiveSpan,
     site: &'static Site,
-    span_context: SpanContext,
-    parent_span: &SpanContext,
+    (span_context, parent_span): (SpanContext, &SpanContext),
     started: ids::Ticks,
     workflow: Option<Arc<WorkflowContext>>,
     instrumentation: &Instrumentation,
-    fields: impl FnOnce(&mut Fields<'_>),
+    (prefilled, added, fields): (
+        Option<Box<Extras>>,
+        Vec<KeyValue>,
+        Option<impl FnOnce(&mut Fields<'_>)>,
+    ),
 ) {
     let series = if crate::metrics::series::enabled() {
         crate::metrics::started(site, workflow.as_deref())
@@ -468,13 +438,39 @@ fn record(
             extras: None,
         }),
         pipeline,
-        extras: RefCell::new(None),
+        extras: RefCell::new(prefilled),
     });
     let extras = recording.extras.get_mut();
-    fields(&mut Fields { extras });
+    if let Some(fields) = fields {
+        fields(&mut Fields { extras });
+    }
+    if !added.is_empty() {
+        extras
+            .get_or_insert_with(Extras::boxed)
+            .attributes
+            .extend(added);
+    }
     if let Some(extras) = extras {
         extras.fields_end = extras.attributes.len();
     }
+}
+
+/// A root's `args(..)` and `fields(..)`, read before its sampler decides
+/// (which sees them); any other span's closure is left to run when it
+/// records.
+#[inline(always)]
+fn root_fields<F: FnOnce(&mut Fields<'_>)>(
+    parent_span: &SpanContext,
+    fields: F,
+) -> (Option<Box<Extras>>, Option<F>) {
+    if parent_span.is_valid() {
+        return (None, Some(fields));
+    }
+    let mut extras = None;
+    fields(&mut Fields {
+        extras: &mut extras,
+    });
+    (extras, None)
 }
 
 /// How a call ended.
