@@ -212,7 +212,9 @@ mod export;
 
 #[path = "overhead_http.rs"]
 mod http_layers;
-use export::{json_lines_case, span_data_case, workflow_otel_case, workflow_otel_case_with};
+use export::{
+    json_lines_case, span_data_case, tail_factories, workflow_otel_case, workflow_otel_case_with,
+};
 
 fn fastrace_case(
     name: &'static str,
@@ -581,6 +583,7 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
             Box::new(|| sdk_case("raw opentelemetry_sdk, AlwaysOff", Sampler::AlwaysOff)),
         ),
     ];
+    factories.extend(tail_factories());
     factories.extend(http_layers::factories());
     factories
 }

@@ -138,3 +138,47 @@ fn our_case(
         roots_every: 0,
     }
 }
+
+/// A case of ours with tail sampling on, keeping every trace (ratio 1), so
+/// that every span is held, decided and delivered like the others: what
+/// holding costs the caller (nothing more) and the worker.
+fn tail_case(name: &'static str, spans_per_run: u64, body: fn(u64)) -> Case {
+    let counter = workflow_otel::testing::CountingExporter::new();
+    let config = PipelineConfig {
+        tail_sampling: Some(workflow_otel::TailSampling::new().ratio(1.0)),
+        ..case_config()
+    };
+    let pipeline = Pipeline::with_config(counter.clone(), config, None);
+    let instrumentation = Instrumentation::new(&pipeline);
+    our_case(
+        name,
+        (1, spans_per_run, true),
+        pipeline,
+        instrumentation,
+        body,
+        move || counter.count(),
+    )
+}
+
+pub(super) fn tail_factories() -> Vec<(&'static str, Factory)> {
+    vec![
+        (
+            "wo #[step], tail sampling",
+            Box::new(|| tail_case("wo #[step], tail sampling", 1, wo_parent)),
+        ),
+        (
+            "wo #[workflow] root per call, tail sampling",
+            Box::new(|| {
+                tail_case(
+                    "wo #[workflow] root per call, tail sampling",
+                    0,
+                    |iterations| {
+                        for i in 0..iterations {
+                            wo_workflow(i);
+                        }
+                    },
+                )
+            }),
+        ),
+    ]
+}
