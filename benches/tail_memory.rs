@@ -80,5 +80,8 @@ fn main() {
         pipeline.dropped_spans(),
         pipeline.tail_dropped_spans(),
     );
-    assert_eq!(settled, spans, "every span is accounted for ({settled} of {spans})");
+    assert_eq!(
+        settled, spans,
+        "every span is accounted for ({settled} of {spans})"
+    );
 }
