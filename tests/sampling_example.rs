@@ -32,6 +32,8 @@ fn every_failure_and_every_slow_order_is_kept_whole() {
         "  4 traces kept for `slow`",
         "workflow_calls_total{workflow_name=\"place_order\",outcome=\"ok\"} 950",
         "workflow_failures_total{workflow_name=\"place_order\",error_type=\"payment.declined\"} 50",
+        "workflow_tail_sampling_traces_total{otel_scope_name=\"workflow-otel\",otel_scope_version=\"0.1.0\",decision=\"kept\",reason=\"error\",when=\"root_ended\"} 50",
+        "workflow_tail_sampling_traces_total{otel_scope_name=\"workflow-otel\",otel_scope_version=\"0.1.0\",decision=\"kept\",reason=\"slow\",when=\"root_ended\"} 4",
     ] {
         assert!(stdout.contains(line), "no `{line}` in {stdout}");
     }
