@@ -45,7 +45,8 @@ type Rule = Arc<dyn Fn(&[SpanData]) -> bool + Send + Sync>;
 /// A trace that would pass a bound is decided at once, as if its root had
 /// ended then (a failure so far keeps it; the rule and the ratio decide
 /// the rest, not the duration); its later spans follow that decision, which
-/// is remembered for twice `max_hold` (at least a minute).
+/// is remembered for twice `max_hold` (at least a minute), for at most
+/// twice `max_held_spans` traces.
 ///
 /// ```
 /// use std::time::Duration;
@@ -382,11 +383,6 @@ impl Tail {
         }
     }
 
-    /// Spans held now.
-    pub(crate) fn held_spans(&self) -> usize {
-        self.held_spans
-    }
-
     /// Takes one span: holds it, or (its trace decided) keeps or drops it.
     pub(crate) fn offer(
         &mut self,
@@ -444,14 +440,24 @@ impl Tail {
     pub(crate) fn expire(&mut self, all: bool, to_span_data: ToSpanData<'_>, out: &mut Out<'_>) {
         let now = Instant::now();
         while let Some(&(trace_id, since)) = self.order.front() {
+            if !self.held.contains_key(&trace_id) {
+                // Decided already (its root ended): nothing to wait for.
+                self.order.pop_front();
+                continue;
+            }
             if !all && now.duration_since(since) < self.config.max_hold {
                 break;
             }
             self.order.pop_front();
-            if self.held.contains_key(&trace_id) {
-                let when = if all { When::Shutdown } else { When::MaxHold };
-                self.decide(trace_id, when, to_span_data, out);
-            }
+            let when = if all { When::Shutdown } else { When::MaxHold };
+            self.decide(trace_id, when, to_span_data, out);
+        }
+        // Behind a trace held long, entries of decided ones pile up: keep
+        // the list within a few times the traces held.
+        if self.order.len() > 2 * self.held.len() + 1024 {
+            let held = &self.held;
+            self.order
+                .retain(|(trace_id, _)| held.contains_key(trace_id));
         }
         // A decision is remembered for twice the hold time, at least a
         // minute, and for at most twice the budget's traces.
@@ -567,6 +573,56 @@ mod tests {
         assert!(ratio_keeps(id(u64::MAX), 1.0));
         // Bits above the random part do not count.
         assert!(ratio_keeps(TraceId::from(u128::MAX << 56), 0.01));
+    }
+
+    /// A finished root span of another library in trace `trace`.
+    fn root(trace: u128) -> Item {
+        use opentelemetry::trace::{SpanContext, SpanKind, TraceFlags, TraceState};
+        let now = std::time::SystemTime::now();
+        Item::Foreign(Box::new(SpanData {
+            span_context: SpanContext::new(
+                TraceId::from(trace),
+                SpanId::from(1_u64),
+                TraceFlags::SAMPLED,
+                false,
+                TraceState::default(),
+            ),
+            parent_span_id: SpanId::INVALID,
+            parent_span_is_remote: false,
+            span_kind: SpanKind::Internal,
+            name: "root".into(),
+            start_time: now,
+            end_time: now,
+            attributes: Vec::new(),
+            dropped_attributes_count: 0,
+            events: Default::default(),
+            links: Default::default(),
+            status: Status::Unset,
+            instrumentation_scope: Default::default(),
+        }))
+    }
+
+    #[test]
+    fn decisions_are_forgotten_within_their_bound() {
+        let mut tail = Tail::new(TailSampling::new().max_held_spans(10));
+        let clock = Calibration::now();
+        let unused = |_: &Item| -> SpanData { unreachable!("no rule") };
+        let mut kept = Vec::new();
+        for trace in 1..=1_000 {
+            let mut out = Out {
+                kept: &mut kept,
+                dropped: 0,
+            };
+            tail.offer(root(trace), &clock, &unused, &mut out);
+            assert_eq!(out.dropped, 1);
+            tail.expire(false, &unused, &mut out);
+        }
+        // Twice the budget at most, however many traces went by; nothing
+        // held, nothing waiting.
+        assert!(tail.decided.len() <= 20, "{}", tail.decided.len());
+        assert!(tail.order.is_empty());
+        assert_eq!(tail.held_spans, 0);
+        assert!(kept.is_empty());
     }
 
     #[test]

@@ -266,12 +266,10 @@ impl<E: SpanExporter + 'static> Worker<E> {
     /// Decides the held traces past their hold time (`all`: every one), and
     /// exports what is kept.
     fn decide_held(&mut self, batch: &mut Vec<Item>, all: bool) {
+        // Also when nothing is held: old decisions are forgotten here.
         let Some(tail) = self.tail.as_mut() else {
             return;
         };
-        if tail.held_spans() == 0 {
-            return;
-        }
         let clock = Calibration::now();
         let to_span_data = |item: &Item| {
             Records {
