@@ -19,8 +19,6 @@
 //! exact values: 3 items in `eu`, 2 in `us`, priced 0.5, 5, 50, 500 and 5 USD.
 
 use std::fmt;
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::time::Duration;
 
 use std::sync::Arc;
@@ -30,6 +28,7 @@ use opentelemetry_sdk::trace::Sampler;
 use workflow_otel::opentelemetry::KeyValue;
 use workflow_otel::opentelemetry::metrics::{Counter, Gauge, Histogram};
 use workflow_otel::{child_workflow, step, workflow};
+use workflow_otel_examples::scrape;
 
 /// The shop's own instruments, made once after `setup()`.
 struct ShopMetrics {
@@ -206,19 +205,6 @@ fn order(id: u64) -> Order {
     // Every 25th order is empty.
     let cents = if id.is_multiple_of(25) { 0 } else { 100 + id };
     Order { id, cents }
-}
-
-/// `GET /metrics`, with a plain socket: what a scraper sees.
-fn scrape(address: std::net::SocketAddr) -> std::io::Result<String> {
-    let mut stream = TcpStream::connect(address)?;
-    // The endpoint keeps connections alive; this scraper reads to the end.
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
 }
 
 #[tokio::main]

@@ -9,10 +9,10 @@
 //! directory.
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
 use std::time::Duration;
 
 use workflow_otel::{TailSampling, step, workflow};
+use workflow_otel_examples::scrape;
 
 #[derive(Debug)]
 struct Declined;
@@ -53,18 +53,6 @@ fn place_order(id: u64) -> Result<(), Declined> {
     charge(id)?;
     ship(id);
     Ok(())
-}
-
-/// `GET /metrics`, with a plain socket.
-fn scrape(address: std::net::SocketAddr) -> std::io::Result<String> {
-    let mut stream = std::net::TcpStream::connect(address)?;
-    write!(
-        stream,
-        "GET /metrics HTTP/1.1\r\nHost: {address}\r\nConnection: close\r\n\r\n"
-    )?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    Ok(answer)
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

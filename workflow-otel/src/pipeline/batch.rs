@@ -40,10 +40,7 @@ impl Records<'_> {
     pub(crate) fn to_span_data(&self) -> Vec<SpanData> {
         self.items
             .iter()
-            .map(|item| match item {
-                Item::Ours(raw) => self.ours_to_span_data(raw),
-                Item::Foreign(span) => (**span).clone(),
-            })
+            .map(|item| self.span_data_of(item))
             .collect()
     }
 
@@ -74,6 +71,15 @@ impl Records<'_> {
                 Item::Foreign(span) => *span,
             })
             .collect()
+    }
+
+    /// One span as the SDK's `SpanData`, error text filtered: what a tail
+    /// sampling rule sees.
+    pub(crate) fn span_data_of(&self, item: &Item) -> SpanData {
+        match item {
+            Item::Ours(raw) => self.ours_to_span_data(raw),
+            Item::Foreign(span) => (**span).clone(),
+        }
     }
 
     fn ours_to_span_data(&self, raw: &RawSpan) -> SpanData {

@@ -240,16 +240,13 @@ impl<E: SpanExporter + 'static> Worker<E> {
         match self.tail.as_mut() {
             None => batch.push(item),
             Some(tail) => {
-                let to_span_data = |item: &Item| {
-                    Records {
-                        items: std::slice::from_ref(item),
-                        scope: &self.scope,
-                        clock,
-                        error_text: &self.error_text,
-                    }
-                    .to_span_data()
-                    .remove(0)
+                let records = Records {
+                    items: &[],
+                    scope: &self.scope,
+                    clock,
+                    error_text: &self.error_text,
                 };
+                let to_span_data = |item: &Item| records.span_data_of(item);
                 let mut out = Out {
                     kept: batch,
                     dropped: 0,
@@ -271,16 +268,13 @@ impl<E: SpanExporter + 'static> Worker<E> {
             return;
         };
         let clock = Calibration::now();
-        let to_span_data = |item: &Item| {
-            Records {
-                items: std::slice::from_ref(item),
-                scope: &self.scope,
-                clock: &clock,
-                error_text: &self.error_text,
-            }
-            .to_span_data()
-            .remove(0)
+        let records = Records {
+            items: &[],
+            scope: &self.scope,
+            clock: &clock,
+            error_text: &self.error_text,
         };
+        let to_span_data = |item: &Item| records.span_data_of(item);
         let mut out = Out {
             kept: batch,
             dropped: 0,
