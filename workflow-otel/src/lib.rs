@@ -111,12 +111,12 @@ pub use opentelemetry::KeyValue;
 pub use pipeline::error_text::{DEFAULT_MAX_ERROR_TEXT, ErrorText};
 pub use pipeline::{
     DropReport, MAX_QUEUE_SIZE, Pipeline, PipelineConfig, PipelineProcessor, SAMPLING_REASON,
-    TailSampling, report_to_stderr,
+    SpanLimits, TailSampling, report_to_stderr,
 };
 pub use propagation::w3c;
 pub use record::attributes;
 pub use record::context::{
-    ParentWorkflow, WorkflowContext, checkpoint, current_workflow, set_attribute,
+    ParentWorkflow, WorkflowContext, add_event, checkpoint, current_workflow, set_attribute,
     set_workflow_attribute,
 };
 pub use record::instrumentation::{Instrumentation, SuccessStatus};

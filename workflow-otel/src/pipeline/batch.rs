@@ -14,6 +14,7 @@ use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 use crate::export::JsonLinesExporter;
 use crate::export::fanout::Fanout;
 use crate::pipeline::error_text::ErrorText;
+use crate::pipeline::limits::SpanLimits;
 use crate::record::ids::Calibration;
 use crate::record::raw::{Extras, RawSpan};
 
@@ -26,12 +27,14 @@ pub(crate) enum Item {
 }
 
 /// A batch, with what it takes to read our records: their scope, the clock
-/// that turns their ticks into times, and the rule for error text.
+/// that turns their ticks into times, the rule for error text, and the span
+/// limits.
 pub(crate) struct Records<'a> {
     pub(crate) items: &'a [Item],
     pub(crate) scope: &'a InstrumentationScope,
     pub(crate) clock: &'a Calibration,
     pub(crate) error_text: &'a ErrorText,
+    pub(crate) limits: &'a SpanLimits,
 }
 
 impl Records<'_> {
@@ -51,12 +54,14 @@ impl Records<'_> {
         scope: &InstrumentationScope,
         clock: &Calibration,
         error_text: &ErrorText,
+        limits: &SpanLimits,
     ) -> Vec<SpanData> {
         let records = Records {
             items: &[],
             scope,
             clock,
             error_text,
+            limits,
         };
         items
             .drain(..)
@@ -83,7 +88,7 @@ impl Records<'_> {
     }
 
     fn ours_to_span_data(&self, raw: &RawSpan) -> SpanData {
-        let mut span = raw.to_span_data(self.scope, self.clock);
+        let mut span = raw.to_span_data(self.scope, self.clock, self.limits);
         self.error_text.apply(&mut span);
         span
     }

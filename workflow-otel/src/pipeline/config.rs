@@ -34,6 +34,9 @@ pub struct PipelineConfig {
     /// Hold each local trace until its root ends and keep it or drop it
     /// whole (`None`, the default: every span is exported).
     pub tail_sampling: Option<super::TailSampling>,
+    /// How many attributes, events and links a span keeps, and how long
+    /// their text may be; see [`SpanLimits`](super::SpanLimits).
+    pub span_limits: super::SpanLimits,
 }
 
 /// The largest `max_queue_size` accepted: 2^31 - 1, the largest integer the
@@ -52,6 +55,7 @@ impl Default for PipelineConfig {
             drop_report: report_to_stderr,
             error_text: ErrorText::default(),
             tail_sampling: None,
+            span_limits: super::SpanLimits::default(),
         }
     }
 }
@@ -67,6 +71,7 @@ impl fmt::Debug for PipelineConfig {
             .field("drop_report_interval", &self.drop_report_interval)
             .field("error_text", &self.error_text)
             .field("tail_sampling", &self.tail_sampling)
+            .field("span_limits", &self.span_limits)
             .finish_non_exhaustive()
     }
 }

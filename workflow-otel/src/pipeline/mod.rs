@@ -14,6 +14,7 @@ mod batch;
 mod buffer;
 mod config;
 pub(crate) mod error_text;
+pub(crate) mod limits;
 pub(crate) mod tail;
 mod worker;
 
@@ -21,6 +22,7 @@ pub(crate) use batch::{ExportFuture, Item, NativeExport, Records, native_of};
 use buffer::SpareBuffers;
 pub(crate) use buffer::{flush_thread_buffer, submit};
 pub use config::{DropReport, MAX_QUEUE_SIZE, PipelineConfig, report_to_stderr};
+pub use limits::SpanLimits;
 pub use tail::{SAMPLING_REASON, TailSampling};
 use worker::Worker;
 
@@ -173,6 +175,7 @@ struct Shared {
     reported_late: AtomicBool,
     spare: Arc<SpareBuffers>,
     drop_report: fn(&DropReport),
+    limits: SpanLimits,
 }
 
 /// Where finished spans go: a queue and a worker thread in front of one
@@ -237,6 +240,7 @@ impl Pipeline {
             scheduled_delay: config.scheduled_delay,
             export_timeout: config.export_timeout,
             error_text: config.error_text,
+            limits: config.span_limits,
             last_error: None,
             tail: config.tail_sampling.map(tail::Tail::new),
         };
@@ -280,8 +284,15 @@ impl Pipeline {
                 reported_late: AtomicBool::new(false),
                 spare,
                 drop_report: config.drop_report,
+                limits: config.span_limits,
             }),
         }
+    }
+
+    /// What each span may carry: the caller applies the count limits as
+    /// attributes and events are added, so memory stays bounded.
+    pub(crate) fn limits(&self) -> &SpanLimits {
+        &self.shared.limits
     }
 
     /// Queues spans in one message, or drops and counts them all if the queue

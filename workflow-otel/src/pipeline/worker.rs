@@ -54,6 +54,7 @@ pub(super) struct Worker<E> {
     pub(super) scheduled_delay: Duration,
     pub(super) export_timeout: Duration,
     pub(super) error_text: ErrorText,
+    pub(super) limits: super::SpanLimits,
     /// Why the last failed export failed, until the next drop report.
     pub(super) last_error: Option<String>,
     /// The traces held for tail sampling, if it is on.
@@ -215,6 +216,7 @@ impl<E: SpanExporter + 'static> Worker<E> {
                     Ok(Some(Message::Foreign(mut span))) => {
                         taken += 1;
                         self.error_text.apply(&mut span);
+                        self.limits.apply_to(&mut span);
                         self.push(batch, Item::Foreign(span), &clock);
                     }
                     Ok(None) => break false,
@@ -245,6 +247,7 @@ impl<E: SpanExporter + 'static> Worker<E> {
                     scope: &self.scope,
                     clock,
                     error_text: &self.error_text,
+                    limits: &self.limits,
                 };
                 let to_span_data = |item: &Item| records.span_data_of(item);
                 let mut out = Out {
@@ -273,6 +276,7 @@ impl<E: SpanExporter + 'static> Worker<E> {
             scope: &self.scope,
             clock: &clock,
             error_text: &self.error_text,
+                    limits: &self.limits,
         };
         let to_span_data = |item: &Item| records.span_data_of(item);
         let mut out = Out {
@@ -311,11 +315,12 @@ impl<E: SpanExporter + 'static> Worker<E> {
                     scope: &self.scope,
                     clock,
                     error_text: &self.error_text,
+                    limits: &self.limits,
                 };
                 block_on_with_timeout(native.export_records(&records), timeout)
             }
             None => {
-                let spans = Records::take_span_data(batch, &self.scope, clock, &self.error_text);
+                let spans = Records::take_span_data(batch, &self.scope, clock, &self.error_text, &self.limits);
                 block_on_with_timeout(self.exporter.export(spans), timeout)
             }
         };

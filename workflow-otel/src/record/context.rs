@@ -479,6 +479,27 @@ pub fn checkpoint(name: impl Into<Cow<'static, str>>) {
     }
 }
 
+/// Adds an event with attributes to the current span (the innermost step or
+/// workflow), within the span limits (see [`SpanLimits`](crate::SpanLimits)).
+///
+/// ```
+/// # use workflow_otel::{add_event, step};
+/// #[step]
+/// fn retry_payment(attempt: u32) {
+///     add_event("backoff", vec![opentelemetry::KeyValue::new("attempt", i64::from(attempt))]);
+/// }
+/// # retry_payment(2);
+/// ```
+pub fn add_event(name: impl Into<Cow<'static, str>>, attributes: Vec<KeyValue>) {
+    let event = (name.into(), attributes);
+    let unhandled = with_current_recording(event, |recording, (name, attributes)| {
+        recording.add_event(name, attributes);
+    });
+    if let Some((name, attributes)) = unhandled {
+        Context::map_current(|cx| cx.span().add_event(name, attributes));
+    }
+}
+
 /// Sets an attribute on the current span (the innermost step or workflow).
 ///
 /// ```

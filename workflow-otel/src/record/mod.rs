@@ -8,6 +8,7 @@ pub(crate) mod context;
 pub(crate) mod current;
 pub(crate) mod ids;
 pub(crate) mod instrumentation;
+pub(crate) mod limited;
 pub(crate) mod probe;
 pub(crate) mod raw;
 pub(crate) mod retry;

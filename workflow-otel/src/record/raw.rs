@@ -18,7 +18,9 @@ use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use crate::metrics::series::Series;
 use crate::record::attributes as attr;
 use crate::record::context::WorkflowContext;
+use crate::pipeline::SpanLimits;
 use crate::record::ids::{Calibration, Ticks};
+use crate::record::limited::event_text;
 use crate::record::instrumentation::SuccessStatus;
 use crate::record::span::{Kind, Literal, Site};
 use crate::record::time::{rfc3339, span_id_hex, trace_id_hex};
@@ -59,12 +61,21 @@ pub(crate) struct ErrorRecord {
     pub(crate) message: String,
 }
 
+/// An event the body added (`add_event`), cut to the limits as it came.
+#[derive(Debug)]
+pub(crate) struct RawEvent {
+    pub(crate) name: Cow<'static, str>,
+    pub(crate) at: Ticks,
+    pub(crate) attributes: Vec<KeyValue>,
+    pub(crate) dropped_attributes: u32,
+}
+
 /// What only some spans have; allocated the first time one is needed, so
 /// the common span carries one pointer for all of it.
 #[derive(Debug, Default)]
 pub(crate) struct Extras {
     pub(crate) attributes: Vec<KeyValue>,
-    pub(crate) events: Vec<(Cow<'static, str>, Ticks, Vec<KeyValue>)>,
+    pub(crate) events: Vec<RawEvent>,
     pub(crate) return_value: Option<String>,
     pub(crate) error: Option<ErrorRecord>,
     /// A workflow's model-call and tool totals when it ended.
@@ -74,6 +85,9 @@ pub(crate) struct Extras {
     /// How many of `attributes` came from `args(..)` and `fields(..)`: the
     /// site's literal fields go after them, before what the body set.
     pub(crate) fields_end: usize,
+    /// Attributes and events the body added past the span limits.
+    pub(crate) dropped_attributes: u32,
+    pub(crate) dropped_events: u32,
 }
 
 /// Emptied extras the worker gives back, for callers to fill again rather
@@ -97,6 +111,8 @@ impl Extras {
             usage,
             workflow_attributes,
             fields_end,
+            dropped_attributes,
+            dropped_events,
         } = self;
         attributes.clear();
         events.clear();
@@ -105,6 +121,8 @@ impl Extras {
         *usage = None;
         *workflow_attributes = Vec::new();
         *fields_end = 0;
+        *dropped_attributes = 0;
+        *dropped_events = 0;
     }
 
     /// Empty extras, spare ones if there are.
@@ -223,6 +241,13 @@ pub(crate) trait AttributeSink: Sized {
         let _ = workflow;
         emit(self);
     }
+
+    /// Attributes `emit` gives that are the user's (`args`, `fields`,
+    /// `set_attribute`): the ones a count limit drops.
+    #[inline(always)]
+    fn users(&mut self, emit: impl FnOnce(&mut Self)) {
+        emit(self);
+    }
 }
 
 impl AttributeSink for Vec<KeyValue> {
@@ -303,7 +328,7 @@ impl RawSpan {
 
     /// Events the body added, in order; the exception event, if any, comes
     /// after them (see [`RawSpan::error`]).
-    pub(crate) fn events(&self) -> &[(Cow<'static, str>, Ticks, Vec<KeyValue>)] {
+    pub(crate) fn events(&self) -> &[RawEvent] {
         self.extras
             .as_ref()
             .map_or(&[], |extras| extras.events.as_slice())
@@ -328,9 +353,13 @@ impl RawSpan {
         Some(parent.span_context()).filter(|context| context.is_valid())
     }
 
-    /// How many attributes [`RawSpan::visit_attributes`] gives, at most
-    /// (before the user's).
-    fn attribute_room(&self) -> usize {
+    /// Events the body added past the limit.
+    pub(crate) fn dropped_events(&self) -> u32 {
+        self.extras.as_ref().map_or(0, |extras| extras.dropped_events)
+    }
+
+    /// How many attributes [`RawSpan::visit_attributes`] gives, at most.
+    pub(crate) fn attribute_room(&self) -> usize {
         let ours = if self.is_workflow() {
             WORKFLOW_ATTRIBUTES
         } else {
@@ -380,15 +409,17 @@ impl RawSpan {
         let attributes = extras.map_or(&[][..], |extras| &extras.attributes);
         let (from_call, set_later) =
             attributes.split_at(extras.map_or(0, |extras| extras.fields_end.min(attributes.len())));
-        for attribute in from_call {
-            sink.pair(attribute);
-        }
-        for (key, value) in site.literal_fields {
-            sink.attribute(key, Attr::from(*value));
-        }
-        for attribute in set_later {
-            sink.pair(attribute);
-        }
+        sink.users(|sink| {
+            for attribute in from_call {
+                sink.pair(attribute);
+            }
+            for (key, value) in site.literal_fields {
+                sink.attribute(key, Attr::from(*value));
+            }
+            for attribute in set_later {
+                sink.pair(attribute);
+            }
+        });
         if let Some(extras) = extras {
             if let Some(value) = &extras.return_value {
                 sink.attribute(attr::RETURN_VALUE, Attr::Text(value));
@@ -401,9 +432,12 @@ impl RawSpan {
             sink.attribute(attr::WORKFLOW_STATUS, Attr::Static(self.state.as_str()));
             sink.attribute(attr::WORKFLOW_END_TIME, Attr::Time(times.end));
             sink.attribute(attr::WORKFLOW_DURATION, Attr::Seconds(times.length));
-            for attribute in extras.map_or(&[][..], |extras| &extras.workflow_attributes) {
-                sink.pair(attribute);
-            }
+            let set_on_workflow = extras.map_or(&[][..], |extras| &extras.workflow_attributes);
+            sink.users(|sink| {
+                for attribute in set_on_workflow {
+                    sink.pair(attribute);
+                }
+            });
         } else {
             sink.attribute(attr::STEP_STATUS, Attr::Static(self.state.as_str()));
             sink.attribute(attr::STEP_DURATION, Attr::Seconds(times.length));
@@ -415,16 +449,22 @@ impl RawSpan {
         &self,
         scope: &InstrumentationScope,
         clock: &Calibration,
+        limits: &SpanLimits,
     ) -> SpanData {
         let site = self.site;
         let times = self.times(clock);
         let mut attributes = Vec::with_capacity(self.attribute_room());
-        self.visit_attributes(&times, &mut attributes);
+        let dropped_attributes_count = self.visit_limited(&times, limits, &mut attributes);
         let mut events: Vec<Event> = self
             .events()
             .iter()
-            .map(|(name, at, attributes)| {
-                Event::new(name.clone(), clock.system_time(*at), attributes.clone(), 0)
+            .map(|event| {
+                Event::new(
+                    event.name.clone(),
+                    clock.system_time(event.at),
+                    event.attributes.clone(),
+                    event.dropped_attributes,
+                )
             })
             .collect();
         if let Some(error) = self.error() {
@@ -432,8 +472,14 @@ impl RawSpan {
                 attr::EXCEPTION_EVENT,
                 times.end,
                 vec![
-                    KeyValue::new(attr::EXCEPTION_TYPE, error.type_name),
-                    KeyValue::new(attr::EXCEPTION_MESSAGE, error.message.clone()),
+                    KeyValue::new(
+                        attr::EXCEPTION_TYPE,
+                        event_text(limits, error.type_name).to_owned(),
+                    ),
+                    KeyValue::new(
+                        attr::EXCEPTION_MESSAGE,
+                        event_text(limits, &error.message).to_owned(),
+                    ),
                 ],
                 0,
             ));
@@ -445,14 +491,22 @@ impl RawSpan {
         };
         let mut span_events = SpanEvents::default();
         span_events.events = events;
+        span_events.dropped_count = self.dropped_events();
         let mut span_links = SpanLinks::default();
-        if let Some(parent) = self.parent_link() {
+        let link = self.parent_link_within(limits);
+        if let Some(parent) = link.link {
+            let attributes = if link.with_type {
+                vec![KeyValue::new(attr::LINK_TYPE, attr::LINK_PARENT_WORKFLOW)]
+            } else {
+                Vec::new()
+            };
             span_links.links = vec![Link::new(
                 parent.clone(),
-                vec![KeyValue::new(attr::LINK_TYPE, attr::LINK_PARENT_WORKFLOW)],
-                0,
+                attributes,
+                link.dropped_attributes(),
             )];
         }
+        span_links.dropped_count = link.dropped_links;
         SpanData {
             span_context: self.span_context.clone(),
             parent_span_id: self.parent_span_id,
@@ -462,7 +516,7 @@ impl RawSpan {
             start_time: times.start,
             end_time: times.end,
             attributes,
-            dropped_attributes_count: 0,
+            dropped_attributes_count,
             events: span_events,
             links: span_links,
             status,
@@ -519,7 +573,12 @@ mod tests {
     fn cleared_extras_are_empty_and_keep_their_room() {
         let mut extras = Extras {
             attributes: vec![KeyValue::new("a", 1)],
-            events: vec![("e".into(), 5, vec![KeyValue::new("b", 2)])],
+            events: vec![RawEvent {
+                name: "e".into(),
+                at: 5,
+                attributes: vec![KeyValue::new("b", 2)],
+                dropped_attributes: 1,
+            }],
             return_value: Some("42".to_owned()),
             error: Some(ErrorRecord {
                 type_name: PANIC,
@@ -528,6 +587,8 @@ mod tests {
             usage: Some(GenAiUsage::default()),
             workflow_attributes: vec![KeyValue::new("c", 3)],
             fields_end: 1,
+            dropped_attributes: 2,
+            dropped_events: 3,
         };
         extras.clear();
         assert_eq!(format!("{extras:?}"), format!("{:?}", Extras::default()));

@@ -17,12 +17,13 @@ use opentelemetry::{Context, KeyValue, Value};
 
 use crate::metrics::Meter;
 use crate::metrics::series::Series;
-use crate::pipeline::{Pipeline, submit};
+use crate::pipeline::limits::cut_attribute;
+use crate::pipeline::{Pipeline, SpanLimits, submit};
 use crate::record::context::{CurrentWorkflow, ParentLineage, RemoteWorkflow, WorkflowContext};
 use crate::record::current::{current_recording, recording_owner};
 use crate::record::ids;
 use crate::record::instrumentation::Instrumentation;
-use crate::record::raw::{EndState, ErrorRecord, Extras, RawSpan};
+use crate::record::raw::{EndState, ErrorRecord, Extras, RawEvent, RawSpan};
 use crate::record::run::Finish;
 use crate::record::sampling::{join_trace, root_attributes};
 pub use crate::record::site::{GenAiRole, Kind, Literal, Site};
@@ -550,21 +551,45 @@ impl Recording {
         self.raw.is_none() && self.pipeline.is_none() && self.extras.borrow().is_none()
     }
 
-    /// Adds an attribute if this span is the current one; else gives it back.
-    pub(crate) fn set_attribute(&self, attribute: KeyValue) {
-        self.extras
-            .borrow_mut()
-            .get_or_insert_with(Extras::boxed)
-            .attributes
-            .push(attribute);
+    /// The limits of the span's pipeline.
+    fn limits(&self) -> SpanLimits {
+        self.pipeline
+            .as_ref()
+            .or_else(|| self.raw.as_ref()?.pipeline())
+            .map_or_else(SpanLimits::default, |pipeline| *pipeline.limits())
     }
 
-    pub(crate) fn add_event(&self, name: Cow<'static, str>, attributes: Vec<KeyValue>) {
-        self.extras
-            .borrow_mut()
-            .get_or_insert_with(Extras::boxed)
-            .events
-            .push((name, ids::now(), attributes));
+    /// Adds an attribute of the body's, within the span limits: past the
+    /// count it is dropped and counted, so a loop cannot grow the span.
+    pub(crate) fn set_attribute(&self, attribute: KeyValue) {
+        let limits = self.limits();
+        let mut extras = self.extras.borrow_mut();
+        let extras = extras.get_or_insert_with(Extras::boxed);
+        if extras.attributes.len() >= limits.attribute_count as usize {
+            extras.dropped_attributes = extras.dropped_attributes.saturating_add(1);
+            return;
+        }
+        extras
+            .attributes
+            .push(cut_attribute(attribute, limits.attribute_value_length));
+    }
+
+    pub(crate) fn add_event(&self, name: Cow<'static, str>, mut attributes: Vec<KeyValue>) {
+        let at = ids::now();
+        let limits = self.limits();
+        let mut extras = self.extras.borrow_mut();
+        let extras = extras.get_or_insert_with(Extras::boxed);
+        if extras.events.len() >= limits.event_count as usize {
+            extras.dropped_events = extras.dropped_events.saturating_add(1);
+            return;
+        }
+        let dropped_attributes = limits.cut_event_attributes(&mut attributes);
+        extras.events.push(RawEvent {
+            name,
+            at,
+            attributes,
+            dropped_attributes,
+        });
     }
 }
 

@@ -12,6 +12,7 @@ use crate::error::SetupError;
 use crate::export::OtlpProtocol;
 use crate::pipeline::PipelineConfig;
 
+mod limits;
 mod otlp;
 use otlp::read_otlp;
 pub(crate) use otlp::{OtlpEnv, Signal};
@@ -219,6 +220,7 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
         read_otlp(&get, Some(signal), &mut otlp, &mut problems);
         *target = otlp;
     }
+    settings.pipeline.span_limits = limits::read_limits(&get, &mut problems);
     settings.metrics = metrics_env(&get, &mut problems);
     if let Some(value) = get("OTEL_LOGS_EXPORTER") {
         let table = [

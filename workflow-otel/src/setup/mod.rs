@@ -66,6 +66,7 @@ pub struct Setup {
     genai_content: Option<usize>,
     openinference: bool,
     tail_sampling: Option<crate::pipeline::TailSampling>,
+    span_limits: Option<crate::pipeline::SpanLimits>,
     metrics: metrics::MetricsChoice,
     #[cfg(feature = "logs")]
     logs: logs::LogsChoice,
@@ -98,6 +99,7 @@ pub fn setup() -> Setup {
         genai_content: None,
         openinference: false,
         tail_sampling: None,
+        span_limits: None,
         metrics: metrics::MetricsChoice::default(),
         #[cfg(feature = "logs")]
         logs: logs::LogsChoice::default(),
@@ -472,6 +474,10 @@ impl Setup {
         if let Some(tail) = self.tail_sampling {
             pipeline_config.tail_sampling = Some(tail);
         }
+        if let Some(limits) = self.span_limits {
+            pipeline_config.span_limits = limits;
+        }
+        let span_limits = pipeline_config.span_limits;
         if let Some(rule) = self.error_text {
             pipeline_config.error_text = rule;
         }
@@ -486,8 +492,9 @@ impl Setup {
 
         let sampler = self.sampler.or(env.sampler).unwrap_or(Sampler::AlwaysOn);
         let root_sampler: Box<dyn ShouldSample> = Box::new(sampler.clone());
-        let mut provider =
-            SdkTracerProvider::builder().with_sampler(Sampler::ParentBased(root_sampler));
+        let mut provider = SdkTracerProvider::builder()
+            .with_sampler(Sampler::ParentBased(root_sampler))
+            .with_span_limits(span_limits.to_sdk());
         if self.workflow_processors {
             provider = provider
                 .with_span_processor(WorkflowIdentityProcessor)

@@ -2,7 +2,7 @@
 
 use super::Setup;
 use crate::genai::PriceTable;
-use crate::pipeline::TailSampling;
+use crate::pipeline::{SpanLimits, TailSampling};
 
 impl Setup {
     /// The prices that turn model calls' token counts into costs (see
@@ -42,6 +42,23 @@ impl Setup {
     /// ```
     pub fn tail_sampling(mut self, tail: TailSampling) -> Self {
         self.tail_sampling = Some(tail);
+        self
+    }
+
+    /// How many attributes, events and links a span keeps, and how long
+    /// their strings may be (see [`SpanLimits`]); overrides the
+    /// `OTEL_*_LIMIT` variables. Applied to this crate's spans and to every
+    /// span other libraries open through the tracer provider installed.
+    ///
+    /// ```no_run
+    /// use workflow_otel::SpanLimits;
+    ///
+    /// let _telemetry = workflow_otel::setup()
+    ///     .span_limits(SpanLimits { attribute_value_length: Some(4096), ..SpanLimits::default() })
+    ///     .install();
+    /// ```
+    pub fn span_limits(mut self, limits: SpanLimits) -> Self {
+        self.span_limits = Some(limits);
         self
     }
 }

@@ -27,6 +27,7 @@ use crate::pipeline::{Item, Records};
 use crate::record::attributes as attr;
 use crate::record::context::WorkflowContext;
 use crate::record::ids::unix_nanos;
+use crate::record::limited::event_text;
 use crate::record::raw::{Attr, AttributeSink, RawSpan, RawStatus};
 use crate::record::span::Site;
 #[cfg(test)]
@@ -345,8 +346,9 @@ fn encode_record(
     );
     fields.key("attributes");
     fields.out.push(b'[');
-    raw.visit_attributes(
+    let dropped_attributes = raw.visit_limited(
         &times,
+        records.limits,
         &mut JsonAttributes {
             out: fields.out,
             first: true,
@@ -354,17 +356,21 @@ fn encode_record(
         },
     );
     fields.out.push(b']');
+    if dropped_attributes > 0 {
+        fields.number("droppedAttributesCount", dropped_attributes.into());
+    }
     let error = raw.error();
     let events = raw.events();
     if !events.is_empty() || error.is_some() {
         fields.key("events");
         fields.out.push(b'[');
-        for (index, (name, at, attributes)) in events.iter().enumerate() {
+        for (index, raw_event) in events.iter().enumerate() {
             if index > 0 {
                 fields.out.push(b',');
             }
+            let name = &raw_event.name;
             let write = |out: &mut Vec<u8>| {
-                for (index, attribute) in attributes.iter().enumerate() {
+                for (index, attribute) in raw_event.attributes.iter().enumerate() {
                     if index > 0 {
                         out.push(b',');
                     }
@@ -372,8 +378,15 @@ fn encode_record(
                     key_value(out, attribute.key.as_str(), &value);
                 }
             };
-            let attributes = (!attributes.is_empty()).then_some(&write as &dyn Fn(&mut Vec<u8>));
-            event(fields.out, clock.system_time(*at), name, attributes, 0);
+            let attributes =
+                (!raw_event.attributes.is_empty()).then_some(&write as &dyn Fn(&mut Vec<u8>));
+            event(
+                fields.out,
+                clock.system_time(raw_event.at),
+                name,
+                attributes,
+                raw_event.dropped_attributes,
+            );
         }
         if let Some(error) = error {
             if !events.is_empty() {
@@ -381,10 +394,11 @@ fn encode_record(
             }
             let write = |out: &mut Vec<u8>| {
                 key_head(out, attr::EXCEPTION_TYPE);
-                write::string_value(out, error.type_name);
+                write::string_value(out, event_text(records.limits, error.type_name));
                 out.push_str("},");
                 key_head(out, attr::EXCEPTION_MESSAGE);
-                write::string_value(out, &records.error_text.filter(&error.message));
+                let message = records.error_text.filter(&error.message);
+                write::string_value(out, event_text(records.limits, &message));
                 out.push(b'}');
             };
             event(
@@ -397,7 +411,11 @@ fn encode_record(
         }
         fields.out.push(b']');
     }
-    if let Some(parent) = raw.parent_link() {
+    if raw.dropped_events() > 0 {
+        fields.number("droppedEventsCount", raw.dropped_events().into());
+    }
+    let parent_link = raw.parent_link_within(records.limits);
+    if let Some(parent) = parent_link.link {
         fields.key("links");
         fields.out.push(b'[');
         let write = |out: &mut Vec<u8>| {
@@ -405,8 +423,19 @@ fn encode_record(
             write::string_value(out, attr::LINK_PARENT_WORKFLOW);
             out.push(b'}');
         };
-        link(fields.out, parent, Some(&write), 0);
+        let attributes = parent_link
+            .with_type
+            .then_some(&write as &dyn Fn(&mut Vec<u8>));
+        link(
+            fields.out,
+            parent,
+            attributes,
+            parent_link.dropped_attributes(),
+        );
         fields.out.push(b']');
+    }
+    if parent_link.dropped_links > 0 {
+        fields.number("droppedLinksCount", parent_link.dropped_links.into());
     }
     let raw_status = match raw.status() {
         RawStatus::Error(message) => {

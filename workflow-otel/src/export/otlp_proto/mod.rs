@@ -23,6 +23,7 @@ use crate::export::otlp_json::span_flags;
 use crate::pipeline::{Item, Records};
 use crate::record::attributes as attr;
 use crate::record::context::WorkflowContext;
+use crate::record::limited::event_text;
 use crate::record::raw::{Attr, AttributeSink, RawSpan, RawStatus};
 use crate::record::span::Site;
 use crate::record::time::Rfc3339;
@@ -186,13 +187,17 @@ fn record(out: &mut Vec<u8>, raw: &RawSpan, records: &Records<'_>, fragments: &m
     wire::uint(out, 6, span::SpanKind::from(site.span_kind.clone()) as u64);
     wire::fixed64(out, 7, times.start_unix);
     wire::fixed64(out, 8, times.end_unix);
-    raw.visit_attributes(&times, &mut Attributes { out, fragments });
-    for (name, at, attributes) in raw.events() {
+    let dropped_attributes =
+        raw.visit_limited(&times, records.limits, &mut Attributes { out, fragments });
+    // Span.dropped_attributes_count
+    wire::uint(out, 10, dropped_attributes.into());
+    for event in raw.events() {
+        let name = &event.name;
         // Span.events
         wire::message(out, 11, |out| {
-            wire::fixed64(out, 1, clock.unix_nanos(*at));
+            wire::fixed64(out, 1, clock.unix_nanos(event.at));
             wire::bytes(out, 2, name.as_bytes());
-            for attribute in attributes {
+            for attribute in &event.attributes {
                 let value = records.error_text.event_value(name, attribute);
                 let member = ProtoKeyValue {
                     key: attribute.key.as_str().to_owned(),
@@ -201,25 +206,37 @@ fn record(out: &mut Vec<u8>, raw: &RawSpan, records: &Records<'_>, fragments: &m
                 };
                 wire::prost_message(out, 3, &member);
             }
+            // Event.dropped_attributes_count
+            wire::uint(out, 4, event.dropped_attributes.into());
         });
     }
     if let Some(error) = raw.error() {
         wire::message(out, 11, |out| {
             wire::fixed64(out, 1, times.end_unix);
             wire::bytes(out, 2, attr::EXCEPTION_EVENT.as_bytes());
-            text_attribute(out, 3, attr::EXCEPTION_TYPE, error.type_name);
+            let limits = records.limits;
+            text_attribute(out, 3, attr::EXCEPTION_TYPE, event_text(limits, error.type_name));
             let message = records.error_text.filter(&error.message);
-            text_attribute(out, 3, attr::EXCEPTION_MESSAGE, &message);
+            text_attribute(out, 3, attr::EXCEPTION_MESSAGE, event_text(limits, &message));
         });
     }
-    if let Some(parent) = raw.parent_link() {
+    // Span.dropped_events_count
+    wire::uint(out, 12, raw.dropped_events().into());
+    let parent_link = raw.parent_link_within(records.limits);
+    if let Some(parent) = parent_link.link {
         // Span.links
         wire::message(out, 13, |out| {
             ids(out, parent);
-            text_attribute(out, 4, attr::LINK_TYPE, attr::LINK_PARENT_WORKFLOW);
+            if parent_link.with_type {
+                text_attribute(out, 4, attr::LINK_TYPE, attr::LINK_PARENT_WORKFLOW);
+            }
+            // Link.dropped_attributes_count
+            wire::uint(out, 5, parent_link.dropped_attributes().into());
             wire::fixed32(out, 6, span_flags(parent, parent.is_remote()));
         });
     }
+    // Span.dropped_links_count
+    wire::uint(out, 14, parent_link.dropped_links.into());
     // Span.status: always present, as the official conversion makes it.
     wire::message(out, 15, |out| match raw.status() {
         RawStatus::Unset => {}

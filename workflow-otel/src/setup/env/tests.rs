@@ -441,3 +441,43 @@ fn tls_and_log_settings_are_read_per_signal() {
         assert!(error.reason.contains(reason), "{error}");
     }
 }
+
+#[test]
+fn span_limits_take_the_specific_variable_then_the_general_one_then_the_default() {
+    use crate::pipeline::SpanLimits;
+    assert_eq!(env(&[]).0.pipeline.span_limits, SpanLimits::default());
+    let (settings, problems) = env(&[
+        ("OTEL_ATTRIBUTE_COUNT_LIMIT", "64"),
+        ("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "256"),
+        ("OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT", "32"),
+        ("OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT", "1024"),
+        ("OTEL_SPAN_EVENT_COUNT_LIMIT", "10"),
+        ("OTEL_SPAN_LINK_COUNT_LIMIT", "0"),
+        ("OTEL_LINK_ATTRIBUTE_COUNT_LIMIT", "3"),
+    ]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        settings.pipeline.span_limits,
+        SpanLimits {
+            attribute_count: 32,
+            attribute_value_length: Some(1024),
+            event_count: 10,
+            link_count: 0,
+            // No variable of its own: the general count.
+            event_attribute_count: 64,
+            link_attribute_count: 3,
+            // Events and links take the general length.
+            event_and_link_value_length: Some(256),
+        }
+    );
+    let (settings, _) = env(&[("OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT", "100")]);
+    assert_eq!(
+        settings.pipeline.span_limits.attribute_value_length,
+        Some(100)
+    );
+    for bad in ["-1", "1.5", "lots", "4294967296"] {
+        let problem = problem(&[("OTEL_SPAN_EVENT_COUNT_LIMIT", bad)]);
+        assert_eq!(problem.setting, "OTEL_SPAN_EVENT_COUNT_LIMIT");
+        assert!(problem.to_string().contains("whole number"), "{problem}");
+    }
+}
