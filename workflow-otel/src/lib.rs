@@ -102,6 +102,9 @@ pub use export::{
     ConsoleExporter, DEFAULT_MAX_PENDING_SPANS, JsonLinesExporter, OtlpProtocol, OtlpSettings,
     OtlpTls,
 };
+#[cfg(feature = "zipkin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "zipkin")))]
+pub use export::{DEFAULT_ZIPKIN_ENDPOINT, ZipkinExporter, ZipkinSettings};
 /// The `opentelemetry` crate this crate is built on, so that code using its
 /// API (a `KeyValue`, a tracer) names the same version without a dependency
 /// of its own.

@@ -21,9 +21,49 @@ pub(crate) mod otlp_proto;
 pub(crate) mod otlp_transport;
 #[cfg(feature = "otlp")]
 pub(crate) mod tls;
+#[cfg(feature = "zipkin")]
+pub(crate) mod zipkin;
 
 pub use console::{ConsoleExporter, DEFAULT_MAX_PENDING_SPANS};
 pub use file::JsonLinesExporter;
+#[cfg(feature = "zipkin")]
+pub use zipkin::{DEFAULT_ZIPKIN_ENDPOINT, ZipkinExporter, ZipkinSettings};
+
+/// A one-thread runtime for an exporter's network I/O: sending works the
+/// same from sync code and from inside any async runtime.
+#[cfg(any(feature = "otlp", feature = "zipkin"))]
+pub(crate) fn exporter_runtime(name: &str) -> std::io::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+}
+
+/// An error and its sources, `: ` between them: the cause of a failed
+/// connection (a refused certificate, say) is in the sources.
+#[cfg(any(feature = "otlp", feature = "zipkin"))]
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
+    use std::fmt::Write as _;
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            let _ = write!(text, ": {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}
+
+#[cfg(any(feature = "otlp", feature = "zipkin"))]
+pub(crate) fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write as _;
+    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    encoder.write_all(bytes)?;
+    encoder.finish()
+}
 
 /// The OTLP wire format, as `OTEL_EXPORTER_OTLP_PROTOCOL` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

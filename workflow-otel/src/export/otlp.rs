@@ -127,18 +127,13 @@ pub(crate) fn exporter_runtime(
     // Every exporter starts here, before any HTTP client is built.
     #[cfg(feature = "tls")]
     crate::export::tls::install_provider();
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .map_err(|error| {
-            SetupError::new(
-                ENDPOINT_SETTING,
-                &settings.endpoint,
-                format!("cannot start the exporter's runtime: {error}"),
-            )
-        })
+    crate::export::exporter_runtime(name).map_err(|error| {
+        SetupError::new(
+            ENDPOINT_SETTING,
+            &settings.endpoint,
+            format!("cannot start the exporter's runtime: {error}"),
+        )
+    })
 }
 
 impl SpanExporter for OtlpExporter {

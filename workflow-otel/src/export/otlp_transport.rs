@@ -193,14 +193,14 @@ impl OtlpTransport {
         let mut grpc = grpc.clone();
         grpc.ready()
             .await
-            .map_err(|error| format!("cannot connect: {}", chain(&error)))?;
+            .map_err(|error| format!("cannot connect: {}", crate::export::error_chain(&error)))?;
         grpc.unary(call, PathAndQuery::from_static(path), codec)
             .await
             .map(|_| ())
             .map_err(|status| {
                 let mut text = format!("gRPC status {:?}: {}", status.code(), status.message());
                 if let Some(source) = status.source() {
-                    let _ = write!(text, " ({})", chain(source));
+                    let _ = write!(text, " ({})", crate::export::error_chain(source));
                 }
                 text
             })
@@ -217,7 +217,7 @@ impl OtlpTransport {
             .header("content-type", content_type);
         let body = if self.settings.gzip {
             post = post.header("content-encoding", "gzip");
-            gzip(&body).map_err(|error| error.to_string())?
+            crate::export::gzip(&body).map_err(|error| error.to_string())?
         } else {
             body
         };
@@ -226,7 +226,10 @@ impl OtlpTransport {
         }
         let response = post.body(body).send().await.map_err(|error| {
             // reqwest's text names the URL; ours has the credentials cut.
-            format!("request failed: {}", chain(&error.without_url()))
+            format!(
+                "request failed: {}",
+                crate::export::error_chain(&error.without_url())
+            )
         })?;
         if response.status().is_success() {
             Ok(())
@@ -292,28 +295,6 @@ impl<R: prost::Message + Default> tonic::codec::Decoder for EncodedDecoder<R> {
             .map(Some)
             .map_err(|error| tonic::Status::internal(error.to_string()))
     }
-}
-
-/// An error and its sources, `: ` between them: the cause of a failed
-/// connection (a refused certificate, say) is in the sources.
-fn chain(error: &dyn Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        let cause_text = cause.to_string();
-        if !text.contains(&cause_text) {
-            let _ = write!(text, ": {cause_text}");
-        }
-        source = cause.source();
-    }
-    text
-}
-
-fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
-    use std::io::Write as _;
-    let mut encoder = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    encoder.write_all(bytes)?;
-    encoder.finish()
 }
 
 impl Drop for OtlpTransport {

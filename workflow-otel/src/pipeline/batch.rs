@@ -116,6 +116,10 @@ pub(crate) fn native_of<E: SpanExporter + 'static>(exporter: &E) -> Option<&dyn 
     if let Some(otlp) = exporter.downcast_ref::<crate::export::otlp::OtlpExporter>() {
         return Some(otlp);
     }
+    #[cfg(feature = "zipkin")]
+    if let Some(zipkin) = exporter.downcast_ref::<crate::export::zipkin::ZipkinExporter>() {
+        return Some(zipkin);
+    }
     #[cfg(feature = "testing")]
     if let Some(counter) = exporter.downcast_ref::<crate::testing::CountingExporter>() {
         return Some(counter);

@@ -93,34 +93,33 @@ impl SpanLimits {
     /// Cuts another library's span to the limits, adding what it drops to
     /// the span's counts. Its provider may have had other limits, or none.
     pub(crate) fn apply_to(&self, span: &mut SpanData) {
-        span.dropped_attributes_count = span.dropped_attributes_count.saturating_add(
-            cut_list(&mut span.attributes, self.attribute_count, self.attribute_value_length),
-        );
+        span.dropped_attributes_count = span.dropped_attributes_count.saturating_add(cut_list(
+            &mut span.attributes,
+            self.attribute_count,
+            self.attribute_value_length,
+        ));
         let events = &mut span.events;
         events.dropped_count = events
             .dropped_count
             .saturating_add(drop_past(&mut events.events, self.event_count));
         for event in &mut events.events {
-            event.dropped_attributes_count = event.dropped_attributes_count.saturating_add(
-                cut_list(
+            event.dropped_attributes_count =
+                event.dropped_attributes_count.saturating_add(cut_list(
                     &mut event.attributes,
                     self.event_attribute_count,
                     self.event_and_link_value_length,
-                ),
-            );
+                ));
         }
         let links = &mut span.links;
         links.dropped_count = links
             .dropped_count
             .saturating_add(drop_past(&mut links.links, self.link_count));
         for link in &mut links.links {
-            link.dropped_attributes_count =
-                link.dropped_attributes_count
-                    .saturating_add(cut_list(
-                        &mut link.attributes,
-                        self.link_attribute_count,
-                        self.event_and_link_value_length,
-                    ));
+            link.dropped_attributes_count = link.dropped_attributes_count.saturating_add(cut_list(
+                &mut link.attributes,
+                self.link_attribute_count,
+                self.event_and_link_value_length,
+            ));
         }
     }
 

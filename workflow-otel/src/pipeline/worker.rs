@@ -276,7 +276,7 @@ impl<E: SpanExporter + 'static> Worker<E> {
             scope: &self.scope,
             clock: &clock,
             error_text: &self.error_text,
-                    limits: &self.limits,
+            limits: &self.limits,
         };
         let to_span_data = |item: &Item| records.span_data_of(item);
         let mut out = Out {
@@ -320,7 +320,13 @@ impl<E: SpanExporter + 'static> Worker<E> {
                 block_on_with_timeout(native.export_records(&records), timeout)
             }
             None => {
-                let spans = Records::take_span_data(batch, &self.scope, clock, &self.error_text, &self.limits);
+                let spans = Records::take_span_data(
+                    batch,
+                    &self.scope,
+                    clock,
+                    &self.error_text,
+                    &self.limits,
+                );
                 block_on_with_timeout(self.exporter.export(spans), timeout)
             }
         };

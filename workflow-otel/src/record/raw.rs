@@ -16,12 +16,12 @@ use opentelemetry::{InstrumentationScope, KeyValue, StringValue, Value};
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 
 use crate::metrics::series::Series;
+use crate::pipeline::SpanLimits;
 use crate::record::attributes as attr;
 use crate::record::context::WorkflowContext;
-use crate::pipeline::SpanLimits;
 use crate::record::ids::{Calibration, Ticks};
-use crate::record::limited::event_text;
 use crate::record::instrumentation::SuccessStatus;
+use crate::record::limited::event_text;
 use crate::record::span::{Kind, Literal, Site};
 use crate::record::time::{rfc3339, span_id_hex, trace_id_hex};
 use crate::record::usage::GenAiUsage;
@@ -355,7 +355,9 @@ impl RawSpan {
 
     /// Events the body added past the limit.
     pub(crate) fn dropped_events(&self) -> u32 {
-        self.extras.as_ref().map_or(0, |extras| extras.dropped_events)
+        self.extras
+            .as_ref()
+            .map_or(0, |extras| extras.dropped_events)
     }
 
     /// How many attributes [`RawSpan::visit_attributes`] gives, at most.

@@ -14,8 +14,10 @@ use crate::pipeline::PipelineConfig;
 
 mod limits;
 mod otlp;
+mod zipkin;
 use otlp::read_otlp;
 pub(crate) use otlp::{OtlpEnv, Signal};
+pub(crate) use zipkin::ZipkinEnv;
 
 /// Where `OTEL_TRACES_EXPORTER` may send spans.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +29,9 @@ pub enum ExporterKind {
     /// `jsonl`: OTLP/JSON lines appended to `WORKFLOW_OTEL_FILE` (default
     /// `traces.jsonl`).
     File(PathBuf),
+    /// `zipkin`: Zipkin v2 JSON to `OTEL_EXPORTER_ZIPKIN_ENDPOINT` (needs
+    /// the `zipkin` feature).
+    Zipkin,
     /// `none`: spans are not exported (workflow lineage still works).
     None,
 }
@@ -99,6 +104,7 @@ pub(crate) struct EnvSettings {
     pub(crate) sampler: Option<Sampler>,
     pub(crate) pipeline: PipelineConfig,
     pub(crate) otlp: OtlpEnv,
+    pub(crate) zipkin: ZipkinEnv,
     pub(crate) otlp_metrics: OtlpEnv,
     pub(crate) metrics: MetricsEnv,
     pub(crate) otlp_logs: OtlpEnv,
@@ -150,6 +156,7 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
             ("otlp", ExporterKind::Otlp),
             ("console", ExporterKind::Console),
             ("jsonl", ExporterKind::File(PathBuf::from(file))),
+            ("zipkin", ExporterKind::Zipkin),
             ("none", ExporterKind::None),
         ];
         let (kinds, problem) =
@@ -221,6 +228,7 @@ pub(crate) fn from_env(lookup: impl Fn(&str) -> Option<String>) -> (EnvSettings,
         *target = otlp;
     }
     settings.pipeline.span_limits = limits::read_limits(&get, &mut problems);
+    settings.zipkin = zipkin::read_zipkin(&get, &mut problems);
     settings.metrics = metrics_env(&get, &mut problems);
     if let Some(value) = get("OTEL_LOGS_EXPORTER") {
         let table = [

@@ -4,6 +4,7 @@
 //! library that uses OpenTelemetry's global API.
 
 pub(crate) mod env;
+mod exporters;
 mod guard;
 pub(crate) mod lifecycle;
 #[cfg(feature = "logs")]
@@ -26,7 +27,6 @@ use crate::error::SetupError;
 use crate::export::OtlpProtocol;
 use crate::export::console::ConsoleExporter;
 use crate::export::fanout::{DynExporter, Fanout};
-use crate::export::file::JsonLinesExporter;
 use crate::pipeline::error_text::ErrorText;
 use crate::pipeline::{Pipeline, PipelineConfig};
 use crate::record::instrumentation::{Instrumentation, SuccessStatus};
@@ -60,6 +60,7 @@ pub struct Setup {
     pipeline: Option<PipelineConfig>,
     otlp_endpoint: Option<String>,
     otlp_protocol: Option<OtlpProtocol>,
+    zipkin_endpoint: Option<String>,
     workflow_processors: bool,
     error_text: Option<ErrorText>,
     prices: Option<PriceTable>,
@@ -76,7 +77,7 @@ pub struct Setup {
 /// Reads one setting by name.
 type Lookup = Box<dyn Fn(&str) -> Option<String>>;
 
-enum Chosen {
+pub(crate) enum Chosen {
     Kind(ExporterKind),
     Custom(Box<dyn DynExporter>),
 }
@@ -93,6 +94,7 @@ pub fn setup() -> Setup {
         pipeline: None,
         otlp_endpoint: None,
         otlp_protocol: None,
+        zipkin_endpoint: None,
         workflow_processors: true,
         error_text: None,
         prices: None,
@@ -169,6 +171,23 @@ impl Setup {
     /// The OTLP wire format.
     pub fn otlp_protocol(mut self, protocol: OtlpProtocol) -> Self {
         self.otlp_protocol = Some(protocol);
+        self
+    }
+
+    /// Adds the Zipkin exporter (the `zipkin` feature): Zipkin v2 JSON to
+    /// `OTEL_EXPORTER_ZIPKIN_ENDPOINT` (default
+    /// `http://localhost:9411/api/v2/spans`), each export bounded by
+    /// `OTEL_EXPORTER_ZIPKIN_TIMEOUT` (10 s), unless set with
+    /// [`zipkin_endpoint`](Self::zipkin_endpoint).
+    pub fn zipkin(mut self) -> Self {
+        self.exporters.push(Chosen::Kind(ExporterKind::Zipkin));
+        self
+    }
+
+    /// The Zipkin endpoint, the full URL (`http://host:9411/api/v2/spans`).
+    /// Implies [`zipkin`](Self::zipkin) if no exporter is chosen.
+    pub fn zipkin_endpoint(mut self, endpoint: impl Into<String>) -> Self {
+        self.zipkin_endpoint = Some(endpoint.into());
         self
     }
 
@@ -434,6 +453,8 @@ impl Setup {
         if chosen.is_empty() {
             chosen = if self.otlp_endpoint.is_some() && kinds_from_env.is_empty() {
                 vec![Chosen::Kind(ExporterKind::Otlp)]
+            } else if self.zipkin_endpoint.is_some() && kinds_from_env.is_empty() {
+                vec![Chosen::Kind(ExporterKind::Zipkin)]
             } else if kinds_from_env.is_empty() {
                 vec![Chosen::Kind(ExporterKind::Console)]
             } else {
@@ -441,34 +462,16 @@ impl Setup {
             };
         }
         let console_only = matches!(chosen.as_slice(), [Chosen::Kind(ExporterKind::Console)]);
-        let mut exporters: Vec<Box<dyn DynExporter>> = Vec::new();
-        for choice in chosen {
-            match choice {
-                Chosen::Custom(exporter) => exporters.push(exporter),
-                Chosen::Kind(ExporterKind::None) => {}
-                Chosen::Kind(ExporterKind::Console) if trees_to_stderr => {
-                    exporters.push(Box::new(ConsoleExporter::with_writer(std::io::stderr())))
-                }
-                Chosen::Kind(ExporterKind::Console) => {
-                    exporters.push(Box::new(ConsoleExporter::new()))
-                }
-                Chosen::Kind(ExporterKind::File(path)) => {
-                    let exporter = JsonLinesExporter::create(&path).map_err(|error| {
-                        SetupError::new(
-                            "WORKFLOW_OTEL_FILE",
-                            &path.display().to_string(),
-                            format!("cannot open the file: {error}"),
-                        )
-                    })?;
-                    exporters.push(Box::new(exporter));
-                }
-                Chosen::Kind(ExporterKind::Otlp) => exporters.push(otlp_exporter(
-                    &env.otlp,
-                    self.otlp_endpoint.clone(),
-                    self.otlp_protocol,
-                )?),
-            }
-        }
+        let exporters = exporters::build(
+            chosen,
+            &env,
+            exporters::Overrides {
+                otlp_endpoint: self.otlp_endpoint.clone(),
+                otlp_protocol: self.otlp_protocol,
+                zipkin_endpoint: self.zipkin_endpoint.clone(),
+            },
+            trees_to_stderr,
+        )?;
         let explicit_pipeline = self.pipeline.is_some();
         let mut pipeline_config = self.pipeline.unwrap_or(env.pipeline);
         if let Some(tail) = self.tail_sampling {
@@ -540,43 +543,6 @@ fn console_guard() -> TelemetryGuard {
         logs: logs::RunningLogs::default(),
         shutdown_timeout: PipelineConfig::default().shutdown_timeout,
     }
-}
-
-#[cfg(feature = "otlp")]
-fn otlp_exporter(
-    env: &env::OtlpEnv,
-    endpoint: Option<String>,
-    protocol: Option<OtlpProtocol>,
-) -> Result<Box<dyn DynExporter>, SetupError> {
-    let mut settings = env.settings(protocol);
-    let mut source = env.endpoint_source();
-    if let Some(endpoint) = endpoint {
-        settings.endpoint = endpoint;
-        source = "Setup::otlp_endpoint";
-    }
-    match crate::export::otlp::OtlpExporter::new(&settings) {
-        Ok(exporter) => Ok(Box::new(exporter)),
-        Err(mut error) => {
-            // The exporter knows the URL, not where it came from.
-            if error.setting == crate::export::otlp::ENDPOINT_SETTING {
-                error.setting = source.to_owned();
-            }
-            Err(error)
-        }
-    }
-}
-
-#[cfg(not(feature = "otlp"))]
-fn otlp_exporter(
-    _env: &env::OtlpEnv,
-    _endpoint: Option<String>,
-    _protocol: Option<OtlpProtocol>,
-) -> Result<Box<dyn DynExporter>, SetupError> {
-    Err(SetupError::new(
-        "OTEL_TRACES_EXPORTER",
-        "otlp",
-        "this build has no OTLP exporter: enable the `otlp` feature of workflow-otel",
-    ))
 }
 
 impl fmt::Debug for Setup {

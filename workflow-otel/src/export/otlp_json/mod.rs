@@ -10,7 +10,7 @@
 
 #[cfg(test)]
 mod tests;
-mod write;
+pub(crate) mod write;
 
 use std::collections::BTreeMap;
 use std::time::SystemTime;

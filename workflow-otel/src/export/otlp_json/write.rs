@@ -15,7 +15,7 @@ const HEX: &[u8; 16] = b"0123456789abcdef";
 
 /// Appending text to the bytes of a line: the encoders write UTF-8 only,
 /// into bytes, so that nothing is checked twice on the way to the file.
-pub(super) trait PushStr {
+pub(crate) trait PushStr {
     fn push_str(&mut self, text: &str);
 }
 
@@ -82,7 +82,7 @@ impl<'a> Fields<'a> {
 
 /// Lowercase hex of `bytes` (an id: at most 16), in quotes: how the JSON
 /// mapping writes ids.
-fn quoted_hex(out: &mut Vec<u8>, bytes: &[u8]) {
+pub(crate) fn quoted_hex(out: &mut Vec<u8>, bytes: &[u8]) {
     let mut text = [b'"'; 34];
     let bytes = &bytes[..bytes.len().min(16)];
     for (at, byte) in bytes.iter().enumerate() {
@@ -94,7 +94,7 @@ fn quoted_hex(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// The decimal digits of `magnitude`, after a minus sign if `negative`; two
 /// at a time, as timestamps have 19.
-pub(super) fn integer(out: &mut Vec<u8>, magnitude: u64, negative: bool) {
+pub(crate) fn integer(out: &mut Vec<u8>, magnitude: u64, negative: bool) {
     const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
         2021222324252627282930313233343536373839\
         4041424344454647484950515253545556575859\
@@ -306,7 +306,7 @@ fn needs_escape(text: &str) -> bool {
 
 /// A JSON string literal (RFC 8259): quotes, backslashes and control
 /// characters escaped, everything else written as UTF-8.
-pub(super) fn string(out: &mut Vec<u8>, value: &str) {
+pub(crate) fn string(out: &mut Vec<u8>, value: &str) {
     out.push(b'"');
     // Most texts (names, ids, paths) need no escape: copy them whole.
     if !needs_escape(value) {

@@ -215,9 +215,19 @@ fn record(out: &mut Vec<u8>, raw: &RawSpan, records: &Records<'_>, fragments: &m
             wire::fixed64(out, 1, times.end_unix);
             wire::bytes(out, 2, attr::EXCEPTION_EVENT.as_bytes());
             let limits = records.limits;
-            text_attribute(out, 3, attr::EXCEPTION_TYPE, event_text(limits, error.type_name));
+            text_attribute(
+                out,
+                3,
+                attr::EXCEPTION_TYPE,
+                event_text(limits, error.type_name),
+            );
             let message = records.error_text.filter(&error.message);
-            text_attribute(out, 3, attr::EXCEPTION_MESSAGE, event_text(limits, &message));
+            text_attribute(
+                out,
+                3,
+                attr::EXCEPTION_MESSAGE,
+                event_text(limits, &message),
+            );
         });
     }
     // Span.dropped_events_count

@@ -31,8 +31,8 @@ fn every_malformed_setting_names_its_variable_and_value() {
         ("OTEL_RESOURCE_ATTRIBUTES", "k=%ff", "not UTF-8"),
         (
             "OTEL_TRACES_EXPORTER",
-            "otlp,zipkin",
-            "unknown exporter `zipkin`",
+            "otlp,jaeger",
+            "unknown exporter `jaeger`",
         ),
         ("OTEL_TRACES_EXPORTER", "none,console", "cannot be combined"),
         ("OTEL_TRACES_SAMPLER", "sometimes", "expected one of"),
@@ -101,7 +101,7 @@ fn every_malformed_setting_names_its_variable_and_value() {
 #[test]
 fn a_bad_value_keeps_that_setting_at_its_default_and_the_others_apply() {
     let (settings, problems) = env(&[
-        ("OTEL_TRACES_EXPORTER", "jsonl,zipkin"),
+        ("OTEL_TRACES_EXPORTER", "jsonl,jaeger"),
         ("WORKFLOW_OTEL_FILE", "/tmp/t.jsonl"),
         ("OTEL_TRACES_SAMPLER", "sometimes"),
         ("OTEL_BSP_EXPORT_TIMEOUT", "0"),
@@ -476,8 +476,34 @@ fn span_limits_take_the_specific_variable_then_the_general_one_then_the_default(
         Some(100)
     );
     for bad in ["-1", "1.5", "lots", "4294967296"] {
-        let problem = problem(&[("OTEL_SPAN_EVENT_COUNT_LIMIT", bad)]);
-        assert_eq!(problem.setting, "OTEL_SPAN_EVENT_COUNT_LIMIT");
-        assert!(problem.to_string().contains("whole number"), "{problem}");
+        let found = problem(&[("OTEL_SPAN_EVENT_COUNT_LIMIT", bad)]);
+        assert_eq!(found.setting, "OTEL_SPAN_EVENT_COUNT_LIMIT");
+        assert!(found.to_string().contains("whole number"), "{found}");
     }
+}
+
+#[test]
+fn zipkin_is_an_exporter_with_its_endpoint_and_timeout_in_milliseconds() {
+    let (settings, problems) = env(&[
+        ("OTEL_TRACES_EXPORTER", "zipkin,console"),
+        (
+            "OTEL_EXPORTER_ZIPKIN_ENDPOINT",
+            "http://zipkin.internal:9411/api/v2/spans",
+        ),
+        ("OTEL_EXPORTER_ZIPKIN_TIMEOUT", "2500"),
+    ]);
+    assert!(problems.is_empty(), "{problems:?}");
+    assert_eq!(
+        settings.exporters,
+        Some(vec![ExporterKind::Zipkin, ExporterKind::Console])
+    );
+    assert_eq!(
+        settings.zipkin.endpoint.as_deref(),
+        Some("http://zipkin.internal:9411/api/v2/spans")
+    );
+    assert_eq!(settings.zipkin.timeout, Some(Duration::from_millis(2500)));
+    let bad_url = problem(&[("OTEL_EXPORTER_ZIPKIN_ENDPOINT", "zipkin:9411")]);
+    assert_eq!(bad_url.setting, "OTEL_EXPORTER_ZIPKIN_ENDPOINT");
+    let bad_timeout = problem(&[("OTEL_EXPORTER_ZIPKIN_TIMEOUT", "10s")]);
+    assert_eq!(bad_timeout.setting, "OTEL_EXPORTER_ZIPKIN_TIMEOUT");
 }
