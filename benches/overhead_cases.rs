@@ -212,8 +212,12 @@ mod export;
 
 #[path = "overhead_http.rs"]
 mod http_layers;
+
+#[path = "overhead_limits.rs"]
+mod limits;
 use export::{
-    json_lines_case, span_data_case, tail_factories, workflow_otel_case, workflow_otel_case_with,
+    json_lines_case, json_lines_case_with, span_data_case, tail_factories, workflow_otel_case,
+    workflow_otel_case_with,
 };
 
 fn fastrace_case(
@@ -585,5 +589,6 @@ pub(crate) fn factories(fastrace_spans: &Arc<AtomicU64>) -> Vec<(&'static str, F
     ];
     factories.extend(tail_factories());
     factories.extend(http_layers::factories());
+    factories.extend(limits::factories());
     factories
 }

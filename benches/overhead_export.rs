@@ -24,10 +24,22 @@ impl std::io::Write for CountingWriter {
 /// Our steps exported by the JSON-lines file exporter, which encodes the
 /// records as they are (no `SpanData`): what `WORKFLOW_OTEL_FILE` costs.
 pub(super) fn json_lines_case(name: &'static str, body: impl FnMut(u64) + 'static) -> Case {
+    json_lines_case_with(name, workflow_otel::SpanLimits::default(), body)
+}
+
+/// [`json_lines_case`] with span limits of its own.
+pub(super) fn json_lines_case_with(
+    name: &'static str,
+    span_limits: workflow_otel::SpanLimits,
+    body: impl FnMut(u64) + 'static,
+) -> Case {
     let writer = CountingWriter::default();
     let bytes = writer.bytes.clone();
-    let pipeline =
-        Pipeline::with_config(JsonLinesExporter::with_writer(writer), case_config(), None);
+    let config = PipelineConfig {
+        span_limits,
+        ..case_config()
+    };
+    let pipeline = Pipeline::with_config(JsonLinesExporter::with_writer(writer), config, None);
     let instrumentation = Instrumentation::new(&pipeline);
     let exported = pipeline.clone();
     our_case(

@@ -35,7 +35,7 @@ fn parse_rows() {
 #[test]
 fn a_malformed_setting_is_an_error_naming_the_variable_and_its_value() {
     let cases: [&[(&str, &str)]; 5] = [
-        &[("OTEL_TRACES_EXPORTER", "zipkin")],
+        &[("OTEL_TRACES_EXPORTER", "jaeger")],
         &[
             ("OTEL_TRACES_SAMPLER", "traceidratio"),
             ("OTEL_TRACES_SAMPLER_ARG", "often"),

@@ -36,8 +36,7 @@ fn spans_of(limits: SpanLimits, body: impl FnOnce(&Pipeline)) -> Vec<SpanData> {
     let pipeline = Pipeline::with_config(copy.clone(), config, None);
     body(&pipeline);
     pipeline.shutdown().unwrap();
-    let spans = copy.0.lock().unwrap().clone();
-    spans
+    copy.0.lock().unwrap().clone()
 }
 
 fn value<'a>(span: &'a SpanData, key: &str) -> Option<&'a Value> {
@@ -114,7 +113,10 @@ fn strings_are_cut_to_the_length_limit_at_character_boundaries() {
     assert_eq!(value(span, "cjk"), Some(&Value::from("日本語のテ")));
     assert_eq!(
         value(span, "list"),
-        Some(&Value::Array(Array::String(vec!["abcde".into(), "xy".into()])))
+        Some(&Value::Array(Array::String(vec![
+            "abcde".into(),
+            "xy".into()
+        ])))
     );
     assert_eq!(value(span, "number"), Some(&Value::I64(1_234_567_890)));
     // `args(..)` text, recorded as the call started, and our own text too.
@@ -164,7 +166,11 @@ fn events_links_and_their_attributes_have_limits_of_their_own() {
     let [child, root] = spans.as_slice() else {
         panic!("{spans:?}")
     };
-    let names: Vec<&str> = root.events.iter().map(|event| event.name.as_ref()).collect();
+    let names: Vec<&str> = root
+        .events
+        .iter()
+        .map(|event| event.name.as_ref())
+        .collect();
     // Two of the body's events, then the exception event, which is ours.
     assert_eq!(names, ["event 0", "event 1", "exception"]);
     assert_eq!(root.events.dropped_count, 1);
@@ -180,7 +186,10 @@ fn events_links_and_their_attributes_have_limits_of_their_own() {
     assert!(child.links.is_empty());
     assert_eq!(child.links.dropped_count, 1);
     // The span attribute limits are not the event ones.
-    assert_eq!(value(child, "observability.workflow_name"), Some(&Value::from("linked")));
+    assert_eq!(
+        value(child, "observability.workflow_name"),
+        Some(&Value::from("linked"))
+    );
 }
 
 #[test]
@@ -199,7 +208,13 @@ fn other_libraries_spans_get_the_same_limits() {
             .build();
         let tracer = provider.tracer("other-library");
         let mut span = tracer.start("query");
-        for (key, text) in [("a", "ábcdef"), ("b", "bbbb"), ("c", "c"), ("d", "d"), ("e", "e")] {
+        for (key, text) in [
+            ("a", "ábcdef"),
+            ("b", "bbbb"),
+            ("c", "c"),
+            ("d", "d"),
+            ("e", "e"),
+        ] {
             span.set_attribute(KeyValue::new(key, text));
         }
         span.add_event("first", vec![]);

@@ -14,10 +14,10 @@ use opentelemetry::trace::{Span as _, SpanKind, Status, Tracer as _, TracerProvi
 use opentelemetry_sdk::trace::SdkTracerProvider;
 use serde_json::{Value, json};
 use support::checkout;
-use zipkin_receiver::{spans_posted_to, start};
 use workflow_otel::{
     Instrumentation, Pipeline, PipelineConfig, SetupError, ZipkinExporter, ZipkinSettings,
 };
+use zipkin_receiver::{spans_posted_to, start};
 
 fn settings(address: SocketAddr, gzip: bool) -> ZipkinSettings {
     ZipkinSettings {
@@ -56,7 +56,10 @@ fn export(address: SocketAddr, gzip: bool) -> (String, String) {
             KeyValue::new("cache.hit", false),
             KeyValue::new(
                 "tags",
-                opentelemetry::Value::Array(opentelemetry::Array::String(vec!["a\"b".into(), "ü".into()])),
+                opentelemetry::Value::Array(opentelemetry::Array::String(vec![
+                    "a\"b".into(),
+                    "ü".into(),
+                ])),
             ),
             KeyValue::new("error", "true"),
         ])
@@ -200,7 +203,11 @@ fn all_lost_within_the_bound(address: SocketAddr) {
     let started = std::time::Instant::now();
     let _ = pipeline.shutdown();
     // The shutdown bound (3 s) and the time to stop the worker.
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(pipeline.exported_spans(), 0);
     assert_eq!(pipeline.dropped_spans(), 60);
 }

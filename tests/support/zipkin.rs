@@ -52,10 +52,12 @@ pub fn start(runtime: &tokio::runtime::Runtime) -> (SocketAddr, Posts) {
                                     .unwrap();
                                     body = plain;
                                 }
-                                kept.lock().unwrap().push((path, content_type, encoding, body));
-                                let mut response = hyper::Response::new(
-                                    http_body_util::Full::new(hyper::body::Bytes::new()),
-                                );
+                                kept.lock()
+                                    .unwrap()
+                                    .push((path, content_type, encoding, body));
+                                let mut response = hyper::Response::new(http_body_util::Full::new(
+                                    hyper::body::Bytes::new(),
+                                ));
                                 *response.status_mut() = hyper::StatusCode::ACCEPTED;
                                 Ok::<_, std::convert::Infallible>(response)
                             }

@@ -57,6 +57,21 @@ pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     text
 }
 
+/// Sends a request and waits for a 2xx answer; the error never names the
+/// URL (reqwest's text would, credentials and all).
+#[cfg(any(feature = "otlp", feature = "zipkin"))]
+pub(crate) async fn send_post(request: reqwest::RequestBuilder) -> Result<(), String> {
+    let response = request
+        .send()
+        .await
+        .map_err(|error| format!("request failed: {}", error_chain(&error.without_url())))?;
+    if response.status().is_success() {
+        Ok(())
+    } else {
+        Err(format!("HTTP status {}", response.status()))
+    }
+}
+
 #[cfg(any(feature = "otlp", feature = "zipkin"))]
 pub(crate) fn gzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
     use std::io::Write as _;

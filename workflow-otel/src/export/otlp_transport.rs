@@ -224,18 +224,7 @@ impl OtlpTransport {
         for (name, value) in &self.settings.headers {
             post = post.header(name.as_str(), value.as_str());
         }
-        let response = post.body(body).send().await.map_err(|error| {
-            // reqwest's text names the URL; ours has the credentials cut.
-            format!(
-                "request failed: {}",
-                crate::export::error_chain(&error.without_url())
-            )
-        })?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("HTTP status {}", response.status()))
-        }
+        crate::export::send_post(post.body(body)).await
     }
 }
 

@@ -81,13 +81,13 @@ impl SpanLimits {
     /// provider `setup()` installs (the SDK has no length limit: the worker
     /// applies it, see [`SpanLimits::apply_to`]).
     pub(crate) fn to_sdk(self) -> opentelemetry_sdk::trace::SpanLimits {
-        let mut limits = opentelemetry_sdk::trace::SpanLimits::default();
-        limits.max_attributes_per_span = self.attribute_count;
-        limits.max_events_per_span = self.event_count;
-        limits.max_links_per_span = self.link_count;
-        limits.max_attributes_per_event = self.event_attribute_count;
-        limits.max_attributes_per_link = self.link_attribute_count;
-        limits
+        opentelemetry_sdk::trace::SpanLimits {
+            max_attributes_per_span: self.attribute_count,
+            max_events_per_span: self.event_count,
+            max_links_per_span: self.link_count,
+            max_attributes_per_event: self.event_attribute_count,
+            max_attributes_per_link: self.link_attribute_count,
+        }
     }
 
     /// Cuts another library's span to the limits, adding what it drops to
@@ -159,10 +159,15 @@ fn cut_list(attributes: &mut Vec<KeyValue>, count: u32, length: Option<u32>) -> 
 #[inline]
 pub(crate) fn cut_str(text: &str, limit: u32) -> &str {
     // A string of at most `limit` bytes has at most `limit` characters.
-    if text.len() <= limit as usize {
+    let limit_bytes = limit as usize;
+    if text.len() <= limit_bytes {
         return text;
     }
-    match text.char_indices().nth(limit as usize) {
+    // ASCII up to the limit: the limit-th character ends at that byte.
+    if text.as_bytes()[..limit_bytes].is_ascii() {
+        return &text[..limit_bytes];
+    }
+    match text.char_indices().nth(limit_bytes) {
         Some((end, _)) => &text[..end],
         None => text,
     }
@@ -191,13 +196,31 @@ pub(crate) fn cut_value(value: &Value, limit: u32) -> Option<Value> {
     }
 }
 
-/// A user's attribute cut to `limit` characters per string, copied only if
-/// it is longer.
-pub(crate) fn cut_attribute(attribute: KeyValue, limit: Option<u32>) -> KeyValue {
-    match limit.and_then(|limit| cut_value(&attribute.value, limit)) {
-        Some(value) => KeyValue::new(attribute.key, value),
-        None => attribute,
+/// A user's attribute cut to `limit` characters per string, as the caller
+/// stores it: only a string that is too long is copied, once.
+pub(crate) fn cut_attribute(mut attribute: KeyValue, limit: Option<u32>) -> KeyValue {
+    let Some(limit) = limit else {
+        return attribute;
+    };
+    match attribute.value {
+        Value::String(text) => {
+            let end = cut_str(text.as_str(), limit).len();
+            attribute.value = if end < text.as_str().len() {
+                // One allocation of the exact size: a truncated `String`
+                // would be reallocated again to become the value's box.
+                Value::String(text.as_str()[..end].to_owned().into())
+            } else {
+                Value::String(text)
+            };
+        }
+        ref array @ Value::Array(_) => {
+            if let Some(value) = cut_value(array, limit) {
+                attribute.value = value;
+            }
+        }
+        _ => {}
     }
+    attribute
 }
 
 #[cfg(test)]

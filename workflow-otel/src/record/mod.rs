@@ -6,6 +6,7 @@
 pub mod attributes;
 pub(crate) mod context;
 pub(crate) mod current;
+pub(crate) mod fields;
 pub(crate) mod ids;
 pub(crate) mod instrumentation;
 pub(crate) mod limited;

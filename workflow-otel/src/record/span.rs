@@ -8,12 +8,12 @@
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
-use std::fmt::{Debug, Display};
+use std::fmt::Debug;
 use std::sync::Arc;
 use std::time::Instant;
 
 use opentelemetry::trace::{SpanContext, SpanId, TraceContextExt};
-use opentelemetry::{Context, KeyValue, Value};
+use opentelemetry::{Context, KeyValue};
 
 use crate::metrics::Meter;
 use crate::metrics::series::Series;
@@ -21,6 +21,7 @@ use crate::pipeline::limits::cut_attribute;
 use crate::pipeline::{Pipeline, SpanLimits, submit};
 use crate::record::context::{CurrentWorkflow, ParentLineage, RemoteWorkflow, WorkflowContext};
 use crate::record::current::{current_recording, recording_owner};
+pub use crate::record::fields::{Fields, no_fields};
 use crate::record::ids;
 use crate::record::instrumentation::Instrumentation;
 use crate::record::raw::{EndState, ErrorRecord, Extras, RawEvent, RawSpan};
@@ -57,45 +58,6 @@ pub(crate) struct Recording {
 
 /// Stands in for the site of a recording already handed over.
 static UNKNOWN_SITE: Site = Site::new(Kind::Step, "unknown", "unknown", "unknown", 0, false, false);
-
-/// Records `args(..)` and `fields(..)` onto a span that is recording.
-#[derive(Debug)]
-pub struct Fields<'a> {
-    extras: &'a mut Option<Box<Extras>>,
-}
-
-impl Fields<'_> {
-    fn push(&mut self, attribute: KeyValue) {
-        self.extras
-            .get_or_insert_with(Extras::boxed)
-            .attributes
-            .push(attribute);
-    }
-
-    /// A typed value (integer, float, bool, string).
-    pub fn value(&mut self, key: &'static str, value: Value) {
-        self.push(KeyValue::new(key, value));
-    }
-
-    /// A literal (`fields(key = "text")`), kept as it is: a string is not
-    /// copied.
-    pub fn literal(&mut self, key: &'static str, value: Literal) {
-        self.push(KeyValue::new(key, value.to_value()));
-    }
-
-    /// A value recorded with its `Display` text (`fields(key = %value)`).
-    pub fn display(&mut self, key: &'static str, value: &dyn Display) {
-        self.push(KeyValue::new(key, value.to_string()));
-    }
-
-    /// A value recorded with its `Debug` text (`fields(key = ?value)`).
-    pub fn debug(&mut self, key: &'static str, value: &dyn Debug) {
-        self.push(KeyValue::new(key, format!("{value:?}")));
-    }
-}
-
-/// The fields closure of a function with no `args(..)` or `fields(..)`.
-pub fn no_fields(_: &mut Fields<'_>) {}
 
 impl ActiveSpan {
     /// Whether the call is over and nothing in it is left to drop: then it
@@ -443,7 +405,7 @@ fn record(
     });
     let extras = recording.extras.get_mut();
     if let Some(fields) = fields {
-        fields(&mut Fields { extras });
+        fields(&mut Fields::new(extras));
     }
     if !added.is_empty() {
         extras
@@ -468,9 +430,7 @@ fn root_fields<F: FnOnce(&mut Fields<'_>)>(
         return (None, Some(fields));
     }
     let mut extras = None;
-    fields(&mut Fields {
-        extras: &mut extras,
-    });
+    fields(&mut Fields::new(&mut extras));
     (extras, None)
 }
 

@@ -135,4 +135,3 @@ fn otlp_exporter(
         "this build has no OTLP exporter: enable the `otlp` feature of workflow-otel",
     ))
 }
-

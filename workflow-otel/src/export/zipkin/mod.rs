@@ -9,6 +9,8 @@
 //! [`encode`]).
 
 mod encode;
+mod remote;
+mod text;
 
 use std::fmt;
 use std::future::{Future, ready};
@@ -142,18 +144,7 @@ impl ZipkinExporter {
         } else {
             body
         };
-        let response = post.body(body).send().await.map_err(|error| {
-            // reqwest's text names the URL; ours has the credentials cut.
-            format!(
-                "request failed: {}",
-                crate::export::error_chain(&error.without_url())
-            )
-        })?;
-        if response.status().is_success() {
-            Ok(())
-        } else {
-            Err(format!("HTTP status {}", response.status()))
-        }
+        crate::export::send_post(post.body(body)).await
     }
 }
 
