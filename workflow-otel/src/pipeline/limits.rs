@@ -198,10 +198,16 @@ pub(crate) fn cut_value(value: &Value, limit: u32) -> Option<Value> {
 
 /// A user's attribute cut to `limit` characters per string, as the caller
 /// stores it: only a string that is too long is copied, once.
-pub(crate) fn cut_attribute(mut attribute: KeyValue, limit: Option<u32>) -> KeyValue {
-    let Some(limit) = limit else {
-        return attribute;
-    };
+#[inline]
+pub(crate) fn cut_attribute(attribute: KeyValue, limit: Option<u32>) -> KeyValue {
+    match limit {
+        None => attribute,
+        Some(limit) => cut_stored(attribute, limit),
+    }
+}
+
+#[inline(never)]
+fn cut_stored(mut attribute: KeyValue, limit: u32) -> KeyValue {
     match attribute.value {
         Value::String(text) => {
             let end = cut_str(text.as_str(), limit).len();
