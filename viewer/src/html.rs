@@ -4,6 +4,7 @@
 
 use std::fmt::Write as _;
 
+use crate::compare;
 use crate::model::{Trace, human};
 use crate::text::SummaryRow;
 
@@ -47,9 +48,60 @@ fn pairs(out: &mut String, pairs: &[(String, String)]) {
     out.push(']');
 }
 
-/// The page for `traces` and the summary `rows`.
-/// `left_out` spans of the input are not in the page (past its budget).
-pub(crate) fn page(traces: &[Trace], rows: &[SummaryRow], malformed: u64, left_out: u64) -> String {
+/// The comparison's rows as JSON.
+fn comparison(out: &mut String, rows: &[compare::Row]) {
+    out.push('[');
+    for (index, row) in rows.iter().enumerate() {
+        if index > 0 {
+            out.push(',');
+        }
+        let _ = write!(out, "{{\"kind\":\"{}\",\"name\":", row.key.0.label());
+        json_string(out, &row.key.1);
+        let [base, candidate] = row.quantiles;
+        let _ = write!(
+            out,
+            ",\"count\":[{},{}],\"errorRate\":[{:.1},{:.1}],\"p50\":[\"{}\",\"{}\"],\"p95\":[\"{}\",\"{}\"],\"p99\":[\"{}\",\"{}\"],\"ratio\":{:.3},\"p\":{},\"verdict\":",
+            row.count[0],
+            row.count[1],
+            row.error_rate[0],
+            row.error_rate[1],
+            human(base[0]),
+            human(candidate[0]),
+            human(base[1]),
+            human(candidate[1]),
+            human(base[2]),
+            human(candidate[2]),
+            row.ratio(),
+            row.p_slower
+                .map_or_else(|| "null".to_owned(), |p| format!("{p:.6}")),
+        );
+        let (verdict, cause) = match &row.verdict {
+            compare::Verdict::Regression => ("regression", None),
+            compare::Verdict::Consequence(cause) => ("consequence", Some(cause)),
+            compare::Verdict::Improvement => ("faster", None),
+            compare::Verdict::Same => ("same", None),
+            compare::Verdict::NotJudged => ("not judged", None),
+        };
+        let _ = write!(out, "\"{verdict}\",\"cause\":");
+        match cause {
+            Some((kind, name)) => json_string(out, &format!("{} {name}", kind.label())),
+            None => out.push_str("null"),
+        }
+        out.push('}');
+    }
+    out.push(']');
+}
+
+/// The page for `traces` and the summary `rows`, and the comparison if
+/// there is one. `left_out` spans of the input are not in the page (past
+/// its budget).
+pub(crate) fn page(
+    traces: &[Trace],
+    rows: &[SummaryRow],
+    malformed: u64,
+    left_out: u64,
+    compared: Option<&[compare::Row]>,
+) -> String {
     let mut data = String::with_capacity(1 << 20);
     data.push_str("{\"traces\":[");
     for (index, trace) in traces.iter().enumerate() {
@@ -66,8 +118,19 @@ pub(crate) fn page(traces: &[Trace], rows: &[SummaryRow], malformed: u64, left_o
             layout.end - layout.start
         );
         json_string(&mut data, root.map_or("", |span| span.name.as_str()));
-        let failed = trace.spans.iter().any(|span| span.error.is_some());
-        let _ = write!(data, ",\"failed\":{failed},\"spans\":[");
+        let _ = write!(
+            data,
+            ",\"failed\":{},\"failedSpans\":{},\"services\":[",
+            trace.root_failed(&layout),
+            trace.failed_spans()
+        );
+        for (number, service) in trace.services().iter().enumerate() {
+            if number > 0 {
+                data.push(',');
+            }
+            json_string(&mut data, service);
+        }
+        data.push_str("],\"spans\":[");
         let row_of: std::collections::HashMap<_, _> = layout
             .rows
             .iter()
@@ -81,6 +144,11 @@ pub(crate) fn page(traces: &[Trace], rows: &[SummaryRow], malformed: u64, left_o
             }
             data.push_str("{\"name\":");
             json_string(&mut data, &span.name);
+            data.push_str(",\"args\":");
+            json_string(&mut data, &span.args);
+            data.push_str(",\"service\":");
+            json_string(&mut data, &span.service);
+            let _ = write!(data, ",\"spanKind\":\"{}\"", span.span_kind);
             let _ = write!(
                 data,
                 ",\"kind\":\"{}\",\"id\":\"{}\",\"offset\":{},\"duration\":{},\"depth\":{},\"parent\":{},\"critical\":{},\"remoteParent\":{},\"error\":",
@@ -129,7 +197,9 @@ pub(crate) fn page(traces: &[Trace], rows: &[SummaryRow], malformed: u64, left_o
         if index > 0 {
             data.push(',');
         }
-        let _ = write!(data, "{{\"kind\":\"{}\",\"name\":", row.kind.label());
+        let _ = write!(data, "{{\"kind\":\"{}\",\"service\":", row.kind.label());
+        json_string(&mut data, &row.service);
+        data.push_str(",\"name\":");
         json_string(&mut data, &row.name);
         let _ = write!(
             data,
@@ -143,6 +213,14 @@ pub(crate) fn page(traces: &[Trace], rows: &[SummaryRow], malformed: u64, left_o
             if row.cost.is_finite() { row.cost } else { 0.0 }
         );
     }
-    let _ = write!(data, "],\"malformed\":{malformed},\"leftOut\":{left_out}}}");
+    let _ = write!(
+        data,
+        "],\"malformed\":{malformed},\"leftOut\":{left_out},\"compare\":"
+    );
+    match compared {
+        Some(rows) => comparison(&mut data, rows),
+        None => data.push_str("null"),
+    }
+    data.push('}');
     TEMPLATE.replace("/*DATA*/", &data)
 }

@@ -5,6 +5,7 @@
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::{Path, PathBuf};
+use std::rc::Rc;
 
 use crate::model::Span;
 
@@ -131,11 +132,25 @@ fn finish_line(
     if line.trim().is_empty() {
         return;
     }
-    match workflow_otel::read_json_line(line) {
+    match workflow_otel::read_json_line_with_resource(line) {
         Ok(read) => {
-            for span in &read {
+            let mut service: Option<(String, Rc<str>)> = None;
+            for (resource, span) in &read {
                 *spans += 1;
-                sink(Span::from_data(span));
+                let name = resource
+                    .get(&opentelemetry::Key::from_static_str("service.name"))
+                    .map(|name| name.as_str().into_owned())
+                    .unwrap_or_default();
+                // One shared name per run of spans of the same service.
+                let shared = match &service {
+                    Some((known, shared)) if *known == name => shared.clone(),
+                    _ => {
+                        let shared: Rc<str> = Rc::from(name.as_str());
+                        service = Some((name, shared.clone()));
+                        shared
+                    }
+                };
+                sink(Span::from_data(span, shared));
             }
         }
         Err(error) => malformed.add(&source.path, source.line, &error.to_string()),

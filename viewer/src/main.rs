@@ -4,6 +4,7 @@
 //! id) and prints each trace as a tree with its critical path, a summary
 //! table (`--summary`), or a self-contained HTML waterfall (`--html FILE`).
 
+mod compare;
 mod html;
 mod input;
 mod model;
@@ -42,16 +43,36 @@ Several files (the files of several processes) merge into one trace by trace id.
 OPTIONS:
     --trace ID           only the trace whose id starts with ID
     --workflow NAME      only traces with a workflow named NAME
-    --status ok|error    only traces that failed (error) or did not (ok)
+    --status ok|error    only traces whose root failed (error) or did not (ok); a root
+                         that succeeded after a failed, retried step is ok
     --min-duration TIME  only traces at least TIME long: 250ms, 1.5s, 2m
-    --summary            per workflow and step: count, error rate, p50, p95, max
-                         (and tokens and cost where spans carry them)
+    --summary            per workflow, step and model call: count, error rate, p50,
+                         p95, max (and tokens and cost where spans carry them)
+    --by-service         with --summary: one row per service, workflow and step
+    --compare FILE       a file of the baseline run (repeat for several); the
+                         positional files are the candidate run. Per workflow, step
+                         and model call: count, error rate, p50, p95 and p99 of both
+                         runs and the change, and a verdict. A row regresses when its
+                         candidate durations are larger by a one-sided Mann-Whitney U
+                         test at p < 0.001 AND its median is at least 20% and 50µs
+                         slower (so that a large run's tiny drifts are not flagged),
+                         or when its error rate is at least 5 points higher (a
+                         one-sided two-proportion z test at p < 0.001). A workflow
+                         slower only because a step or child in it regressed (its own
+                         time, less its children's, did not) is shown as a
+                         consequence of that row, not as a regression. Rows with
+                         fewer than 8 calls in either run are not judged.
+    --fail-on-regression with --compare: exit with status 3 if a row regresses
     --html FILE          write one self-contained HTML file: a waterfall per trace,
-                         the trace list and the summary; the page takes traces
+                         the trace list and the summary (and the comparison, with
+                         --compare); the page takes traces
                          until it holds 20,000 spans (filters apply to those),
                          and its summary counts every span
     --follow             keep reading; print each trace when its root span ends
     -h, --help           this text
+
+EXIT STATUS: 0, or 1 on an error, 2 on a bad option, 3 when --fail-on-regression
+finds a regression.
 ";
 
 #[derive(Debug, Default)]
@@ -62,6 +83,9 @@ struct Options {
     status: Option<bool>,
     min_duration: Option<u64>,
     summary: bool,
+    by_service: bool,
+    compare: Vec<PathBuf>,
+    fail_on_regression: bool,
     html: Option<PathBuf>,
     follow: bool,
 }
@@ -109,6 +133,9 @@ fn parse(arguments: Vec<String>) -> Result<Options, String> {
                 })?);
             }
             "--summary" => options.summary = true,
+            "--by-service" => options.by_service = true,
+            "--compare" => options.compare.push(PathBuf::from(value("--compare")?)),
+            "--fail-on-regression" => options.fail_on_regression = true,
             "--html" => options.html = Some(PathBuf::from(value("--html")?)),
             "--follow" => options.follow = true,
             flag if flag.starts_with('-') => {
@@ -120,8 +147,22 @@ fn parse(arguments: Vec<String>) -> Result<Options, String> {
     if options.files.is_empty() {
         return Err("no file given; see --help".to_owned());
     }
-    if options.follow && (options.summary || options.html.is_some()) {
-        return Err("--follow prints trees; it does not go with --summary or --html".to_owned());
+    if options.follow && (options.summary || options.html.is_some() || !options.compare.is_empty())
+    {
+        return Err(
+            "--follow prints trees; it does not go with --summary, --compare or --html".to_owned(),
+        );
+    }
+    if options.by_service && !options.summary {
+        return Err("--by-service groups the summary: use it with --summary".to_owned());
+    }
+    if !options.compare.is_empty() && (options.filters() || options.summary) {
+        return Err(
+            "--compare compares whole runs: it does not go with filters or --summary".to_owned(),
+        );
+    }
+    if options.fail_on_regression && options.compare.is_empty() {
+        return Err("--fail-on-regression needs --compare BASELINE".to_owned());
     }
     Ok(options)
 }
@@ -149,7 +190,7 @@ impl Options {
             return false;
         }
         if let Some(ok) = self.status
-            && trace.spans.iter().any(|span| span.error.is_some()) == ok
+            && trace.root_failed(&trace.layout()) == ok
         {
             return false;
         }
@@ -237,21 +278,90 @@ fn chosen(traces: Traces, options: &Options, input: &Input) -> Vec<Trace> {
         .collect()
 }
 
-fn run(options: Options) -> Result<(), String> {
+/// Reads both runs and prints (or puts in the page) their comparison;
+/// returns whether a row regressed.
+fn run_compare(options: &Options, input: &mut Input) -> Result<bool, String> {
+    let mut baseline = compare::Run::default();
+    let mut base_input = Input::open(&options.compare).map_err(|error| error.to_string())?;
+    base_input
+        .read(true, &mut |span| baseline.add(&span))
+        .map_err(|error| error.to_string())?;
+    report(&base_input, 0);
+    let mut candidate = compare::Run::default();
+    let mut traces = Traces::with_budget(MAX_PAGE_SPANS);
+    let mut everything = Summary::default();
+    let page = options.html.is_some();
+    input
+        .read(true, &mut |span| {
+            candidate.add(&span);
+            if page {
+                everything.add(&span);
+                traces.add(span);
+            }
+        })
+        .map_err(|error| error.to_string())?;
+    for (run, left_out) in [
+        ("baseline", baseline.left_out),
+        ("candidate", candidate.left_out),
+    ] {
+        if left_out > 0 {
+            eprintln!(
+                "workflow-otel-view: {left_out} spans of the {run} past its first {} left out of the comparison",
+                compare::MAX_RUN_SPANS
+            );
+        }
+    }
+    let rows = compare::compare(&baseline, &candidate);
+    let regressed = rows
+        .iter()
+        .any(|row| row.verdict == compare::Verdict::Regression);
+    match &options.html {
+        Some(path) => {
+            let left_out = traces.left_out;
+            let kept = chosen(traces, options, input);
+            let page = html::page(
+                &kept,
+                &everything.table(),
+                input.malformed.count,
+                left_out,
+                Some(&rows),
+            );
+            std::fs::write(path, page).map_err(|error| format!("{}: {error}", path.display()))?;
+            eprintln!(
+                "workflow-otel-view: wrote {} (with the comparison)",
+                path.display()
+            );
+        }
+        None => {
+            let _ = std::io::stdout().write_all(compare::table(&rows).as_bytes());
+        }
+    }
+    Ok(regressed)
+}
+
+/// Runs what `options` ask; returns whether a comparison found a regression.
+fn run(options: Options) -> Result<bool, String> {
     let mut input = Input::open(&options.files).map_err(|error| error.to_string())?;
     if options.follow {
-        return follow(&options, &mut input);
+        return follow(&options, &mut input).map(|()| false);
+    }
+    if !options.compare.is_empty() {
+        return run_compare(&options, &mut input);
     }
     let mut stdout = std::io::stdout().lock();
     if options.summary && !options.filters() && options.html.is_none() {
         // Streaming: no span is kept, whatever the input's size.
-        let mut summary = Summary::default();
+        let mut summary = if options.by_service {
+            Summary::by_service()
+        } else {
+            Summary::default()
+        };
         input
             .read(true, &mut |span| summary.add(&span))
             .map_err(|error| error.to_string())?;
         report(&input, 0);
         let _ = stdout.write_all(text::summary(&summary.table()).as_bytes());
-        return Ok(());
+        return Ok(false);
     }
     if let Some(path) = &options.html {
         // The page takes a bounded share of the input; its summary counts
@@ -274,7 +384,13 @@ fn run(options: Options) -> Result<(), String> {
                 everything.add(span);
             }
         }
-        let page = html::page(&kept, &everything.table(), input.malformed.count, left_out);
+        let page = html::page(
+            &kept,
+            &everything.table(),
+            input.malformed.count,
+            left_out,
+            None,
+        );
         std::fs::write(path, page).map_err(|error| format!("{}: {error}", path.display()))?;
         eprintln!(
             "workflow-otel-view: wrote {} ({} traces, {} spans)",
@@ -289,26 +405,30 @@ fn run(options: Options) -> Result<(), String> {
                  --trace, --workflow or --status choose which traces the page takes"
             );
         }
-        return Ok(());
+        return Ok(false);
     }
     let mut traces = Traces::default();
     input
         .read(true, &mut |span| traces.add(span))
         .map_err(|error| error.to_string())?;
     let kept = chosen(traces, &options, &input);
-    let mut summary = Summary::default();
+    let mut summary = if options.by_service {
+        Summary::by_service()
+    } else {
+        Summary::default()
+    };
     for span in kept.iter().flat_map(|trace| &trace.spans) {
         summary.add(span);
     }
     let rows = summary.table();
     if options.summary {
         let _ = stdout.write_all(text::summary(&rows).as_bytes());
-        return Ok(());
+        return Ok(false);
     }
     for trace in &kept {
         let _ = writeln!(stdout, "{}", text::tree(trace));
     }
-    Ok(())
+    Ok(false)
 }
 
 /// Keeps reading; a trace is printed when its root span (one without a
@@ -366,8 +486,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let fail_on_regression = options.fail_on_regression;
     match run(options) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(true) if fail_on_regression => {
+            eprintln!("workflow-otel-view: a regression was found");
+            ExitCode::from(3)
+        }
+        Ok(_) => ExitCode::SUCCESS,
         Err(message) => {
             eprintln!("workflow-otel-view: {message}");
             ExitCode::FAILURE

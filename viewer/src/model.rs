@@ -2,10 +2,11 @@
 //! into traces, with each trace's tree and critical path.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 use std::time::UNIX_EPOCH;
 
 use opentelemetry::Value;
-use opentelemetry::trace::{SpanId, Status, TraceId};
+use opentelemetry::trace::{SpanId, SpanKind, Status, TraceId};
 use opentelemetry_sdk::trace::SpanData;
 use workflow_otel::attributes as attr;
 
@@ -14,6 +15,8 @@ use workflow_otel::attributes as attr;
 pub(crate) enum Kind {
     Workflow,
     Step,
+    /// A model call (the GenAI conventions' `gen_ai.operation.name`).
+    Model,
     Other,
 }
 
@@ -22,8 +25,20 @@ impl Kind {
         match self {
             Kind::Workflow => "workflow",
             Kind::Step => "step",
+            Kind::Model => "model",
             Kind::Other => "span",
         }
+    }
+}
+
+/// The OpenTelemetry span kind, where it is not INTERNAL.
+fn span_kind(kind: &SpanKind) -> &'static str {
+    match kind {
+        SpanKind::Internal => "",
+        SpanKind::Server => "server",
+        SpanKind::Client => "client",
+        SpanKind::Producer => "producer",
+        SpanKind::Consumer => "consumer",
     }
 }
 
@@ -39,6 +54,13 @@ pub(crate) struct Span {
     pub(crate) parent_is_remote: bool,
     pub(crate) name: String,
     pub(crate) kind: Kind,
+    /// `server`, `client`, `producer`, `consumer`; empty for INTERNAL.
+    pub(crate) span_kind: &'static str,
+    /// The resource's `service.name` (empty if the file had none).
+    pub(crate) service: Rc<str>,
+    /// The recorded arguments as the console shows them:
+    /// `(warehouse="north")`, or empty.
+    pub(crate) args: String,
     pub(crate) start: u64,
     pub(crate) end: u64,
     /// The error description, for a span that failed.
@@ -77,15 +99,39 @@ fn number(attributes: &[opentelemetry::KeyValue], key: &str) -> Option<f64> {
         })
 }
 
+/// A recorded argument's value as the console shows it: text quoted.
+fn literal(value: &Value) -> String {
+    match value {
+        Value::String(text) => format!("{:?}", text.as_str()),
+        other => other.to_string(),
+    }
+}
+
 impl Span {
-    pub(crate) fn from_data(span: &SpanData) -> Span {
+    /// `service` is the name of the resource the span was exported under.
+    pub(crate) fn from_data(span: &SpanData, service: Rc<str>) -> Span {
         let has = |key: &str| span.attributes.iter().any(|kv| kv.key.as_str() == key);
         let kind = if has(attr::RELATIONSHIP_TYPE) {
             Kind::Workflow
         } else if has(attr::STEP_NAME) {
             Kind::Step
+        } else if has(attr::GEN_AI_OPERATION_NAME) {
+            Kind::Model
         } else {
             Kind::Other
+        };
+        let args: Vec<String> = span
+            .attributes
+            .iter()
+            .filter_map(|kv| {
+                let name = kv.key.as_str().strip_prefix("arg.")?;
+                Some(format!("{name}={}", literal(&kv.value)))
+            })
+            .collect();
+        let args = if args.is_empty() {
+            String::new()
+        } else {
+            format!("({})", args.join(", "))
         };
         let error = match &span.status {
             Status::Error { description } => Some(description.to_string()),
@@ -119,6 +165,9 @@ impl Span {
             parent_is_remote: span.parent_span_is_remote,
             name: span.name.to_string(),
             kind,
+            span_kind: span_kind(&span.span_kind),
+            service,
+            args,
             start: nanos(span.start_time),
             end: nanos(span.end_time).max(nanos(span.start_time)),
             error,
@@ -188,6 +237,36 @@ impl Trace {
         self.spans
             .first()
             .map_or(TraceId::INVALID, |span| span.trace)
+    }
+
+    /// How many of its spans failed.
+    pub(crate) fn failed_spans(&self) -> usize {
+        self.spans
+            .iter()
+            .filter(|span| span.error.is_some())
+            .count()
+    }
+
+    /// The services the trace's spans came from, in order of first start.
+    pub(crate) fn services(&self) -> Vec<Rc<str>> {
+        let mut by_start: Vec<&Span> = self.spans.iter().collect();
+        by_start.sort_by_key(|span| span.start);
+        let mut services: Vec<Rc<str>> = Vec::new();
+        for span in by_start {
+            if !services.contains(&span.service) {
+                services.push(span.service.clone());
+            }
+        }
+        services
+    }
+
+    /// Whether the root (the first span in tree order) failed: a workflow
+    /// whose retried step failed once may still have succeeded.
+    pub(crate) fn root_failed(&self, layout: &Layout<'_>) -> bool {
+        layout
+            .rows
+            .first()
+            .is_some_and(|row| row.span.error.is_some())
     }
 
     pub(crate) fn layout(&self) -> Layout<'_> {

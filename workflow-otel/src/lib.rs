@@ -134,7 +134,7 @@ pub use setup::processors::{RelationshipProcessor, WorkflowIdentityProcessor};
 pub use setup::{Setup, TelemetryGuard, setup};
 #[cfg(feature = "serde")]
 #[cfg_attr(docsrs, doc(cfg(feature = "serde")))]
-pub use view::read_json::{read_json_line, read_json_lines};
+pub use view::read_json::{read_json_line, read_json_line_with_resource, read_json_lines};
 pub use view::terminal::terminal_safe;
 pub use view::tree::{MAX_CONSOLE_DEPTH, NodeKind, SpanNode, SpanTree};
 

@@ -9,6 +9,7 @@ use opentelemetry::trace::{
     Event, Link, SpanContext, SpanId, SpanKind, Status, TraceFlags, TraceId,
 };
 use opentelemetry::{InstrumentationScope, KeyValue, Value};
+use opentelemetry_sdk::Resource;
 use opentelemetry_sdk::trace::{SpanData, SpanEvents, SpanLinks};
 use serde_json::Value as Json;
 
@@ -39,7 +40,7 @@ pub fn read_json_lines(reader: impl BufRead) -> io::Result<Vec<SpanData>> {
         }
         let request: Json = serde_json::from_str(&line)
             .map_err(|error| invalid(&format!("line {}: {error}", number + 1)))?;
-        read_request(&request, &mut spans)
+        read_request(&request, &mut |_, span| spans.push(span))
             .map_err(|error| invalid(&format!("line {}: {error}", number + 1)))?;
     }
     Ok(spans)
@@ -51,7 +52,19 @@ pub fn read_json_lines(reader: impl BufRead) -> io::Result<Vec<SpanData>> {
 pub fn read_json_line(line: &str) -> io::Result<Vec<SpanData>> {
     let request: Json = serde_json::from_str(line).map_err(|error| invalid(&error.to_string()))?;
     let mut spans = Vec::new();
-    read_request(&request, &mut spans).map_err(|error| invalid(&error))?;
+    read_request(&request, &mut |_, span| spans.push(span)).map_err(|error| invalid(&error))?;
+    Ok(spans)
+}
+
+/// [`read_json_line`], each span with the resource it was exported under:
+/// its `service.name` and version tell the processes of one trace apart.
+pub fn read_json_line_with_resource(line: &str) -> io::Result<Vec<(Resource, SpanData)>> {
+    let request: Json = serde_json::from_str(line).map_err(|error| invalid(&error.to_string()))?;
+    let mut spans = Vec::new();
+    read_request(&request, &mut |resource, span| {
+        spans.push((resource.clone(), span))
+    })
+    .map_err(|error| invalid(&error))?;
     Ok(spans)
 }
 
@@ -75,12 +88,22 @@ fn integer(value: &Json, key: &str) -> Option<u64> {
     }
 }
 
+/// A dropped count (`uint32`): a number, or a decimal string.
+fn count(value: &Json, key: &str) -> u32 {
+    integer(value, key).map_or(0, |count| u32::try_from(count).unwrap_or(u32::MAX))
+}
+
 fn time(value: &Json, key: &str) -> SystemTime {
     UNIX_EPOCH + Duration::from_nanos(integer(value, key).unwrap_or(0))
 }
 
-fn read_request(request: &Json, spans: &mut Vec<SpanData>) -> Result<(), String> {
+fn read_request(request: &Json, spans: &mut impl FnMut(&Resource, SpanData)) -> Result<(), String> {
     for resource_spans in array(request, "resourceSpans") {
+        let resource = Resource::builder_empty()
+            .with_attributes(attributes(
+                resource_spans.get("resource").unwrap_or(&Json::Null),
+            ))
+            .build();
         for scope_spans in array(resource_spans, "scopeSpans") {
             let scope = scope_spans.get("scope").unwrap_or(&Json::Null);
             let mut builder =
@@ -90,7 +113,7 @@ fn read_request(request: &Json, spans: &mut Vec<SpanData>) -> Result<(), String>
             }
             let scope = builder.build();
             for span in array(scope_spans, "spans") {
-                spans.push(read_span(span, &scope)?);
+                spans(&resource, read_span(span, &scope)?);
             }
         }
     }
@@ -139,7 +162,7 @@ fn read_span(span: &Json, scope: &InstrumentationScope) -> Result<SpanData, Stri
                 text(event, "name").unwrap_or_default().to_owned(),
                 time(event, "timeUnixNano"),
                 attributes(event),
-                0,
+                count(event, "droppedAttributesCount"),
             )
         })
         .collect();
@@ -148,11 +171,17 @@ fn read_span(span: &Json, scope: &InstrumentationScope) -> Result<SpanData, Stri
         .iter()
         .filter_map(|link| {
             let flags = integer(link, "flags").unwrap_or(1) as u32;
-            span_context(link, flags)
-                .ok()
-                .map(|linked| Link::new(linked, attributes(link), 0))
+            span_context(link, flags).ok().map(|linked| {
+                Link::new(
+                    linked,
+                    attributes(link),
+                    count(link, "droppedAttributesCount"),
+                )
+            })
         })
         .collect();
+    events.dropped_count = count(span, "droppedEventsCount");
+    links.dropped_count = count(span, "droppedLinksCount");
     let status = span.get("status").unwrap_or(&Json::Null);
     let status = match integer(status, "code") {
         Some(1) => Status::Ok,
@@ -174,7 +203,7 @@ fn read_span(span: &Json, scope: &InstrumentationScope) -> Result<SpanData, Stri
         start_time: time(span, "startTimeUnixNano"),
         end_time: time(span, "endTimeUnixNano"),
         attributes: attributes(span),
-        dropped_attributes_count: 0,
+        dropped_attributes_count: count(span, "droppedAttributesCount"),
         events,
         links,
         status,
