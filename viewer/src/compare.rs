@@ -13,7 +13,7 @@ use opentelemetry::trace::{SpanId, TraceId};
 use workflow_otel::terminal_safe;
 
 use crate::model::{Kind, Span, human};
-use crate::text::percentile;
+use crate::text::{aligned, percentile};
 
 /// Most spans read of one run; later ones are counted and left out.
 pub(crate) const MAX_RUN_SPANS: usize = 2_000_000;
@@ -398,13 +398,26 @@ pub(crate) fn table(rows: &[Row]) -> String {
             format!("{} → {}", row.count[0], row.count[1]),
             format!("{:.1}% → {:.1}%", row.error_rate[0], row.error_rate[1]),
         ];
+        // A row of one run only has no durations in the other.
+        let shown = |run: usize, value: u64| {
+            if row.count[run] == 0 {
+                "—".to_owned()
+            } else {
+                human(value)
+            }
+        };
         for quantile in 0..3 {
             cells.push(format!(
                 "{} → {}",
-                human(base[quantile]),
-                human(candidate[quantile])
+                shown(0, base[quantile]),
+                shown(1, candidate[quantile])
             ));
-            cells.push(change(base[quantile], candidate[quantile]));
+            let both = row.count.iter().all(|count| *count > 0);
+            cells.push(if both {
+                change(base[quantile], candidate[quantile])
+            } else {
+                String::new()
+            });
         }
         cells.push(row.p_slower.map_or_else(String::new, |p| {
             if p < 0.0001 {
@@ -416,29 +429,9 @@ pub(crate) fn table(rows: &[Row]) -> String {
         cells.push(verdict_text(&row.verdict));
         table.push(cells);
     }
-    let widths: Vec<usize> = (0..table[0].len())
-        .map(|column| {
-            table
-                .iter()
-                .map(|cells| cells[column].chars().count())
-                .max()
-                .unwrap_or(0)
-        })
-        .collect();
-    let mut out = String::new();
-    for cells in &table {
-        let mut line = String::new();
-        for (column, cell) in cells.iter().enumerate() {
-            let pad = " ".repeat(widths[column] - cell.chars().count());
-            if column < 2 || column == cells.len() - 1 {
-                let _ = write!(line, "{cell}{pad}  ");
-            } else {
-                let _ = write!(line, "{pad}{cell}  ");
-            }
-        }
-        out.push_str(line.trim_end());
-        out.push('\n');
-    }
+    let mut out = aligned(&table, |column, columns| {
+        column < 2 || column == columns - 1
+    });
     let regressions = rows
         .iter()
         .filter(|row| row.verdict == Verdict::Regression)

@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::compare;
+use crate::map;
 use crate::model::{Trace, human};
 use crate::text::SummaryRow;
 
@@ -48,6 +49,15 @@ fn pairs(out: &mut String, pairs: &[(String, String)]) {
     out.push(']');
 }
 
+/// A quantile of a run, `—` where the run has no such span.
+fn shown(count: usize, nanos: u64) -> String {
+    if count == 0 {
+        "—".to_owned()
+    } else {
+        human(nanos)
+    }
+}
+
 /// The comparison's rows as JSON.
 fn comparison(out: &mut String, rows: &[compare::Row]) {
     out.push('[');
@@ -65,12 +75,12 @@ fn comparison(out: &mut String, rows: &[compare::Row]) {
             row.count[1],
             row.error_rate[0],
             row.error_rate[1],
-            human(base[0]),
-            human(candidate[0]),
-            human(base[1]),
-            human(candidate[1]),
-            human(base[2]),
-            human(candidate[2]),
+            shown(row.count[0], base[0]),
+            shown(row.count[1], candidate[0]),
+            shown(row.count[0], base[1]),
+            shown(row.count[1], candidate[1]),
+            shown(row.count[0], base[2]),
+            shown(row.count[1], candidate[2]),
             row.ratio(),
             row.p_slower
                 .map_or_else(|| "null".to_owned(), |p| format!("{p:.6}")),
@@ -101,6 +111,7 @@ pub(crate) fn page(
     malformed: u64,
     left_out: u64,
     compared: Option<&[compare::Row]>,
+    edges: &[map::Edge],
 ) -> String {
     let mut data = String::with_capacity(1 << 20);
     data.push_str("{\"traces\":[");
@@ -221,6 +232,31 @@ pub(crate) fn page(
         Some(rows) => comparison(&mut data, rows),
         None => data.push_str("null"),
     }
-    data.push('}');
+    data.push_str(",\"map\":[");
+    for (index, edge) in edges.iter().enumerate() {
+        if index > 0 {
+            data.push(',');
+        }
+        let graph = match edge.graph {
+            map::Graph::Services => "services",
+            map::Graph::Workflows => "workflows",
+        };
+        let _ = write!(data, "{{\"graph\":\"{graph}\",\"from\":[");
+        json_string(&mut data, &edge.from.0);
+        data.push(',');
+        json_string(&mut data, &edge.from.1);
+        data.push_str("],\"to\":[");
+        json_string(&mut data, &edge.to.0);
+        data.push(',');
+        json_string(&mut data, &edge.to.1);
+        let _ = write!(
+            data,
+            "],\"calls\":{},\"errors\":{},\"p95\":\"{}\"}}",
+            edge.calls,
+            edge.errors,
+            human(edge.p95)
+        );
+    }
+    data.push_str("]}");
     TEMPLATE.replace("/*DATA*/", &data)
 }

@@ -41,6 +41,9 @@ struct Source {
 /// Several files, read in turn.
 pub(crate) struct Input {
     sources: Vec<Source>,
+    /// One line of each file in turn, rather than each file to its end:
+    /// the processes' batches then arrive roughly as they were written.
+    pub(crate) interleave: bool,
     pub(crate) malformed: Malformed,
     pub(crate) spans: u64,
 }
@@ -65,6 +68,7 @@ impl Input {
             .collect::<io::Result<_>>()?;
         Ok(Input {
             sources,
+            interleave: false,
             malformed: Malformed::default(),
             spans: 0,
         })
@@ -74,39 +78,73 @@ impl Input {
     /// without a newline counts too. Returns whether anything was read.
     pub(crate) fn read(&mut self, at_end: bool, sink: &mut impl FnMut(Span)) -> io::Result<bool> {
         let mut any = false;
-        for source in &mut self.sources {
-            loop {
-                let buffer = source.reader.fill_buf()?;
-                if buffer.is_empty() {
-                    break;
-                }
-                any = true;
-                let (chunk, complete) = match buffer.iter().position(|byte| *byte == b'\n') {
-                    Some(newline) => (&buffer[..newline], Some(newline + 1)),
-                    None => (buffer, None),
-                };
-                if !source.skipping {
-                    if source.partial.len() + chunk.len() > MAX_LINE_BYTES {
-                        source.skipping = true;
-                        source.partial.clear();
-                    } else {
-                        source.partial.extend_from_slice(chunk);
-                    }
-                }
-                let consumed = complete.unwrap_or(buffer.len());
-                source.reader.consume(consumed);
-                if complete.is_some() {
-                    source.line += 1;
-                    finish_line(source, &mut self.malformed, &mut self.spans, sink);
+        let interleave = self.interleave;
+        loop {
+            let mut progressed = false;
+            for source in &mut self.sources {
+                if read_source(
+                    source,
+                    at_end,
+                    interleave,
+                    &mut self.malformed,
+                    &mut self.spans,
+                    sink,
+                )? {
+                    any = true;
+                    progressed = true;
                 }
             }
-            if at_end && (!source.partial.is_empty() || source.skipping) {
-                source.line += 1;
-                finish_line(source, &mut self.malformed, &mut self.spans, sink);
+            if !interleave || !progressed {
+                return Ok(any);
             }
         }
-        Ok(any)
     }
+}
+
+/// Reads `source` to its end, or one line of it with `one_line`; returns
+/// whether anything was read.
+fn read_source(
+    source: &mut Source,
+    at_end: bool,
+    one_line: bool,
+    malformed: &mut Malformed,
+    spans: &mut u64,
+    sink: &mut impl FnMut(Span),
+) -> io::Result<bool> {
+    let mut any = false;
+    loop {
+        let buffer = source.reader.fill_buf()?;
+        if buffer.is_empty() {
+            if at_end && (!source.partial.is_empty() || source.skipping) {
+                source.line += 1;
+                finish_line(source, malformed, spans, sink);
+            }
+            break;
+        }
+        any = true;
+        let (chunk, complete) = match buffer.iter().position(|byte| *byte == b'\n') {
+            Some(newline) => (&buffer[..newline], Some(newline + 1)),
+            None => (buffer, None),
+        };
+        if !source.skipping {
+            if source.partial.len() + chunk.len() > MAX_LINE_BYTES {
+                source.skipping = true;
+                source.partial.clear();
+            } else {
+                source.partial.extend_from_slice(chunk);
+            }
+        }
+        let consumed = complete.unwrap_or(buffer.len());
+        source.reader.consume(consumed);
+        if complete.is_some() {
+            source.line += 1;
+            finish_line(source, malformed, spans, sink);
+            if one_line {
+                break;
+            }
+        }
+    }
+    Ok(any)
 }
 
 fn finish_line(

@@ -262,7 +262,14 @@ pub(crate) fn summary(rows: &[SummaryRow]) -> String {
         }
         table.push(cells);
     }
-    let columns = table[0].len();
+    aligned(&table, |column, _| column < names)
+}
+
+/// `table` as aligned text, two spaces between columns: `left(column,
+/// columns)` says which columns are left-aligned (names), the others are
+/// right-aligned (numbers).
+pub(crate) fn aligned(table: &[Vec<String>], left: impl Fn(usize, usize) -> bool) -> String {
+    let columns = table.first().map_or(0, Vec::len);
     let widths: Vec<usize> = (0..columns)
         .map(|column| {
             table
@@ -273,16 +280,15 @@ pub(crate) fn summary(rows: &[SummaryRow]) -> String {
         })
         .collect();
     let mut out = String::new();
-    for cells in &table {
+    for cells in table {
         let mut line = String::new();
         for (column, cell) in cells.iter().enumerate() {
-            let pad = widths[column] - cell.chars().count();
-            // Names left, numbers right.
-            if column < names {
+            let pad = " ".repeat(widths[column] - cell.chars().count());
+            if left(column, columns) {
                 line.push_str(cell);
-                line.push_str(&" ".repeat(pad));
+                line.push_str(&pad);
             } else {
-                line.push_str(&" ".repeat(pad));
+                line.push_str(&pad);
                 line.push_str(cell);
             }
             line.push_str("  ");

@@ -112,7 +112,8 @@ fn text_rows(tree: &str) -> Vec<(usize, String, bool, bool)> {
             let depth = body[..kind_at].chars().count() / 4;
             let mut words = body[kind_at..].split(' ');
             let _kind = words.next();
-            let name = words.next().unwrap().to_owned();
+            // The name, without the arguments the tree shows after it.
+            let name = words.next().unwrap().split('(').next().unwrap().to_owned();
             (depth, name, line.contains(" ✗ "), critical)
         })
         .collect()
@@ -317,5 +318,156 @@ fn ten_thousand_spans_load_and_are_measured() {
         "10,000 spans: page loaded and laid out in {load_ms} ms ({} KB of HTML)",
         std::fs::metadata(&html).unwrap().len() / 1024
     );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[step]
+fn work(micros: u64) {
+    std::thread::sleep(Duration::from_micros(micros));
+}
+
+#[workflow]
+fn job(micros: u64) {
+    work(micros);
+    work(micros / 2);
+}
+
+/// 20 jobs into `path`, `work` taking about `micros`.
+fn jobs(path: &Path, micros: u64) {
+    let pipeline = Pipeline::new(JsonLinesExporter::create(path).unwrap());
+    Instrumentation::new(&pipeline).run(|| {
+        for _ in 0..20 {
+            job(micros);
+        }
+    });
+    pipeline.shutdown().unwrap();
+}
+
+#[test]
+fn the_comparison_and_the_map_show_what_the_text_says() {
+    let dir = scratch("compare-map");
+    let (baseline, candidate) = (dir.join("baseline.jsonl"), dir.join("candidate.jsonl"));
+    jobs(&baseline, 1_000);
+    jobs(&candidate, 3_000);
+    let traces = dir.join("distributed");
+    let output = Command::new(target().join("debug/examples/distributed"))
+        .env("DISTRIBUTED_TRACES_DIR", &traces)
+        .env_remove("OTEL_TRACES_EXPORTER")
+        .output()
+        .expect("the distributed example is built: run `cargo build --examples`");
+    assert!(output.status.success());
+    let coordinator = traces.join("coordinator.jsonl");
+    let worker = traces.join("worker.jsonl");
+    let (baseline, candidate, coordinator, worker) = (
+        baseline.to_str().unwrap(),
+        candidate.to_str().unwrap(),
+        coordinator.to_str().unwrap(),
+        worker.to_str().unwrap(),
+    );
+    let html = dir.join("compare.html");
+    let html = html.to_str().unwrap();
+    viewer(&[
+        "--compare",
+        baseline,
+        "--html",
+        html,
+        candidate,
+        coordinator,
+        worker,
+    ]);
+    let text = viewer(&["--compare", baseline, candidate, coordinator, worker]);
+
+    // The Compare tab: one row per line of the text, the same verdicts.
+    let compare_dom = dom(Path::new(html), "compare");
+    let shown: Vec<(String, String)> =
+        ["regression", "consequence", "faster", "same", "not-judged"]
+            .iter()
+            .flat_map(|class| elements(&compare_dom, class))
+            .filter(|row| row.contains_key("data-verdict"))
+            .map(|row| (row["data-name"].clone(), row["data-verdict"].clone()))
+            .collect();
+    let mut expected: Vec<(String, String)> = text
+        .lines()
+        .skip(1)
+        .filter(|line| !line.starts_with(char::is_numeric))
+        .map(|line| {
+            let name = line.split_whitespace().nth(1).unwrap().to_owned();
+            let verdict = if line.ends_with("REGRESSION") {
+                "regression"
+            } else if line.contains("as a consequence of") {
+                "consequence"
+            } else if line.ends_with("faster") {
+                "faster"
+            } else if line.ends_with("same") {
+                "same"
+            } else {
+                "not judged"
+            };
+            (name, verdict.to_owned())
+        })
+        .collect();
+    let mut shown_sorted = shown.clone();
+    shown_sorted.sort();
+    expected.sort();
+    assert_eq!(shown_sorted, expected, "{text}");
+    assert!(
+        shown.contains(&("work".to_owned(), "regression".to_owned())),
+        "{text}"
+    );
+    assert!(
+        shown.contains(&("job".to_owned(), "consequence".to_owned())),
+        "{text}"
+    );
+
+    // The Map tab: one arrow per edge of `--map`, with its calls and errors.
+    let map = viewer(&["--map", candidate, coordinator, worker]);
+    let map_dom = dom(Path::new(html), "map");
+    let mut drawn: Vec<[String; 4]> = elements(&map_dom, "edge")
+        .iter()
+        .map(|edge| {
+            [
+                edge["data-from"].clone(),
+                edge["data-to"].clone(),
+                edge["data-calls"].clone(),
+                edge["data-errors"].clone(),
+            ]
+        })
+        .collect();
+    let mut listed: Vec<[String; 4]> = map
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            [fields[1], fields[2], fields[3], fields[4]].map(str::to_owned)
+        })
+        .collect();
+    drawn.sort();
+    listed.sort();
+    assert_eq!(drawn, listed, "{map}");
+    assert!(
+        listed
+            .iter()
+            .any(|edge| edge[..3] == ["coordinator", "worker", "3"]),
+        "{map}"
+    );
+    let nodes = elements(&map_dom, "node");
+    assert!(
+        nodes
+            .iter()
+            .any(|node| node["data-name"] == "worker/process")
+    );
+
+    // Pictures, for the README.
+    for (hash, name) in [("compare", "viewer-compare.png"), ("map", "viewer-map.png")] {
+        let screenshot = target().join(name);
+        browser(&[
+            &format!("--screenshot={}", screenshot.display()),
+            "--window-size=1400,560",
+            &format!("file://{html}#{hash}"),
+        ]);
+        let png = std::fs::read(&screenshot).unwrap();
+        assert_eq!(&png[1..4], b"PNG");
+        assert!(png.len() > 10_000, "a screenshot with something on it");
+    }
     std::fs::remove_dir_all(&dir).unwrap();
 }

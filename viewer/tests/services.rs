@@ -142,3 +142,51 @@ fn the_summary_groups_by_service_and_leaves_usage_blank_where_there_is_none() {
     // No span carries tokens or cost: no such columns.
     assert!(!text.contains("tokens"), "{text}");
 }
+
+/// The edges of `--map`: graph, from, to, calls, errors (p95 varies).
+fn edges(text: &str) -> Vec<Vec<String>> {
+    text.lines()
+        .skip(1)
+        .map(|line| line.split_whitespace().take(5).map(str::to_owned).collect())
+        .collect()
+}
+
+#[test]
+fn the_map_has_the_call_between_the_services_and_between_their_workflows() {
+    let dir = scratch("services-map");
+    let [orders, billing] = two_services(&dir);
+    // In either order of the files: the parent is found either way.
+    for files in [[&orders, &billing], [&billing, &orders]] {
+        let (text, _) = view(&["--map", files[0], files[1]]);
+        assert_eq!(
+            edges(&text),
+            [
+                ["service", "orders", "billing", "2", "1"],
+                [
+                    "workflow",
+                    "orders/place_order",
+                    "billing/invoice",
+                    "2",
+                    "1"
+                ],
+            ],
+            "{text}"
+        );
+    }
+}
+
+#[test]
+fn a_caller_missing_from_the_files_is_drawn_from_outside_them() {
+    let dir = scratch("services-map-outside");
+    let [_, billing] = two_services(&dir);
+    let (text, _) = view(&["--map", &billing]);
+    assert_eq!(
+        edges(&text),
+        [
+            ["service", "(not", "in", "these", "files)"],
+            ["workflow", "(not", "in", "these", "files)/place_order"],
+        ],
+        "{text}"
+    );
+    assert!(text.lines().nth(1).unwrap().contains("billing  "), "{text}");
+}
