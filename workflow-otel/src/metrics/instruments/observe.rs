@@ -84,6 +84,21 @@ pub(crate) fn collect(instruments: fn() -> Vec<Arc<Instrument>>) {
     }
 }
 
+/// Waits (at most 30 s) until every round asked for is done: a test that
+/// released a stuck callback leaves the collector idle for the next one.
+#[cfg(test)]
+pub(crate) fn settle() {
+    let Some(Some(collector)) = COLLECTOR.get() else {
+        return;
+    };
+    let rounds = lock(&collector.rounds);
+    let _ = collector
+        .wake
+        .wait_timeout_while(rounds, Duration::from_secs(30), |rounds| {
+            rounds.done < rounds.asked
+        });
+}
+
 fn report_stuck(reported: &mut bool, name: &str) {
     if !std::mem::replace(reported, true) {
         eprintln!(
