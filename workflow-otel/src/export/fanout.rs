@@ -4,7 +4,7 @@ use std::fmt;
 use std::time::Duration;
 
 use opentelemetry_sdk::Resource;
-use opentelemetry_sdk::error::{OTelSdkError, OTelSdkResult};
+use opentelemetry_sdk::error::OTelSdkResult;
 use opentelemetry_sdk::trace::{SpanData, SpanExporter};
 
 use crate::pipeline::{ExportFuture, NativeExport, Records, native_of};
@@ -74,7 +74,7 @@ impl SpanExporter for Fanout {
             }
             results.push(last.export_dyn(batch).await);
         }
-        first_error(results).map_err(|error| OTelSdkError::InternalFailure(format!("{error}")))
+        first_error(results)
     }
 
     fn force_flush(&self) -> OTelSdkResult {
@@ -128,7 +128,7 @@ impl NativeExport for Fanout {
                 };
                 results.push(result);
             }
-            first_error(results).map_err(|error| OTelSdkError::InternalFailure(format!("{error}")))
+            first_error(results)
         })
     }
 }
