@@ -1,6 +1,7 @@
 //! Export throughput: how many spans per second one export thread sends to
-//! the JSON-lines file encoding, and over OTLP/HTTP (protobuf) to a loopback
-//! receiver that counts and discards, for workflow-otel's pipeline and for
+//! the JSON-lines file encoding, and over OTLP/HTTP (protobuf) and Zipkin
+//! (plain and gzip) to a loopback receiver that counts and discards, for
+//! workflow-otel's pipeline and for
 //! the SDK's `BatchSpanProcessor` with the same exporter, side by side in one
 //! run, as ratios.
 //!
@@ -29,7 +30,7 @@ use opentelemetry_sdk::trace::SpanExporter;
 use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
 use workflow_otel::{
     Instrumentation, JsonLinesExporter, OtlpExporter, OtlpProtocol, OtlpSettings, Pipeline,
-    PipelineConfig,
+    PipelineConfig, ZipkinExporter, ZipkinSettings,
 };
 
 const SPANS: u64 = 200_000;
@@ -117,6 +118,8 @@ impl Write for Counting {
 enum Target {
     JsonLines,
     OtlpHttp,
+    Zipkin,
+    ZipkinGzip,
 }
 
 impl Target {
@@ -124,6 +127,8 @@ impl Target {
         match self {
             Target::JsonLines => "the JSON-lines file encoding",
             Target::OtlpHttp => "OTLP/HTTP protobuf to a loopback receiver",
+            Target::Zipkin => "Zipkin v2 JSON to a loopback receiver",
+            Target::ZipkinGzip => "Zipkin v2 JSON, gzip, to a loopback receiver",
         }
     }
 }
@@ -144,6 +149,14 @@ fn exporter<T>(target: Target, with: impl FnOnce(Exporter, &Counting) -> T) -> T
             })
             .unwrap(),
         )),
+        Target::Zipkin | Target::ZipkinGzip => Exporter::Zipkin(Box::new(
+            ZipkinExporter::new(&ZipkinSettings {
+                endpoint: sink.serve(),
+                timeout: Duration::from_secs(60),
+                gzip: matches!(target, Target::ZipkinGzip),
+            })
+            .unwrap(),
+        )),
     };
     with(exporter, &sink)
 }
@@ -151,6 +164,7 @@ fn exporter<T>(target: Target, with: impl FnOnce(Exporter, &Counting) -> T) -> T
 enum Exporter {
     File(JsonLinesExporter),
     Otlp(Box<OtlpExporter>),
+    Zipkin(Box<ZipkinExporter>),
 }
 
 #[workflow_otel::step]
@@ -179,6 +193,7 @@ fn ours(target: Target) -> (f64, u64) {
     exporter(target, |exporter, sink| match exporter {
         Exporter::File(exporter) => ours_into(exporter, sink),
         Exporter::Otlp(exporter) => ours_into(*exporter, sink),
+        Exporter::Zipkin(exporter) => ours_into(*exporter, sink),
     })
 }
 
@@ -197,12 +212,15 @@ fn ours_into<E: SpanExporter + 'static>(exporter: E, sink: &Counting) -> (f64, u
 /// The same with the SDK's batch processor and the same exporter.
 fn sdk(target: Target) -> (f64, u64) {
     exporter(target, |exporter, sink| match exporter {
-        Exporter::File(exporter) => sdk_into(exporter, sink),
-        Exporter::Otlp(exporter) => sdk_into(*exporter, sink),
+        Exporter::File(exporter) => sdk_into(exporter, sink, 200),
+        Exporter::Otlp(exporter) => sdk_into(*exporter, sink, 200),
+        // gzip makes a span of these a dozen bytes or so.
+        Exporter::Zipkin(exporter) => sdk_into(*exporter, sink, 5),
     })
 }
 
-fn sdk_into<E: SpanExporter + 'static>(exporter: E, sink: &Counting) -> (f64, u64) {
+/// `min_bytes` per span must arrive: the SDK path counts no spans.
+fn sdk_into<E: SpanExporter + 'static>(exporter: E, sink: &Counting, min_bytes: u64) -> (f64, u64) {
     let processor = BatchSpanProcessor::builder(exporter)
         .with_batch_config(
             BatchConfigBuilder::default()
@@ -248,7 +266,10 @@ fn sdk_into<E: SpanExporter + 'static>(exporter: E, sink: &Counting) -> (f64, u6
     let elapsed = started.elapsed().as_secs_f64();
     let bytes = sink.bytes.load(Ordering::Relaxed);
     let _ = provider.shutdown();
-    assert!(bytes > SPANS * 200, "every span exported ({bytes} bytes)");
+    assert!(
+        bytes > SPANS * min_bytes,
+        "every span exported ({bytes} bytes)"
+    );
     (elapsed, bytes)
 }
 
@@ -258,7 +279,12 @@ fn median(mut values: Vec<f64>) -> f64 {
 }
 
 fn main() {
-    for target in [Target::JsonLines, Target::OtlpHttp] {
+    for target in [
+        Target::JsonLines,
+        Target::OtlpHttp,
+        Target::Zipkin,
+        Target::ZipkinGzip,
+    ] {
         let mut ours_rates = Vec::new();
         let mut sdk_rates = Vec::new();
         let (mut ours_bytes, mut sdk_bytes) = (0, 0);

@@ -27,7 +27,9 @@ use opentelemetry_sdk::trace::SpanData;
 
 use crate::export::otlp_json::write::{PushStr, integer, quoted_hex, string};
 use crate::export::zipkin::remote::Peer;
-use crate::export::zipkin::text::{float_text, json_member, json_string, value_text};
+use crate::export::zipkin::text::{
+    json_member, json_string, value_text, write_float, write_tag_value,
+};
 use crate::pipeline::{Item, Records};
 use crate::record::attributes as attr;
 use crate::record::ids::unix_nanos;
@@ -223,14 +225,27 @@ impl AttributeSink for Tags<'_> {
                 integer(self.out, number.unsigned_abs(), number < 0);
                 self.out.push(b'"');
             }
-            Attr::Float(number) => string(self.out, &float_text(number)),
-            Attr::Seconds(length) => string(self.out, &float_text(length.as_secs_f64())),
+            Attr::Float(number) => {
+                self.out.push(b'"');
+                write_float(self.out, number);
+                self.out.push(b'"');
+            }
+            Attr::Seconds(length) => {
+                self.out.push(b'"');
+                write_float(self.out, length.as_secs_f64());
+                self.out.push(b'"');
+            }
             Attr::Bool(flag) => self
                 .out
                 .push_str(if flag { r#""true""# } else { r#""false""# }),
             Attr::TraceId(id) => quoted_hex(self.out, &id.to_bytes()),
             Attr::SpanId(id) => quoted_hex(self.out, &id.to_bytes()),
-            Attr::Time(time) => string(self.out, &Rfc3339(time).to_string()),
+            Attr::Time(time) => {
+                // RFC 3339 text has nothing to escape.
+                self.out.push(b'"');
+                let _ = std::io::Write::write_fmt(self.out, format_args!("{}", Rfc3339(time)));
+                self.out.push(b'"');
+            }
         }
     }
 
@@ -243,7 +258,9 @@ impl AttributeSink for Tags<'_> {
             peer.offer(attribute);
         }
         self.out.push(b',');
-        tag(self.out, key, &value_text(&attribute.value));
+        string(self.out, key);
+        self.out.push(b':');
+        write_tag_value(self.out, &attribute.value);
     }
 }
 

@@ -86,6 +86,25 @@ fn array_json(array: &Array) -> String {
 }
 
 /// A value as tag text.
+/// A value as a tag's JSON string, written straight into `out`.
+pub(super) fn write_tag_value(out: &mut Vec<u8>, value: &Value) {
+    match value {
+        Value::Bool(flag) => out.extend_from_slice(if *flag { b"\"true\"" } else { b"\"false\"" }),
+        Value::I64(number) => {
+            out.push(b'"');
+            crate::export::otlp_json::write::integer(out, number.unsigned_abs(), *number < 0);
+            out.push(b'"');
+        }
+        Value::F64(number) => {
+            out.push(b'"');
+            write_float(out, *number);
+            out.push(b'"');
+        }
+        Value::String(text) => string(out, text.as_str()),
+        other => string(out, &value_text(other)),
+    }
+}
+
 pub(super) fn value_text(value: &Value) -> String {
     match value {
         Value::Bool(flag) => flag.to_string(),
@@ -102,50 +121,91 @@ pub(super) fn value_text(value: &Value) -> String {
 /// always with a point or an exponent: what Python, Java and JavaScript
 /// readers print, so that `1.0` stays a double in Zipkin's tags.
 pub(super) fn float_text(number: f64) -> String {
+    let mut out = Vec::with_capacity(24);
+    write_float(&mut out, number);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// [`float_text`] appended to `out`, with no allocation: the digits are
+/// formatted on the stack (a tag's double is written once per span).
+pub(super) fn write_float(out: &mut Vec<u8>, number: f64) {
     if number.is_nan() {
-        return "nan".to_owned();
+        return out.extend_from_slice(b"nan");
     }
     if number.is_infinite() {
-        return if number > 0.0 { "inf" } else { "-inf" }.to_owned();
+        return out.extend_from_slice(if number > 0.0 { b"inf" } else { b"-inf" });
     }
     if number == 0.0 {
-        return if number.is_sign_negative() {
-            "-0.0"
+        return out.extend_from_slice(if number.is_sign_negative() {
+            b"-0.0"
         } else {
-            "0.0"
-        }
-        .to_owned();
+            b"0.0"
+        });
     }
-    let scientific = format!("{number:e}");
-    let (mantissa, exponent) = scientific.split_once('e').unwrap_or((&scientific, "0"));
-    let exponent: i32 = exponent.parse().unwrap_or(0);
-    let (sign, mantissa) = match mantissa.strip_prefix('-') {
-        Some(rest) => ("-", rest),
-        None => ("", mantissa),
+    // `{:e}`: the shortest round-trip digits, `d.ddde-x`; at most 24 bytes.
+    let mut buffer = [0_u8; 32];
+    let written = {
+        let mut cursor = std::io::Cursor::new(&mut buffer[..]);
+        let _ = std::io::Write::write_fmt(&mut cursor, format_args!("{number:e}"));
+        cursor.position() as usize
     };
-    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let scientific = &buffer[..written];
+    let e = scientific
+        .iter()
+        .position(|byte| *byte == b'e')
+        .unwrap_or(written);
+    let exponent: i32 = std::str::from_utf8(&scientific[(e + 1).min(written)..])
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .unwrap_or(0);
+    let mut mantissa = &scientific[..e];
+    if let Some(rest) = mantissa.strip_prefix(b"-") {
+        out.push(b'-');
+        mantissa = rest;
+    }
+    let mut digits = [0_u8; 24];
+    let mut count = 0;
+    for digit in mantissa.iter().filter(|byte| **byte != b'.') {
+        digits[count] = *digit;
+        count += 1;
+    }
+    let digits = &digits[..count];
     if (-4..16).contains(&exponent) {
         let before_point = exponent + 1;
         if before_point <= 0 {
-            format!(
-                "{sign}0.{}{digits}",
-                "0".repeat(before_point.unsigned_abs() as usize)
-            )
+            out.extend_from_slice(b"0.");
+            out.extend(std::iter::repeat_n(
+                b'0',
+                before_point.unsigned_abs() as usize,
+            ));
+            out.extend_from_slice(digits);
         } else if before_point as usize >= digits.len() {
-            let zeros = "0".repeat(before_point as usize - digits.len());
-            format!("{sign}{digits}{zeros}.0")
+            out.extend_from_slice(digits);
+            out.extend(std::iter::repeat_n(
+                b'0',
+                before_point as usize - digits.len(),
+            ));
+            out.extend_from_slice(b".0");
         } else {
             let (whole, fraction) = digits.split_at(before_point as usize);
-            format!("{sign}{whole}.{fraction}")
+            out.extend_from_slice(whole);
+            out.push(b'.');
+            out.extend_from_slice(fraction);
         }
     } else {
         let (first, rest) = digits.split_at(1);
-        let point = if rest.is_empty() { "" } else { "." };
-        let exponent_sign = if exponent < 0 { '-' } else { '+' };
-        format!(
-            "{sign}{first}{point}{rest}e{exponent_sign}{:02}",
-            exponent.unsigned_abs()
-        )
+        out.extend_from_slice(first);
+        if !rest.is_empty() {
+            out.push(b'.');
+            out.extend_from_slice(rest);
+        }
+        out.push(b'e');
+        out.push(if exponent < 0 { b'-' } else { b'+' });
+        let magnitude = exponent.unsigned_abs();
+        if magnitude < 10 {
+            out.push(b'0');
+        }
+        crate::export::otlp_json::write::integer(out, u64::from(magnitude), false);
     }
 }
 
