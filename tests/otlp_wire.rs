@@ -192,11 +192,7 @@ fn absent_report(report: &workflow_otel::DropReport) {
 
 #[test]
 fn a_backend_absent_from_the_start_loses_every_span_and_says_so() {
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    // The listener is gone: connections to `address` are refused.
+    let address = support::refused_address();
     let pipeline = Pipeline::with_config(
         OtlpExporter::new(&grpc_settings(address)).unwrap(),
         failing_config(absent_report),
@@ -221,15 +217,7 @@ fn a_backend_absent_from_the_start_loses_every_span_and_says_so() {
 
 #[test]
 fn a_backend_that_accepts_and_never_answers_costs_only_the_export_timeout() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    // Accepts every connection and keeps it open without a byte in reply.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
+    let address = support::silent_address();
     let pipeline = Pipeline::with_config(
         OtlpExporter::new(&grpc_settings(address)).unwrap(),
         failing_config(|_| {}),

@@ -214,26 +214,12 @@ fn all_lost_within_the_bound(address: SocketAddr) {
 
 #[test]
 fn a_refused_endpoint_loses_every_span_and_counts_it() {
-    let address = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
-    // The listener is gone: connections are refused.
-    all_lost_within_the_bound(address);
+    all_lost_within_the_bound(support::refused_address());
 }
 
 #[test]
 fn an_endpoint_that_never_answers_costs_only_the_timeout() {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let address = listener.local_addr().unwrap();
-    // Accepts every connection and keeps it open without a byte in reply.
-    std::thread::spawn(move || {
-        let mut held = Vec::new();
-        for stream in listener.incoming().flatten() {
-            held.push(stream);
-        }
-    });
-    all_lost_within_the_bound(address);
+    all_lost_within_the_bound(support::silent_address());
 }
 
 #[test]

@@ -355,3 +355,25 @@ pub fn environment<const N: usize>(
             .map(|(_, value)| value.clone())
     }
 }
+
+/// A loopback address nothing listens on: connections to it are refused.
+pub fn refused_address() -> std::net::SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A loopback address that accepts every connection and keeps it open
+/// without a byte in reply: a hung backend.
+pub fn silent_address() -> std::net::SocketAddr {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        let mut held = Vec::new();
+        for stream in listener.incoming().flatten() {
+            held.push(stream);
+        }
+    });
+    address
+}
